@@ -1,0 +1,392 @@
+//! Evaluating `.star` and `BUILD.star` files.
+//!
+//! Owns the two dialects, the globals every file sees, the built-in ruleset
+//! (embedded from the repository's `rules/`), the memoized cache of
+//! evaluated `.star` modules with load-cycle detection, the registry of
+//! rule implementations, and parallel evaluation of BUILD files into
+//! `Package`s. Resolving the labels that packages mention is `graph/`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
+use starlark::eval::{Evaluator, FileLoader};
+use starlark::syntax::{AstModule, Dialect, DialectTypes};
+use starlark::values::OwnedFrozenValue;
+
+use super::build_file::{BuildContext, Declared, Visibility};
+use super::rule::{FrozenRuleDef, RuleId};
+use super::{attr, build_file, provider, rule};
+use crate::error::{ErrorClass, Location, format_starlark_error};
+use crate::label::{Label, PackagePath};
+use crate::workspace::Workspace;
+
+/// The built-in ruleset: `(file name, source)`. Adding a rule kind is one
+/// file in `rules/` and one line here.
+pub const RULESET: &[(&str, &str)] = &[
+    ("genrule.star", include_str!("../../../rules/genrule.star")),
+    ("filegroup.star", include_str!("../../../rules/filegroup.star")),
+];
+
+/// How built-in ruleset files are named in labels and messages.
+pub const BUILTIN_PREFIX: &str = "@kiln//rules:";
+
+/// Errors while loading files.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// An error located in a file.
+    #[error("{location}: {message}")]
+    Located {
+        /// Where.
+        location: Location,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// An error from Starlark, already formatted as `file:line:col: message`.
+    #[error("{0}")]
+    Starlark(String),
+    /// A package that does not exist.
+    #[error("Package `{0}` does not exist: there is no `{1}`; create it or fix the label")]
+    NoPackage(PackagePath, String),
+    /// A file kiln could not read.
+    #[error("Cannot read `{path}`: {message}")]
+    Io {
+        /// Workspace-relative path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+impl LoadError {
+    /// Who must act.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            LoadError::Io { .. } => ErrorClass::Environment,
+            _ => ErrorClass::User,
+        }
+    }
+}
+
+impl From<starlark::Error> for LoadError {
+    fn from(e: starlark::Error) -> Self {
+        LoadError::Starlark(format_starlark_error(&e))
+    }
+}
+
+/// A loaded package: what its BUILD file declared.
+#[derive(Debug)]
+pub struct Package {
+    /// Its path.
+    pub path: PackagePath,
+    /// Workspace-relative path of its BUILD.star.
+    pub build_file: String,
+    /// The declared targets and outputs.
+    pub declared: Declared,
+    /// Visibility of targets that do not set `visibility`.
+    pub default_visibility: Visibility,
+}
+
+/// The dialect of BUILD.star files: data only.
+pub fn build_dialect() -> Dialect {
+    Dialect {
+        enable_def: false,
+        enable_lambda: false,
+        enable_load: true,
+        enable_keyword_only_arguments: false,
+        enable_positional_only_arguments: false,
+        enable_types: DialectTypes::Disable,
+        enable_load_reexport: false,
+        enable_top_level_stmt: false,
+        enable_f_strings: false,
+        ..Dialect::Standard
+    }
+}
+
+/// The dialect of `.star` files: functions allowed.
+pub fn star_dialect() -> Dialect {
+    Dialect {
+        enable_def: true,
+        enable_lambda: true,
+        enable_load: true,
+        enable_keyword_only_arguments: true,
+        enable_types: DialectTypes::Enable,
+        enable_load_reexport: false,
+        enable_top_level_stmt: true,
+        ..Dialect::Standard
+    }
+}
+
+fn globals() -> Globals {
+    let mut b = GlobalsBuilder::extended_by(&[
+        LibraryExtension::StructType,
+        LibraryExtension::Print,
+        LibraryExtension::Json,
+        LibraryExtension::Map,
+        LibraryExtension::Filter,
+        LibraryExtension::Debug,
+    ]);
+    attr::register(&mut b);
+    build_file::register(&mut b);
+    provider::register(&mut b);
+    rule::register(&mut b);
+    crate::analysis::register_globals(&mut b);
+    b.build()
+}
+
+/// Evaluated `.star` modules by file name, and the registry of rule
+/// implementations found in them.
+#[derive(Default)]
+struct StarCache {
+    modules: HashMap<String, Result<FrozenModule, LoadError>>,
+}
+
+/// Loads packages; shared by every thread of a command.
+pub struct Loader {
+    ws: Workspace,
+    globals: Globals,
+    prelude: Vec<FrozenModule>,
+    star: Mutex<StarCache>,
+    rule_impls: Mutex<HashMap<RuleId, OwnedFrozenValue>>,
+}
+
+struct MapLoader<'a>(&'a HashMap<String, FrozenModule>);
+
+impl FileLoader for MapLoader<'_> {
+    fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| starlark::Error::new_native(anyhow::anyhow!("Internal error: `{path}` was not preloaded")))
+    }
+}
+
+impl Loader {
+    /// A loader for `ws` with the built-in ruleset evaluated.
+    pub fn new(ws: Workspace) -> Result<Self, LoadError> {
+        let loader = Loader {
+            ws,
+            globals: globals(),
+            prelude: Vec::new(),
+            star: Mutex::new(StarCache::default()),
+            rule_impls: Mutex::new(HashMap::new()),
+        };
+        let mut prelude = Vec::new();
+        {
+            let mut cache = loader.star.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, _) in RULESET {
+                let id = format!("{BUILTIN_PREFIX}{name}");
+                prelude.push(loader.load_star(&mut cache, &id, &mut Vec::new(), None)?);
+            }
+        }
+        Ok(Loader { prelude, ..loader })
+    }
+
+    /// The workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    /// The implementation function of a rule kind.
+    pub fn rule_impl(&self, id: RuleId) -> Option<OwnedFrozenValue> {
+        self.rule_impls.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// The globals every file sees.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+
+    /// Resolve a `load()` argument written in file `from_file` (in package
+    /// `from_pkg`) to a file name: `@kiln//rules:x.star` or a
+    /// workspace-relative path.
+    fn resolve_load(&self, id: &str, from_pkg: &PackagePath, from_builtin: bool) -> Result<String, String> {
+        if let Some(name) = id.strip_prefix(BUILTIN_PREFIX) {
+            return if RULESET.iter().any(|(n, _)| *n == name) {
+                Ok(id.to_owned())
+            } else {
+                Err(format!("There is no built-in rule file `{id}`"))
+            };
+        }
+        if from_builtin && id.starts_with(':') {
+            return self.resolve_load(&format!("{BUILTIN_PREFIX}{}", &id[1..]), from_pkg, true);
+        }
+        let label = Label::parse_relative(id, from_pkg).map_err(|e| e.to_string())?;
+        if !label.name.as_str().ends_with(".star") {
+            return Err(format!("`load()` expects a `.star` file label such as `//tools:defs.star`, got `{id}`"));
+        }
+        Ok(label.file_path())
+    }
+
+    fn read_source(&self, file: &str) -> Option<Result<String, String>> {
+        if let Some(name) = file.strip_prefix(BUILTIN_PREFIX) {
+            return RULESET.iter().find(|(n, _)| *n == name).map(|(_, src)| Ok((*src).to_owned()));
+        }
+        match fs::read_to_string(self.ws.path(file)) {
+            Ok(s) => Some(Ok(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(e.to_string())),
+        }
+    }
+
+    /// Resolve and evaluate the loads of `ast`; returns module id -> module.
+    fn preload(
+        &self,
+        cache: &mut StarCache,
+        ast: &AstModule,
+        pkg: &PackagePath,
+        from_builtin: bool,
+        stack: &mut Vec<String>,
+    ) -> Result<HashMap<String, FrozenModule>, LoadError> {
+        let mut out = HashMap::new();
+        for l in ast.loads() {
+            let loc = Location::from_span(&l.span);
+            let file = self
+                .resolve_load(l.module_id, pkg, from_builtin)
+                .map_err(|message| LoadError::Located { location: loc.clone(), message })?;
+            let m = self.load_star(cache, &file, stack, Some(loc))?;
+            out.insert(l.module_id.to_owned(), m);
+        }
+        Ok(out)
+    }
+
+    /// Evaluate a `.star` file (memoized), its loads first.
+    fn load_star(
+        &self,
+        cache: &mut StarCache,
+        file: &str,
+        stack: &mut Vec<String>,
+        from: Option<Location>,
+    ) -> Result<FrozenModule, LoadError> {
+        if let Some(r) = cache.modules.get(file) {
+            return r.clone();
+        }
+        if let Some(pos) = stack.iter().position(|f| f == file) {
+            let mut chain: Vec<String> = stack[pos..].iter().map(|f| display_file(f)).collect();
+            chain.push(display_file(file));
+            let message = format!("Load cycle: {}; remove one of these `load()`s", chain.join(" -> "));
+            return Err(match from {
+                Some(location) => LoadError::Located { location, message },
+                None => LoadError::Starlark(message),
+            });
+        }
+        let src = match self.read_source(file) {
+            Some(Ok(s)) => s,
+            Some(Err(message)) => return Err(LoadError::Io { path: file.to_owned(), message }),
+            None => {
+                let message = format!("Cannot load `{}`: the file does not exist", display_file(file));
+                return Err(match from {
+                    Some(location) => LoadError::Located { location, message },
+                    None => LoadError::Starlark(message),
+                });
+            }
+        };
+        let builtin = file.starts_with(BUILTIN_PREFIX);
+        let pkg = if builtin {
+            PackagePath::root()
+        } else {
+            PackagePath::new(file.rsplit_once('/').map(|(d, _)| d).unwrap_or("")).unwrap_or_else(|_| PackagePath::root())
+        };
+        stack.push(file.to_owned());
+        let result = AstModule::parse(file, src, &star_dialect())
+            .map_err(LoadError::from)
+            .and_then(|ast| {
+                let loads = self.preload(cache, &ast, &pkg, builtin, stack)?;
+                let frozen = Module::with_temp_heap(|module| -> Result<FrozenModule, LoadError> {
+                    for p in &self.prelude {
+                        module.import_public_symbols(p);
+                    }
+                    {
+                        let mut eval = Evaluator::new(&module);
+                        let ml = MapLoader(&loads);
+                        eval.set_loader(&ml);
+                        eval.eval_module(ast, &self.globals)?;
+                    }
+                    module.freeze().map_err(|e| LoadError::Starlark(format!("{}: cannot freeze module: {e:?}", display_file(file))))
+                })?;
+                self.register_rules(&frozen);
+                Ok(frozen)
+            });
+        stack.pop();
+        cache.modules.insert(file.to_owned(), result.clone());
+        result
+    }
+
+    fn register_rules(&self, m: &FrozenModule) {
+        let mut reg = self.rule_impls.lock().unwrap_or_else(|e| e.into_inner());
+        for name in m.names() {
+            let Ok(v) = m.get(name.as_str()) else { continue };
+            let Some(id) = v.value().downcast_ref::<FrozenRuleDef>().map(|r| r.schema.id) else { continue };
+            let implementation = v.map(|fv| match fv.downcast_frozen_ref::<FrozenRuleDef>() {
+                Some(r) => r.implementation,
+                None => fv,
+            });
+            reg.entry(id).or_insert(implementation);
+        }
+    }
+
+    /// Evaluate one package's BUILD.star.
+    pub fn load_package(&self, pkg: &PackagePath) -> Result<Package, LoadError> {
+        let build_file = Workspace::build_file(pkg);
+        let src = match fs::read_to_string(self.ws.path(&build_file)) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::NoPackage(pkg.clone(), build_file));
+            }
+            Err(e) => return Err(LoadError::Io { path: build_file, message: e.to_string() }),
+        };
+        let ast = AstModule::parse(&build_file, src, &build_dialect()).map_err(|e| build_syntax_error(&e))?;
+        let loads = if ast.loads().is_empty() {
+            HashMap::new()
+        } else {
+            let mut cache = self.star.lock().unwrap_or_else(|e| e.into_inner());
+            self.preload(&mut cache, &ast, pkg, false, &mut Vec::new())?
+        };
+        let ctx = BuildContext::new(pkg.clone(), build_file.clone());
+        Module::with_temp_heap(|module| -> Result<(), LoadError> {
+            for p in &self.prelude {
+                module.import_public_symbols(p);
+            }
+            let mut eval = Evaluator::new(&module);
+            let ml = MapLoader(&loads);
+            eval.set_loader(&ml);
+            eval.extra = Some(&ctx);
+            eval.eval_module(ast, &self.globals)?;
+            Ok(())
+        })?;
+        let declared = ctx.declared.into_inner();
+        let default_visibility = declared.default_visibility.clone().unwrap_or_else(|| {
+            if self.ws.config.default_private { Visibility::private() } else { Visibility::public() }
+        });
+        Ok(Package { path: pkg.clone(), build_file, declared, default_visibility })
+    }
+
+    /// Evaluate several packages in parallel; results in the same order.
+    pub fn load_packages(&self, pkgs: &[PackagePath]) -> Vec<Result<Package, LoadError>> {
+        pkgs.par_iter().map(|p| self.load_package(p)).collect()
+    }
+}
+
+fn display_file(f: &str) -> String {
+    if f.starts_with(BUILTIN_PREFIX) { f.to_owned() } else { format!("//{f}") }
+}
+
+/// BUILD-specific wording for syntax errors the dialect produces.
+fn build_syntax_error(e: &starlark::Error) -> LoadError {
+    let msg = format_starlark_error(e);
+    if msg.ends_with("`def` is not allowed in this dialect") {
+        return LoadError::Starlark(msg.replace(
+            "`def` is not allowed in this dialect",
+            "`def` is not allowed in BUILD.star files, which hold data only; define functions in a `.star` file and `load()` them",
+        ));
+    }
+    if msg.ends_with("`lambda` is not allowed in this dialect") {
+        return LoadError::Starlark(msg.replace(
+            "`lambda` is not allowed in this dialect",
+            "`lambda` is not allowed in BUILD.star files, which hold data only; define functions in a `.star` file and `load()` them",
+        ));
+    }
+    LoadError::Starlark(msg)
+}
