@@ -1,5 +1,11 @@
 //! kiln's engine.
+pub mod action;
+pub mod analysis;
 pub mod artifact;
 pub mod error;
+pub mod graph;
 pub mod label;
 pub mod load;
+pub mod workspace;
+pub mod cli;
+pub mod ops;

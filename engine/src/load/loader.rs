@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::{AstModule, Dialect, DialectTypes};
-use starlark::values::OwnedFrozenValue;
+use starlark::values::OwnedFrozenValueTyped;
 
 use super::build_file::{BuildContext, Declared, Visibility};
 use super::rule::{FrozenRuleDef, RuleId};
@@ -149,7 +149,7 @@ pub struct Loader {
     globals: Globals,
     prelude: Vec<FrozenModule>,
     star: Mutex<StarCache>,
-    rule_impls: Mutex<HashMap<RuleId, OwnedFrozenValue>>,
+    rule_impls: Mutex<HashMap<RuleId, OwnedFrozenValueTyped<FrozenRuleDef>>>,
 }
 
 struct MapLoader<'a>(&'a HashMap<String, FrozenModule>);
@@ -189,8 +189,8 @@ impl Loader {
         &self.ws
     }
 
-    /// The implementation function of a rule kind.
-    pub fn rule_impl(&self, id: RuleId) -> Option<OwnedFrozenValue> {
+    /// The definition of a rule kind (its implementation function inside).
+    pub fn rule_impl(&self, id: RuleId) -> Option<OwnedFrozenValueTyped<FrozenRuleDef>> {
         self.rule_impls.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
@@ -299,8 +299,8 @@ impl Loader {
                         module.import_public_symbols(p);
                     }
                     {
-                        let mut eval = Evaluator::new(&module);
                         let ml = MapLoader(&loads);
+                        let mut eval = Evaluator::new(&module);
                         eval.set_loader(&ml);
                         eval.eval_module(ast, &self.globals)?;
                     }
@@ -318,12 +318,8 @@ impl Loader {
         let mut reg = self.rule_impls.lock().unwrap_or_else(|e| e.into_inner());
         for name in m.names() {
             let Ok(v) = m.get(name.as_str()) else { continue };
-            let Some(id) = v.value().downcast_ref::<FrozenRuleDef>().map(|r| r.schema.id) else { continue };
-            let implementation = v.map(|fv| match fv.downcast_frozen_ref::<FrozenRuleDef>() {
-                Some(r) => r.implementation,
-                None => fv,
-            });
-            reg.entry(id).or_insert(implementation);
+            let Ok(def) = v.downcast::<FrozenRuleDef>() else { continue };
+            reg.entry(def.as_ref().schema.id).or_insert(def);
         }
     }
 
@@ -349,8 +345,8 @@ impl Loader {
             for p in &self.prelude {
                 module.import_public_symbols(p);
             }
-            let mut eval = Evaluator::new(&module);
             let ml = MapLoader(&loads);
+            let mut eval = Evaluator::new(&module);
             eval.set_loader(&ml);
             eval.extra = Some(&ctx);
             eval.eval_module(ast, &self.globals)?;

@@ -1,0 +1,427 @@
+//! The `ctx` a rule implementation receives, and `ctx.actions.*`.
+//!
+//! Owns `AnalysisContext` (one target's analysis state, reached by natives
+//! through `Evaluator::extra`), the `ctx` value, the `Dependency` values in
+//! `ctx.attr`, and the action-declaring natives. The action data itself is
+//! `action/`; the order in which targets are analyzed is `mod.rs`.
+
+// Starlark value types: `#[derive(ProvidesStaticType, Trace)]` expand to
+// `unsafe impl`s; no unsafe code is written by hand here.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use allocative::Allocative;
+use starlark::coerce::Coerce;
+use starlark::environment::{Methods, MethodsBuilder};
+use starlark::eval::Evaluator;
+use starlark::starlark_complex_value;
+use starlark::starlark_module;
+use starlark::starlark_simple_value;
+use starlark::values::dict::DictRef;
+use starlark::values::list::ListRef;
+use starlark::values::none::NoneType;
+use starlark::values::tuple::TupleRef;
+use starlark::values::{
+    Freeze, Heap, NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, Trace, UnpackValue, Value,
+    ValueLifetimeless, ValueLike, starlark_value,
+};
+
+use crate::action::{Action, ActionKind, RunAction, WriteAction};
+use crate::artifact::{Artifact, ArtifactKind};
+use crate::error::Location;
+use crate::label::{Label, TargetName};
+use crate::load::provider::{LabelValue, ProviderDef, ProviderInstance};
+
+/// One target's analysis state.
+#[derive(ProvidesStaticType)]
+pub struct AnalysisContext {
+    /// The target being analyzed.
+    pub label: Label,
+    /// Outputs this target declared: path -> (artifact, where).
+    pub declared: RefCell<BTreeMap<String, (Artifact, Location)>>,
+    /// Output path -> index of the action producing it.
+    pub produced: RefCell<BTreeMap<String, usize>>,
+    /// Actions declared so far, in order.
+    pub actions: RefCell<Vec<Action>>,
+    /// Files of each dependency, for `$(location ...)`.
+    pub dep_files: HashMap<Label, Vec<Artifact>>,
+}
+
+impl AnalysisContext {
+    fn declare(&self, name: &str, location: Location) -> anyhow::Result<Artifact> {
+        let n = TargetName::new(name).map_err(|e| anyhow::anyhow!("Cannot declare output `{name}`: {}", e.reason))?;
+        let a = Artifact::output(&self.label, n.as_str());
+        let mut d = self.declared.borrow_mut();
+        if let Some((_, prev)) = d.get(a.path()) {
+            anyhow::bail!("Output `{name}` of `{}` is already declared at {prev}", self.label);
+        }
+        d.insert(a.path().to_owned(), (a.clone(), location));
+        Ok(a)
+    }
+
+    /// Record a predeclared output (`attr.output`).
+    pub fn predeclare(&self, name: &TargetName, location: Location) -> Artifact {
+        let a = Artifact::output(&self.label, name.as_str());
+        self.declared.borrow_mut().insert(a.path().to_owned(), (a.clone(), location));
+        a
+    }
+
+    fn add_action(&self, mnemonic: &str, kind: ActionKind, inputs: Vec<Artifact>, outputs: Vec<Artifact>, location: Location) -> anyhow::Result<()> {
+        if outputs.is_empty() {
+            anyhow::bail!("An action must have at least one output");
+        }
+        let declared = self.declared.borrow();
+        let mut produced = self.produced.borrow_mut();
+        let index = self.actions.borrow().len();
+        let mut outs = BTreeMap::new();
+        for o in outputs {
+            let owned = matches!(&o.0.kind, ArtifactKind::Output { owner } if owner == &self.label);
+            if !owned || !declared.contains_key(o.path()) {
+                anyhow::bail!(
+                    "Action output `{}` was not declared by `{}`; declare it with `ctx.actions.declare_output`",
+                    o.path(),
+                    self.label
+                );
+            }
+            if let Some(&prev) = produced.get(o.path()) {
+                anyhow::bail!("Output `{}` is already produced by action #{prev} of `{}`", o.path(), self.label);
+            }
+            outs.insert(o.path().to_owned(), o);
+        }
+        for p in outs.keys() {
+            produced.insert(p.clone(), index);
+        }
+        let mut ins = BTreeMap::new();
+        for i in inputs {
+            if outs.contains_key(i.path()) {
+                anyhow::bail!("`{}` is both an input and an output of the same action", i.path());
+            }
+            ins.insert(i.path().to_owned(), i);
+        }
+        self.actions.borrow_mut().push(Action {
+            owner: self.label.clone(),
+            index,
+            mnemonic: mnemonic.to_owned(),
+            kind,
+            inputs: ins.into_values().collect(),
+            outputs: outs.into_values().collect(),
+            location,
+        });
+        Ok(())
+    }
+
+    fn expand_location(&self, text: &str) -> anyhow::Result<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find("$(") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let Some(end) = after.find(')') else {
+                out.push_str(&rest[i..]);
+                rest = "";
+                break;
+            };
+            let inner = &after[..end];
+            let (func, arg) = inner.split_once(' ').unwrap_or((inner, ""));
+            let multi = match func {
+                "location" | "execpath" | "rootpath" => false,
+                "locations" | "execpaths" | "rootpaths" => true,
+                _ => {
+                    out.push_str(&rest[i..i + 2 + end + 1]);
+                    rest = &after[end + 1..];
+                    continue;
+                }
+            };
+            let l = Label::parse_relative(arg.trim(), &self.label.package)?;
+            let files = self.dep_files.get(&l).ok_or_else(|| {
+                anyhow::anyhow!("`$({func} {arg})` in `{}`: `{l}` is not a dependency of this target; add it to `srcs` or `tools`", self.label)
+            })?;
+            if !multi && files.len() != 1 {
+                anyhow::bail!(
+                    "`$({func} {arg})` in `{}` expects exactly one file, but `{l}` provides {}; use `$({func}s ...)`",
+                    self.label,
+                    files.len()
+                );
+            }
+            let paths: Vec<&str> = files.iter().map(Artifact::path).collect();
+            out.push_str(&paths.join(" "));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+fn actx<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a AnalysisContext> {
+    eval.extra
+        .and_then(|e| e.downcast_ref::<AnalysisContext>())
+        .ok_or_else(|| anyhow::anyhow!("`ctx` can only be used while its rule implementation runs"))
+}
+
+fn here(eval: &Evaluator) -> Location {
+    eval.call_stack_top_location()
+        .map(|s| Location::from_span(&s))
+        .unwrap_or(Location { file: String::new(), line: 1, col: 1 })
+}
+
+/// A dependency as seen in `ctx.attr`: its label and providers;
+/// `dep[DefaultInfo]` reads one.
+#[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+pub struct Dependency {
+    /// The dependency's label.
+    #[allocative(skip)]
+    pub label: Label,
+    /// What its analysis returned.
+    #[allocative(skip)]
+    pub providers: Arc<Vec<ProviderInstance>>,
+}
+
+starlark_simple_value!(Dependency);
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<dependency {}>", self.label)
+    }
+}
+
+#[starlark_value(type = "Dependency")]
+impl<'v> StarlarkValue<'v> for Dependency {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        (attribute == "label").then(|| heap.alloc(LabelValue(self.label.clone())))
+    }
+
+    fn dir_attr(&self) -> Vec<String> {
+        vec!["label".to_owned()]
+    }
+
+    fn at(&self, index: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        let def = index.downcast_ref::<ProviderDef>().ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!("A dependency is indexed by a provider, e.g. `dep[DefaultInfo]`, got `{}`", index.get_type()))
+        })?;
+        self.providers
+            .iter()
+            .find(|p| p.0.id == def.id)
+            .map(|p| heap.alloc(p.clone()))
+            .ok_or_else(|| starlark::Error::new_native(anyhow::anyhow!("`{}` does not provide `{}`", self.label, def.display_name())))
+    }
+
+    fn is_in(&self, other: Value<'v>) -> starlark::Result<bool> {
+        Ok(other.downcast_ref::<ProviderDef>().is_some_and(|d| self.providers.iter().any(|p| p.0.id == d.id)))
+    }
+}
+
+/// `ctx.actions`: declares outputs and actions of the current target.
+#[derive(Debug, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+pub struct Actions;
+
+starlark_simple_value!(Actions);
+
+impl fmt::Display for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<ctx.actions>")
+    }
+}
+
+starlark::methods_static!(ACTIONS_METHODS = actions_methods);
+
+#[starlark_value(type = "actions")]
+impl<'v> StarlarkValue<'v> for Actions {
+    fn get_methods() -> Option<&'static Methods> {
+        Some(ACTIONS_METHODS.methods())
+    }
+}
+
+fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Result<()> {
+    if let Some(a) = v.downcast_ref::<Artifact>() {
+        out.push(a.clone());
+        return Ok(());
+    }
+    let items = ListRef::from_value(v).map(|l| l.content()).or_else(|| TupleRef::from_value(v).map(|t| t.content()));
+    let Some(items) = items else {
+        anyhow::bail!("`{what}` expects files (or lists of files), got a value of type `{}`", v.get_type());
+    };
+    for x in items {
+        collect_files(*x, what, out)?;
+    }
+    Ok(())
+}
+
+fn collect_args(v: Value, argv: &mut Vec<String>, inputs: &mut Vec<Artifact>) -> anyhow::Result<()> {
+    if let Some(s) = v.unpack_str() {
+        argv.push(s.to_owned());
+    } else if let Some(a) = v.downcast_ref::<Artifact>() {
+        argv.push(a.path().to_owned());
+        inputs.push(a.clone());
+    } else if let (None, Ok(Some(i))) = (v.unpack_bool(), i64::unpack_value(v)) {
+        argv.push(i.to_string());
+    } else if let Some(items) = ListRef::from_value(v).map(|l| l.content()).or_else(|| TupleRef::from_value(v).map(|t| t.content())) {
+        for x in items {
+            collect_args(*x, argv, inputs)?;
+        }
+    } else {
+        anyhow::bail!("`arguments` holds a value of type `{}`; expected strings, ints, files or lists of them", v.get_type());
+    }
+    Ok(())
+}
+
+/// `ctx.actions.*`.
+///
+/// ```python
+/// out = ctx.actions.declare_output("lib.o")
+/// ctx.actions.run(arguments = ["clang", "-c", src, "-o", out], outputs = [out])
+/// ctx.actions.write(ctx.actions.declare_output("x.txt"), "hello\n")
+/// ```
+#[starlark_module]
+fn actions_methods(builder: &mut MethodsBuilder) {
+    /// Declare an output file of this target at `kiln-out/<package>/<name>`.
+    fn declare_output<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Artifact> {
+        let loc = here(eval);
+        actx(eval)?.declare(name, loc)
+    }
+
+    /// Bazel's name for `declare_output`.
+    fn declare_file<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Artifact> {
+        let loc = here(eval);
+        actx(eval)?.declare(name, loc)
+    }
+
+    /// Run a command: `arguments` is the whole argv (strings, ints, files,
+    /// nested lists); files in it become inputs.
+    fn run<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] arguments: Value<'v>,
+        #[starlark(require = named)] outputs: Value<'v>,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        #[starlark(require = named)] env: Option<Value<'v>>,
+        #[starlark(require = named, default = "Run")] mnemonic: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let mut argv = Vec::new();
+        let mut ins = Vec::new();
+        collect_args(arguments, &mut argv, &mut ins)?;
+        if argv.is_empty() {
+            anyhow::bail!("`ctx.actions.run(arguments = ...)` is empty; the first element is the program to run");
+        }
+        if let Some(i) = inputs {
+            collect_files(i, "inputs", &mut ins)?;
+        }
+        let mut outs = Vec::new();
+        collect_files(outputs, "outputs", &mut outs)?;
+        let outset: BTreeSet<&str> = outs.iter().map(Artifact::path).collect();
+        ins.retain(|a| !outset.contains(a.path()));
+        let mut envmap = BTreeMap::new();
+        if let Some(e) = env {
+            let d = DictRef::from_value(e).ok_or_else(|| anyhow::anyhow!("`env` expects a dict of string to string, got `{}`", e.get_type()))?;
+            for (k, v) in d.iter() {
+                match (k.unpack_str(), v.unpack_str()) {
+                    (Some(k), Some(v)) => {
+                        envmap.insert(k.to_owned(), v.to_owned());
+                    }
+                    _ => anyhow::bail!("`env` expects a dict of string to string"),
+                }
+            }
+        }
+        ctx.add_action(mnemonic, ActionKind::Run(RunAction { argv, env: envmap }), ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Write `content` to `output`.
+    fn write<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] output: Value<'v>,
+        #[starlark(require = pos)] content: &str,
+        #[starlark(require = named, default = false)] is_executable: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let out = output
+            .downcast_ref::<Artifact>()
+            .ok_or_else(|| anyhow::anyhow!("`ctx.actions.write` expects a declared output file, got `{}`", output.get_type()))?;
+        let kind = ActionKind::Write(WriteAction { content: content.to_owned(), is_executable });
+        ctx.add_action("Write", kind, Vec::new(), vec![out.clone()], loc)?;
+        Ok(NoneType)
+    }
+}
+
+/// The `ctx` passed to a rule implementation.
+#[derive(Debug, Trace, Freeze, Coerce, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[repr(C)]
+pub struct CtxGen<V: ValueLifetimeless> {
+    /// `ctx.label`.
+    pub label: V,
+    /// `ctx.attr`: attribute values (dependencies as `Dependency`).
+    pub attr: V,
+    /// `ctx.files`: the files of each label attribute.
+    pub files: V,
+    /// `ctx.file`: the single file of each label attribute, or `None`.
+    pub file: V,
+    /// `ctx.outputs`: predeclared outputs.
+    pub outputs: V,
+    /// `ctx.actions`.
+    pub actions: V,
+}
+
+starlark_complex_value!(pub Ctx);
+
+impl<V: ValueLifetimeless> fmt::Display for CtxGen<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<ctx>")
+    }
+}
+
+starlark::methods_static!(CTX_METHODS = ctx_methods);
+
+#[starlark_value(type = "ctx")]
+impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for CtxGen<V>
+where
+    Self: ProvidesStaticType<'v>,
+{
+    fn get_attr(&self, attribute: &str, _heap: Heap<'v>) -> Option<Value<'v>> {
+        Some(match attribute {
+            "label" => self.label.to_value(),
+            "attr" => self.attr.to_value(),
+            "files" => self.files.to_value(),
+            "file" => self.file.to_value(),
+            "outputs" => self.outputs.to_value(),
+            "actions" => self.actions.to_value(),
+            _ => return None,
+        })
+    }
+
+    fn dir_attr(&self) -> Vec<String> {
+        ["label", "attr", "files", "file", "outputs", "actions"].iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn get_methods() -> Option<&'static Methods> {
+        Some(CTX_METHODS.methods())
+    }
+}
+
+/// Methods of `ctx`.
+#[starlark_module]
+fn ctx_methods(builder: &mut MethodsBuilder) {
+    /// Expand `$(location LABEL)` / `$(locations LABEL)` (and the
+    /// `execpath`/`rootpath` spellings) to the paths of a dependency's files.
+    fn expand_location<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] text: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<String> {
+        actx(eval)?.expand_location(text)
+    }
+}

@@ -1,0 +1,108 @@
+//! The command line: clap definitions, one file per command, and the
+//! mapping of errors to DESIGN.md's exit codes. Commands are thin wrappers
+//! over `ops/`. This is the only module that prints.
+
+// The CLI is where kiln talks to the user.
+#![allow(clippy::print_stderr)]
+
+mod query;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::ErrorClass;
+
+/// Exit codes (Bazel's).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// A build action failed.
+    pub const BUILD_FAILED: i32 = 1;
+    /// Bad command line, BUILD/.star file, unknown target or cycle.
+    pub const USER_ERROR: i32 = 2;
+    /// Tests failed.
+    pub const TESTS_FAILED: i32 = 3;
+    /// No test targets matched.
+    pub const NO_TESTS: i32 = 4;
+    /// Interrupted.
+    pub const INTERRUPTED: i32 = 8;
+    /// A bug in kiln.
+    pub const INTERNAL: i32 = 37;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, about = "A Bazel-style build system for WebAssembly components")]
+struct Cli {
+    /// Run as if started in this directory.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Query the target graph: deps(), rdeps(), kind(), filter(), set
+    /// operators, and actions(...) for the declared actions.
+    Query(query::QueryArgs),
+}
+
+/// An error on its way to the user: message and exit code.
+pub struct Failure {
+    /// What to print after `ERROR: `.
+    pub message: String,
+    /// Who must act.
+    pub class: ErrorClass,
+}
+
+impl Failure {
+    /// A failure of `class`.
+    pub fn new(class: ErrorClass, message: impl ToString) -> Self {
+        Failure { message: message.to_string(), class }
+    }
+}
+
+fn exit_code(class: ErrorClass) -> i32 {
+    match class {
+        ErrorClass::User | ErrorClass::Environment => exit::USER_ERROR,
+        ErrorClass::Internal => exit::INTERNAL,
+    }
+}
+
+/// Write to stdout, ignoring a closed pipe (`kiln query ... | head`).
+pub fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// Parse arguments, run the command, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USER_ERROR } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let cwd = match cli.directory.clone().map(Ok).unwrap_or_else(std::env::current_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ERROR: cannot read the current directory: {e}");
+            return exit::USER_ERROR;
+        }
+    };
+    let result = match cli.command {
+        Command::Query(args) => query::run(&cwd, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("ERROR: {}", f.message);
+            exit_code(f.class)
+        }
+    }
+}

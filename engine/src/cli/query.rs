@@ -1,0 +1,45 @@
+//! `kiln query EXPR [--output label|label_kind|dot|json]`.
+
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+
+use super::{Failure, exit, out};
+use crate::load::loader::Loader;
+use crate::ops::query::{self, OutputFormat};
+use crate::workspace::Workspace;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Label,
+    #[value(name = "label_kind")]
+    LabelKind,
+    Dot,
+    Json,
+}
+
+/// Arguments of `kiln query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The query, e.g. `deps(//p:t)`, `rdeps(//..., //p:t)`,
+    /// `kind(genrule, //...)`, `actions(//p:t)`.
+    expr: String,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "label")]
+    output: Output,
+}
+
+/// Run `kiln query`.
+pub fn run(cwd: &Path, args: QueryArgs) -> Result<i32, Failure> {
+    let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
+    let loader = Loader::new(ws).map_err(|e| Failure::new(e.class(), e))?;
+    let format = match args.output {
+        Output::Label => OutputFormat::Label,
+        Output::LabelKind => OutputFormat::LabelKind,
+        Output::Dot => OutputFormat::Dot,
+        Output::Json => OutputFormat::Json,
+    };
+    let text = query::run(&loader, &args.expr, format).map_err(|e| Failure::new(e.class(), e))?;
+    out(&text);
+    Ok(exit::OK)
+}

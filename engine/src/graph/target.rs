@@ -1,0 +1,365 @@
+//! The target graph: every target reachable from the requested patterns,
+//! with an edge from each target to what it depends on.
+//!
+//! Nodes are rule targets, source files and generated files (a rule's
+//! predeclared outputs). Building the graph loads packages in waves: the
+//! packages the patterns name first, then, all at once and in parallel, every
+//! package the last wave's labels point into. Label resolution, the
+//! "missing" errors and visibility are checked here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::find_cycle;
+use crate::error::{ErrorClass, Location};
+use crate::label::{Label, PackagePath, TargetPattern};
+use crate::load::loader::{LoadError, Loader, Package};
+use crate::load::rule::TargetDecl;
+use crate::workspace::Workspace;
+
+/// What a node is.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// A rule target: index into its package's declared targets.
+    Rule {
+        /// Its package.
+        package: Arc<Package>,
+        /// Index into `package.declared.targets`.
+        index: usize,
+    },
+    /// A checked-in file.
+    Source,
+    /// An output predeclared by the rule `rule` of the same package.
+    Generated {
+        /// The rule that declares it.
+        rule: Label,
+    },
+}
+
+/// A node of the target graph.
+#[derive(Clone, Debug)]
+pub struct TargetNode {
+    /// Its label.
+    pub label: Label,
+    /// Rule, source or generated file.
+    pub kind: NodeKind,
+}
+
+impl TargetNode {
+    /// The rule declaration, for rule nodes.
+    pub fn decl(&self) -> Option<&TargetDecl> {
+        match &self.kind {
+            NodeKind::Rule { package, index } => package.declared.targets.get(*index),
+            _ => None,
+        }
+    }
+
+    /// The kind as `kind()` queries match it: `genrule rule`,
+    /// `source file`, `generated file`.
+    pub fn kind_string(&self) -> String {
+        match &self.kind {
+            NodeKind::Rule { .. } => format!("{} rule", self.decl().map(|d| d.rule.kind()).unwrap_or("?")),
+            NodeKind::Source => "source file".to_owned(),
+            NodeKind::Generated { .. } => "generated file".to_owned(),
+        }
+    }
+}
+
+/// Errors building the target graph.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GraphError {
+    /// A BUILD or .star file failed to load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A problem with a label in a target's attributes, or a cycle.
+    #[error("{location}: {message}")]
+    Located {
+        /// The depending target's declaration.
+        location: Location,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A pattern that matches nothing, or an unknown command-line target.
+    #[error("{0}")]
+    Pattern(String),
+}
+
+impl GraphError {
+    /// Who must act.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            GraphError::Load(e) => e.class(),
+            _ => ErrorClass::User,
+        }
+    }
+}
+
+/// The loaded target graph.
+pub struct TargetGraph {
+    /// Nodes and dependency edges (from dependent to dependency).
+    pub graph: DiGraph<TargetNode, ()>,
+    /// Label -> node.
+    pub index: HashMap<Label, NodeIndex>,
+    /// Every loaded package.
+    pub packages: BTreeMap<PackagePath, Arc<Package>>,
+    /// The targets the patterns named, sorted.
+    pub roots: Vec<NodeIndex>,
+}
+
+struct Builder<'a> {
+    loader: &'a Loader,
+    g: TargetGraph,
+    missing_pkgs: BTreeMap<PackagePath, String>,
+}
+
+impl TargetGraph {
+    /// Load the graph of everything `patterns` need.
+    pub fn load(loader: &Loader, patterns: &[TargetPattern]) -> Result<TargetGraph, GraphError> {
+        let ws = loader.workspace();
+        let mut want: BTreeSet<PackagePath> = BTreeSet::new();
+        for p in patterns {
+            match p {
+                TargetPattern::Single(l) => {
+                    want.insert(l.package.clone());
+                }
+                TargetPattern::AllInPackage(pkg) => {
+                    want.insert(pkg.clone());
+                }
+                TargetPattern::Recursive(pkg) => {
+                    let found = ws.packages_under(pkg).map_err(|e| GraphError::Pattern(e.to_string()))?;
+                    if found.is_empty() {
+                        return Err(GraphError::Pattern(format!("Pattern `{p}` matches no package: no `BUILD.star` at or below `{pkg}`")));
+                    }
+                    want.extend(found);
+                }
+            }
+        }
+        let mut b = Builder {
+            loader,
+            g: TargetGraph { graph: DiGraph::new(), index: HashMap::new(), packages: BTreeMap::new(), roots: Vec::new() },
+            missing_pkgs: BTreeMap::new(),
+        };
+        b.load_wave(want.into_iter().collect())?;
+        let mut frontier = Vec::new();
+        for p in patterns {
+            match p {
+                TargetPattern::Single(l) => {
+                    if !b.g.packages.contains_key(&l.package) {
+                        return Err(GraphError::Pattern(format!(
+                            "Package `{}` does not exist: there is no `{}`",
+                            l.package,
+                            Workspace::build_file(&l.package)
+                        )));
+                    }
+                    let n = b.resolve(l, true).ok_or_else(|| {
+                        GraphError::Pattern(format!("Target `{l}` does not exist: `{}` declares no such target and there is no such file", Workspace::build_file(&l.package)))
+                    })?;
+                    b.g.roots.push(n);
+                    frontier.push(n);
+                }
+                TargetPattern::AllInPackage(pkg) | TargetPattern::Recursive(pkg) => {
+                    let pkgs: Vec<Arc<Package>> = b
+                        .g
+                        .packages
+                        .values()
+                        .filter(|x| match p {
+                            TargetPattern::AllInPackage(_) => &x.path == pkg,
+                            _ => x.path.is_within(pkg),
+                        })
+                        .cloned()
+                        .collect();
+                    for package in pkgs {
+                        for index in 0..package.declared.targets.len() {
+                            let n = b.rule_node(&package, index);
+                            b.g.roots.push(n);
+                            frontier.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        let mut done: BTreeSet<NodeIndex> = BTreeSet::new();
+        while !frontier.is_empty() {
+            // Load every package the frontier's labels point into, at once.
+            let mut need = BTreeSet::new();
+            for &n in &frontier {
+                if let Some(d) = b.g.graph[n].decl() {
+                    for v in &d.attrs {
+                        for l in v.labels() {
+                            if !b.g.packages.contains_key(&l.package) && !b.missing_pkgs.contains_key(&l.package) {
+                                need.insert(l.package.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            b.load_wave(need.into_iter().collect())?;
+            let mut next = Vec::new();
+            for n in std::mem::take(&mut frontier) {
+                if !done.insert(n) {
+                    continue;
+                }
+                for m in b.add_edges(n)? {
+                    if !done.contains(&m) {
+                        next.push(m);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        b.g.roots.sort_by(|a, c| b.g.graph[*a].label.cmp(&b.g.graph[*c].label));
+        b.g.roots.dedup();
+        let g = b.g;
+        if let Some(cycle) = find_cycle(&g.graph, |n| g.graph[n].label.clone()) {
+            let chain: Vec<String> = cycle.iter().map(|n| g.graph[*n].label.to_string()).collect();
+            let location = g.graph[cycle[0]].decl().map(|d| d.location.clone()).unwrap_or(Location { file: String::new(), line: 1, col: 1 });
+            return Err(GraphError::Located {
+                location,
+                message: format!("Dependency cycle: {}; remove one of these dependencies", chain.join(" -> ")),
+            });
+        }
+        Ok(g)
+    }
+
+    /// The node of a label, if loaded.
+    pub fn node(&self, l: &Label) -> Option<NodeIndex> {
+        self.index.get(l).copied()
+    }
+
+    /// Direct dependencies of `n`, sorted by label.
+    pub fn deps(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self.graph.neighbors(n).collect();
+        v.sort_by(|a, b| self.graph[*a].label.cmp(&self.graph[*b].label));
+        v.dedup();
+        v
+    }
+}
+
+impl Builder<'_> {
+    fn load_wave(&mut self, pkgs: Vec<PackagePath>) -> Result<(), GraphError> {
+        if pkgs.is_empty() {
+            return Ok(());
+        }
+        let results = self.loader.load_packages(&pkgs);
+        for (p, r) in pkgs.into_iter().zip(results) {
+            match r {
+                Ok(pkg) => {
+                    self.g.packages.insert(p, Arc::new(pkg));
+                }
+                Err(LoadError::NoPackage(_, f)) => {
+                    self.missing_pkgs.insert(p, f);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, label: Label, kind: NodeKind) -> NodeIndex {
+        if let Some(&n) = self.g.index.get(&label) {
+            return n;
+        }
+        let n = self.g.graph.add_node(TargetNode { label: label.clone(), kind });
+        self.g.index.insert(label, n);
+        n
+    }
+
+    fn rule_node(&mut self, package: &Arc<Package>, index: usize) -> NodeIndex {
+        let label = Label { package: package.path.clone(), name: package.declared.targets[index].name.clone() };
+        self.add(label, NodeKind::Rule { package: package.clone(), index })
+    }
+
+    /// The node for `l` in a loaded package: a rule, a generated file, or
+    /// (when `allow_files`) an existing source file.
+    fn resolve(&mut self, l: &Label, allow_files: bool) -> Option<NodeIndex> {
+        if let Some(&n) = self.g.index.get(l) {
+            return Some(n);
+        }
+        let package = self.g.packages.get(&l.package)?.clone();
+        if let Some(&i) = package.declared.names.get(&l.name) {
+            return Some(self.rule_node(&package, i));
+        }
+        if let Some(&i) = package.declared.outputs.get(&l.name) {
+            let rule = self.rule_node(&package, i);
+            let rule_label = self.g.graph[rule].label.clone();
+            let n = self.add(l.clone(), NodeKind::Generated { rule: rule_label });
+            self.g.graph.update_edge(n, rule, ());
+            return Some(n);
+        }
+        if allow_files && self.loader.workspace().path(&l.file_path()).is_file() {
+            return Some(self.add(l.clone(), NodeKind::Source));
+        }
+        None
+    }
+
+    /// Resolve `n`'s labels into edges; returns the new dependency nodes.
+    fn add_edges(&mut self, n: NodeIndex) -> Result<Vec<NodeIndex>, GraphError> {
+        let mut out = Vec::new();
+        let node = self.g.graph[n].clone();
+        if let NodeKind::Generated { rule } = &node.kind {
+            if let Some(&r) = self.g.index.get(rule) {
+                out.push(r);
+            }
+            return Ok(out);
+        }
+        let Some(decl) = node.decl() else { return Ok(out) };
+        for ((attr_name, spec), value) in decl.rule.attrs.iter().zip(&decl.attrs) {
+            for l in value.labels() {
+                let err = |message: String| GraphError::Located { location: decl.location.clone(), message };
+                if let Some(build) = self.missing_pkgs.get(&l.package) {
+                    return Err(err(format!(
+                        "Attribute `{attr_name}` of `{}` names `{l}`, but package `{}` does not exist (there is no `{build}`); create it or fix the label",
+                        node.label, l.package
+                    )));
+                }
+                let Some(m) = self.resolve(l, spec.allow_files) else {
+                    let msg = if spec.allow_files {
+                        format!(
+                            "Missing source file `{}`: attribute `{attr_name}` of `{}` names `{l}`, but `{}` declares no such target and the file does not exist",
+                            l.file_path(),
+                            node.label,
+                            Workspace::build_file(&l.package)
+                        )
+                    } else {
+                        format!(
+                            "Unknown target `{l}` in attribute `{attr_name}` of `{}`: `{}` declares no such target",
+                            node.label,
+                            Workspace::build_file(&l.package)
+                        )
+                    };
+                    return Err(err(msg));
+                };
+                self.check_visibility(&node, m)?;
+                self.g.graph.update_edge(n, m, ());
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_visibility(&self, from: &TargetNode, to: NodeIndex) -> Result<(), GraphError> {
+        let target = &self.g.graph[to];
+        let rule_node = match &target.kind {
+            NodeKind::Source => return Ok(()),
+            NodeKind::Rule { .. } => target,
+            NodeKind::Generated { rule } => &self.g.graph[self.g.index[rule]],
+        };
+        let NodeKind::Rule { package, .. } = &rule_node.kind else { return Ok(()) };
+        let Some(decl) = rule_node.decl() else { return Ok(()) };
+        let vis = decl.visibility.as_ref().unwrap_or(&package.default_visibility);
+        if vis.allows(&package.path, &from.label.package) {
+            return Ok(());
+        }
+        let from_decl = from.decl().map(|d| d.location.clone()).unwrap_or(Location { file: String::new(), line: 1, col: 1 });
+        Err(GraphError::Located {
+            location: from_decl,
+            message: format!(
+                "Target `{}` is not visible from `{}`; add `{}:__pkg__` to the `visibility` of `{}` (declared at {})",
+                target.label, from.label, from.label.package, rule_node.label, decl.location
+            ),
+        })
+    }
+}
+

@@ -1,0 +1,3 @@
+//! What commands do, independent of how they are invoked: `cli/` parses
+//! flags and calls these.
+pub mod query;
