@@ -99,7 +99,7 @@ impl PackagePath {
     /// Parse a package path written without `//` (e.g. `caps/sqlite`).
     pub fn new(s: &str) -> Result<Self, LabelError> {
         if !s.is_empty() {
-            check_segments(s, "The package path", s)?;
+            check_segments(s, "the package path", s)?;
             if s.contains("...") {
                 return Err(err(s, "`...` is only allowed at the end of a pattern"));
             }
@@ -150,7 +150,7 @@ impl TargetName {
         if s.is_empty() {
             return Err(err(s, "the target name is empty"));
         }
-        check_segments(s, "The target name", s)?;
+        check_segments(s, "the target name", s)?;
         Ok(TargetName(s.to_owned()))
     }
 

@@ -49,6 +49,8 @@ pub struct AnalysisContext {
     pub actions: RefCell<Vec<Action>>,
     /// Files of each dependency, for `$(location ...)`.
     pub dep_files: HashMap<Label, Vec<Artifact>>,
+    /// Predeclared outputs by label, for `$(location ...)` of an own output.
+    pub own_files: RefCell<HashMap<Label, Vec<Artifact>>>,
 }
 
 impl AnalysisContext {
@@ -67,6 +69,8 @@ impl AnalysisContext {
     pub fn predeclare(&self, name: &TargetName, location: Location) -> Artifact {
         let a = Artifact::output(&self.label, name.as_str());
         self.declared.borrow_mut().insert(a.path().to_owned(), (a.clone(), location));
+        let l = Label { package: self.label.package.clone(), name: name.clone() };
+        self.own_files.borrow_mut().insert(l, vec![a.clone()]);
         a
     }
 
@@ -137,7 +141,8 @@ impl AnalysisContext {
                 }
             };
             let l = Label::parse_relative(arg.trim(), &self.label.package)?;
-            let files = self.dep_files.get(&l).ok_or_else(|| {
+            let own = self.own_files.borrow();
+            let files = self.dep_files.get(&l).or_else(|| own.get(&l)).ok_or_else(|| {
                 anyhow::anyhow!("`$({func} {arg})` in `{}`: `{l}` is not a dependency of this target; add it to `srcs` or `tools`", self.label)
             })?;
             if !multi && files.len() != 1 {

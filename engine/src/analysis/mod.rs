@@ -132,7 +132,7 @@ pub fn analyze(loader: &Loader, g: &TargetGraph, roots: &[NodeIndex]) -> Result<
         }
     }
     actions.sort_by(|a, b| (&a.owner, a.index).cmp(&(&b.owner, b.index)));
-    check_outputs(&actions)?;
+    check_outputs(&actions, |l| g.node(l).and_then(|n| g.graph[n].decl()).map(|d| d.location.clone()))?;
     for (i, a) in actions.iter().enumerate() {
         out.actions_of.entry(a.owner.clone()).or_default().push(ActionId(i));
     }
@@ -140,19 +140,21 @@ pub fn analyze(loader: &Loader, g: &TargetGraph, roots: &[NodeIndex]) -> Result<
     Ok(out)
 }
 
-fn check_outputs(actions: &[Action]) -> Result<(), AnalysisError> {
+fn check_outputs(actions: &[Action], declared_at: impl Fn(&Label) -> Option<Location>) -> Result<(), AnalysisError> {
     let mut seen: HashMap<&str, &Action> = HashMap::new();
     for a in actions {
         for o in &a.outputs {
             if let Some(prev) = seen.insert(o.path(), a) {
+                let at = |l: &Label| declared_at(l).map(|x| x.to_string()).unwrap_or_default();
                 return Err(AnalysisError::Located {
-                    location: a.location.clone(),
+                    location: declared_at(&a.owner).unwrap_or_else(|| a.location.clone()),
                     message: format!(
-                        "Output `{}` is declared by both `{}` (at {}) and `{}`; two targets cannot declare the same output",
+                        "Output `{}` of `{}` is already declared by `{}` (declared at {}, output declared at {}); two targets cannot declare the same output",
                         o.path(),
+                        a.owner,
                         prev.owner,
-                        prev.location,
-                        a.owner
+                        at(&prev.owner),
+                        prev.location
                     ),
                 });
             }
@@ -203,6 +205,7 @@ fn analyze_one(
         produced: Default::default(),
         actions: Default::default(),
         dep_files,
+        own_files: Default::default(),
     };
 
     let providers = Module::with_temp_heap(|module| -> Result<Vec<ProviderInstance>, AnalysisError> {

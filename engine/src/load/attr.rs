@@ -175,11 +175,11 @@ fn output_name(s: &str) -> Result<TargetName, String> {
     if s.starts_with("//") || s.starts_with(':') {
         return Err(format!("expects an output file name relative to the package, got the label `{s}`"));
     }
-    TargetName::new(s).map_err(|e| e.reason)
+    TargetName::new(s).map_err(|e| format!("has an invalid output name `{s}`: {}", e.reason))
 }
 
 fn label(s: &str, pkg: &PackagePath) -> Result<Label, String> {
-    Label::parse_relative(s, pkg).map_err(|e| e.to_string())
+    Label::parse_relative(s, pkg).map_err(|e| format!("has an invalid label `{s}`: {}", e.reason))
 }
 
 /// Coerce a BUILD value to `spec`'s type. The error is the part of the

@@ -369,20 +369,19 @@ fn display_file(f: &str) -> String {
     if f.starts_with(BUILTIN_PREFIX) { f.to_owned() } else { format!("//{f}") }
 }
 
-/// BUILD-specific wording for syntax errors the dialect produces.
+/// BUILD-specific wording for the errors the data-only dialect produces.
 fn build_syntax_error(e: &starlark::Error) -> LoadError {
+    const HINT: &str = "BUILD.star files hold data only (rule calls and `load()`); put logic in a `.star` file and `load()` it";
     let msg = format_starlark_error(e);
-    if msg.ends_with("`def` is not allowed in this dialect") {
-        return LoadError::Starlark(msg.replace(
-            "`def` is not allowed in this dialect",
-            "`def` is not allowed in BUILD.star files, which hold data only; define functions in a `.star` file and `load()` them",
-        ));
-    }
-    if msg.ends_with("`lambda` is not allowed in this dialect") {
-        return LoadError::Starlark(msg.replace(
-            "`lambda` is not allowed in this dialect",
-            "`lambda` is not allowed in BUILD.star files, which hold data only; define functions in a `.star` file and `load()` them",
-        ));
+    for (starlark_says, what) in [
+        ("`def` is not allowed in this dialect", "`def`"),
+        ("`lambda` is not allowed in this dialect", "`lambda`"),
+        ("`for` cannot be used outside `def` in this dialect", "A top-level `for`"),
+        ("`if` cannot be used outside `def` in this dialect", "A top-level `if`"),
+    ] {
+        if let Some(prefix) = msg.strip_suffix(starlark_says) {
+            return LoadError::Starlark(format!("{prefix}{what} is not allowed here: {HINT}"));
+        }
     }
     LoadError::Starlark(msg)
 }
