@@ -72,8 +72,18 @@ fn golden_fixtures() {
         }
     }
     cases.sort();
-    assert!(cases.len() >= 20, "expected the fixture tree at {}", root.display());
+    assert!(
+        cases.len() >= 20,
+        "expected the fixture tree at {}",
+        root.display()
+    );
     let failures: Vec<String> = cases.iter().filter_map(|c| run_case(c, &scratch)).collect();
     let _ = fs::remove_dir_all(&scratch);
-    assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use allocative::Allocative;
 use starlark::starlark_simple_value;
-use starlark::values::{Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value};
 use starlark::values::StarlarkPagablePanic;
+use starlark::values::{
+    Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, starlark_value,
+};
 
 use starlark::values::ValueLike;
 
@@ -52,7 +54,19 @@ pub struct ArtifactData {
 }
 
 /// The Starlark value of an artifact (`File` in rule implementations).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    ProvidesStaticType,
+    NoSerialize,
+    Allocative,
+    StarlarkPagablePanic,
+)]
 pub struct Artifact(pub Arc<ArtifactData>);
 
 starlark_simple_value!(Artifact);
@@ -60,7 +74,10 @@ starlark_simple_value!(Artifact);
 impl Artifact {
     /// A source file at a workspace-relative path.
     pub fn source(path: String) -> Self {
-        Artifact(Arc::new(ArtifactData { path, kind: ArtifactKind::Source }))
+        Artifact(Arc::new(ArtifactData {
+            path,
+            kind: ArtifactKind::Source,
+        }))
     }
 
     /// An output of `owner` at `kiln-out/<package>/<rel>`.
@@ -68,7 +85,9 @@ impl Artifact {
         let path = format!("{OUT_DIR}/{}", owner.package.join(rel));
         Artifact(Arc::new(ArtifactData {
             path,
-            kind: ArtifactKind::Output { owner: owner.clone() },
+            kind: ArtifactKind::Output {
+                owner: owner.clone(),
+            },
         }))
     }
 
@@ -92,7 +111,15 @@ impl fmt::Display for Artifact {
     }
 }
 
-const ATTRS: &[&str] = &["path", "basename", "extension", "dirname", "is_source", "owner", "short_path"];
+const ATTRS: &[&str] = &[
+    "path",
+    "basename",
+    "extension",
+    "dirname",
+    "is_source",
+    "owner",
+    "short_path",
+];
 
 #[starlark_value(type = "File")]
 impl<'v> StarlarkValue<'v> for Artifact {

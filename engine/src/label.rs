@@ -62,10 +62,7 @@ fn err(input: &str, reason: impl Into<String>) -> LabelError {
 
 fn check_segments(input: &str, what: &str, s: &str) -> Result<(), LabelError> {
     if s.starts_with('/') || s.ends_with('/') {
-        return Err(err(
-            input,
-            format!("{what} must not start or end with `/`"),
-        ));
+        return Err(err(input, format!("{what} must not start or end with `/`")));
     }
     for seg in s.split('/') {
         match seg {
@@ -282,10 +279,15 @@ mod tests {
         assert_eq!(l.package.as_str(), "a/b");
         assert_eq!(l.name.as_str(), "c");
         assert_eq!(l.to_string(), "//a/b:c");
-        assert_eq!(Label::parse_absolute("//a/b").unwrap().to_string(), "//a/b:b");
+        assert_eq!(
+            Label::parse_absolute("//a/b").unwrap().to_string(),
+            "//a/b:b"
+        );
         assert_eq!(Label::parse_absolute("//:x").unwrap().to_string(), "//:x");
         assert_eq!(
-            Label::parse_absolute("//a:sub/file.txt").unwrap().file_path(),
+            Label::parse_absolute("//a:sub/file.txt")
+                .unwrap()
+                .file_path(),
             "a/sub/file.txt"
         );
     }
@@ -293,11 +295,22 @@ mod tests {
     #[test]
     fn relative_labels() {
         let base = pkg("p");
-        assert_eq!(Label::parse_relative(":t", &base).unwrap().to_string(), "//p:t");
-        assert_eq!(Label::parse_relative("s.txt", &base).unwrap().to_string(), "//p:s.txt");
-        assert_eq!(Label::parse_relative("//q", &base).unwrap().to_string(), "//q:q");
         assert_eq!(
-            Label::parse_relative("x", &PackagePath::root()).unwrap().to_string(),
+            Label::parse_relative(":t", &base).unwrap().to_string(),
+            "//p:t"
+        );
+        assert_eq!(
+            Label::parse_relative("s.txt", &base).unwrap().to_string(),
+            "//p:s.txt"
+        );
+        assert_eq!(
+            Label::parse_relative("//q", &base).unwrap().to_string(),
+            "//q:q"
+        );
+        assert_eq!(
+            Label::parse_relative("x", &PackagePath::root())
+                .unwrap()
+                .to_string(),
             "//:x"
         );
     }
@@ -305,14 +318,28 @@ mod tests {
     #[test]
     fn bad_labels() {
         for bad in [
-            "//", "//a:", "//a//b:c", "//a/:c", "//../a:b", "//a:b:c", "a:b", "//a:./b", "//a b:c\n",
+            "//",
+            "//a:",
+            "//a//b:c",
+            "//a/:c",
+            "//../a:b",
+            "//a:b:c",
+            "a:b",
+            "//a:./b",
+            "//a b:c\n",
         ] {
-            assert!(Label::parse_absolute(bad).is_err(), "{bad} should not parse");
+            assert!(
+                Label::parse_absolute(bad).is_err(),
+                "{bad} should not parse"
+            );
         }
         assert!(Label::parse_relative("@repo//a:b", &pkg("p")).is_err());
         assert!(Label::parse_relative(":", &pkg("p")).is_err());
         let e = Label::parse_absolute("//a:").unwrap_err();
-        assert_eq!(e.to_string(), "Invalid label `//a:`: the target name after `:` is empty");
+        assert_eq!(
+            e.to_string(),
+            "Invalid label `//a:`: the target name after `:` is empty"
+        );
     }
 
     #[test]
@@ -333,7 +360,10 @@ mod tests {
             TargetPattern::parse("//caps:x").unwrap(),
             TargetPattern::Single(Label::parse_absolute("//caps:x").unwrap())
         );
-        assert_eq!(TargetPattern::parse("//a/...").unwrap().to_string(), "//a/...");
+        assert_eq!(
+            TargetPattern::parse("//a/...").unwrap().to_string(),
+            "//a/..."
+        );
         assert!(TargetPattern::parse("//a/.../b").is_err());
     }
 

@@ -36,7 +36,9 @@ pub struct Workspace {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     /// No `kiln.toml` above the directory.
-    #[error("No `kiln.toml` found in `{0}` or any parent directory; run kiln inside a workspace (a directory with `kiln.toml` and a root `BUILD.star`)")]
+    #[error(
+        "No `kiln.toml` found in `{0}` or any parent directory; run kiln inside a workspace (a directory with `kiln.toml` and a root `BUILD.star`)"
+    )]
     NotFound(PathBuf),
     /// A bad line in `kiln.toml`.
     #[error("{location}: {message}")]
@@ -73,9 +75,15 @@ impl Workspace {
         while let Some(d) = cur {
             let cfg = d.join(CONFIG_FILE);
             if cfg.is_file() {
-                let text = fs::read_to_string(&cfg).map_err(|source| WorkspaceError::Io { path: cfg.clone(), source })?;
+                let text = fs::read_to_string(&cfg).map_err(|source| WorkspaceError::Io {
+                    path: cfg.clone(),
+                    source,
+                })?;
                 let config = parse_config(&text)?;
-                return Ok(Workspace { root: d.to_path_buf(), config });
+                return Ok(Workspace {
+                    root: d.to_path_buf(),
+                    config,
+                });
             }
             cur = d.parent();
         }
@@ -84,7 +92,11 @@ impl Workspace {
 
     /// Absolute path of a workspace-relative path.
     pub fn path(&self, rel: &str) -> PathBuf {
-        if rel.is_empty() { self.root.clone() } else { self.root.join(rel) }
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
     }
 
     /// Workspace-relative path of a package's BUILD file.
@@ -106,20 +118,38 @@ impl Workspace {
             let dir = self.path(&rel);
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
-                Err(source) if rel == pkg.as_str() && source.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(source)
+                    if rel == pkg.as_str() && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Ok(out);
+                }
                 Err(source) => return Err(WorkspaceError::Io { path: dir, source }),
             };
             let mut has_build = false;
             for entry in entries {
-                let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.clone(), source })?;
+                let entry = entry.map_err(|source| WorkspaceError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                let ft = entry.file_type().map_err(|source| WorkspaceError::Io { path: entry.path(), source })?;
+                let ft = entry.file_type().map_err(|source| WorkspaceError::Io {
+                    path: entry.path(),
+                    source,
+                })?;
                 if ft.is_dir() {
-                    if name.starts_with('.') || name == "kiln-out" || name == "target" || entry.path().join(CONFIG_FILE).exists() {
+                    if name.starts_with('.')
+                        || name == "kiln-out"
+                        || name == "target"
+                        || entry.path().join(CONFIG_FILE).exists()
+                    {
                         continue;
                     }
-                    stack.push(if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") });
+                    stack.push(if rel.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{rel}/{name}")
+                    });
                 } else if name == BUILD_FILE {
                     has_build = true;
                 }
@@ -138,13 +168,20 @@ impl Workspace {
 pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
     let mut config = Config::default();
     for (i, line) in text.lines().enumerate() {
-        let loc = |col: usize| Location { file: CONFIG_FILE.to_owned(), line: i + 1, col };
+        let loc = |col: usize| Location {
+            file: CONFIG_FILE.to_owned(),
+            line: i + 1,
+            col,
+        };
         let l = line.split('#').next().unwrap_or("").trim();
         if l.is_empty() {
             continue;
         }
         let Some((k, v)) = l.split_once('=') else {
-            return Err(WorkspaceError::Config { location: loc(1), message: format!("Expected `key = \"value\"`, found `{l}`") });
+            return Err(WorkspaceError::Config {
+                location: loc(1),
+                message: format!("Expected `key = \"value\"`, found `{l}`"),
+            });
         };
         let (k, v) = (k.trim(), v.trim().trim_matches('"'));
         match k {
@@ -154,14 +191,18 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
                 _ => {
                     return Err(WorkspaceError::Config {
                         location: loc(1),
-                        message: format!("`default_visibility` must be \"public\" or \"private\", found `{v}`"),
+                        message: format!(
+                            "`default_visibility` must be \"public\" or \"private\", found `{v}`"
+                        ),
                     });
                 }
             },
             _ => {
                 return Err(WorkspaceError::Config {
                     location: loc(1),
-                    message: format!("Unknown key `{k}` in kiln.toml; known keys: default_visibility"),
+                    message: format!(
+                        "Unknown key `{k}` in kiln.toml; known keys: default_visibility"
+                    ),
                 });
             }
         }
@@ -176,8 +217,15 @@ mod tests {
     #[test]
     fn config() {
         assert!(!parse_config("# nothing\n").unwrap().default_private);
-        assert!(parse_config("default_visibility = \"private\"\n").unwrap().default_private);
+        assert!(
+            parse_config("default_visibility = \"private\"\n")
+                .unwrap()
+                .default_private
+        );
         let e = parse_config("\nbogus = 1\n").unwrap_err().to_string();
-        assert_eq!(e, "kiln.toml:2:1: Unknown key `bogus` in kiln.toml; known keys: default_visibility");
+        assert_eq!(
+            e,
+            "kiln.toml:2:1: Unknown key `bogus` in kiln.toml; known keys: default_visibility"
+        );
     }
 }

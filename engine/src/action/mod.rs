@@ -76,7 +76,10 @@ impl Action {
 
 /// Quote a word for a POSIX shell, only when needed.
 pub fn shell_quote(w: &str) -> String {
-    if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+    if !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
         w.to_owned()
     } else {
         format!("'{}'", w.replace('\'', r"'\''"))

@@ -26,8 +26,8 @@ use starlark::values::list::ListRef;
 use starlark::values::none::NoneType;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{
-    Freeze, Heap, NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, Trace, UnpackValue, Value,
-    ValueLifetimeless, ValueLike, starlark_value,
+    Freeze, Heap, NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, Trace,
+    UnpackValue, Value, ValueLifetimeless, ValueLike, starlark_value,
 };
 
 use crate::action::{Action, ActionKind, RunAction, WriteAction};
@@ -55,11 +55,15 @@ pub struct AnalysisContext {
 
 impl AnalysisContext {
     fn declare(&self, name: &str, location: Location) -> anyhow::Result<Artifact> {
-        let n = TargetName::new(name).map_err(|e| anyhow::anyhow!("Cannot declare output `{name}`: {}", e.reason))?;
+        let n = TargetName::new(name)
+            .map_err(|e| anyhow::anyhow!("Cannot declare output `{name}`: {}", e.reason))?;
         let a = Artifact::output(&self.label, n.as_str());
         let mut d = self.declared.borrow_mut();
         if let Some((_, prev)) = d.get(a.path()) {
-            anyhow::bail!("Output `{name}` of `{}` is already declared at {prev}", self.label);
+            anyhow::bail!(
+                "Output `{name}` of `{}` is already declared at {prev}",
+                self.label
+            );
         }
         d.insert(a.path().to_owned(), (a.clone(), location));
         Ok(a)
@@ -68,13 +72,25 @@ impl AnalysisContext {
     /// Record a predeclared output (`attr.output`).
     pub fn predeclare(&self, name: &TargetName, location: Location) -> Artifact {
         let a = Artifact::output(&self.label, name.as_str());
-        self.declared.borrow_mut().insert(a.path().to_owned(), (a.clone(), location));
-        let l = Label { package: self.label.package.clone(), name: name.clone() };
+        self.declared
+            .borrow_mut()
+            .insert(a.path().to_owned(), (a.clone(), location));
+        let l = Label {
+            package: self.label.package.clone(),
+            name: name.clone(),
+        };
         self.own_files.borrow_mut().insert(l, vec![a.clone()]);
         a
     }
 
-    fn add_action(&self, mnemonic: &str, kind: ActionKind, inputs: Vec<Artifact>, outputs: Vec<Artifact>, location: Location) -> anyhow::Result<()> {
+    fn add_action(
+        &self,
+        mnemonic: &str,
+        kind: ActionKind,
+        inputs: Vec<Artifact>,
+        outputs: Vec<Artifact>,
+        location: Location,
+    ) -> anyhow::Result<()> {
         if outputs.is_empty() {
             anyhow::bail!("An action must have at least one output");
         }
@@ -92,7 +108,11 @@ impl AnalysisContext {
                 );
             }
             if let Some(&prev) = produced.get(o.path()) {
-                anyhow::bail!("Output `{}` is already produced by action #{prev} of `{}`", o.path(), self.label);
+                anyhow::bail!(
+                    "Output `{}` is already produced by action #{prev} of `{}`",
+                    o.path(),
+                    self.label
+                );
             }
             outs.insert(o.path().to_owned(), o);
         }
@@ -102,7 +122,10 @@ impl AnalysisContext {
         let mut ins = BTreeMap::new();
         for i in inputs {
             if outs.contains_key(i.path()) {
-                anyhow::bail!("`{}` is both an input and an output of the same action", i.path());
+                anyhow::bail!(
+                    "`{}` is both an input and an output of the same action",
+                    i.path()
+                );
             }
             ins.insert(i.path().to_owned(), i);
         }
@@ -170,7 +193,11 @@ fn actx<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a AnalysisContext>
 fn here(eval: &Evaluator) -> Location {
     eval.call_stack_top_location()
         .map(|s| Location::from_span(&s))
-        .unwrap_or(Location { file: String::new(), line: 1, col: 1 })
+        .unwrap_or(Location {
+            file: String::new(),
+            line: 1,
+            col: 1,
+        })
 }
 
 /// A dependency as seen in `ctx.attr`: its label and providers;
@@ -205,17 +232,28 @@ impl<'v> StarlarkValue<'v> for Dependency {
 
     fn at(&self, index: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
         let def = index.downcast_ref::<ProviderDef>().ok_or_else(|| {
-            starlark::Error::new_native(anyhow::anyhow!("A dependency is indexed by a provider, e.g. `dep[DefaultInfo]`, got `{}`", index.get_type()))
+            starlark::Error::new_native(anyhow::anyhow!(
+                "A dependency is indexed by a provider, e.g. `dep[DefaultInfo]`, got `{}`",
+                index.get_type()
+            ))
         })?;
         self.providers
             .iter()
             .find(|p| p.0.id == def.id)
             .map(|p| heap.alloc(p.clone()))
-            .ok_or_else(|| starlark::Error::new_native(anyhow::anyhow!("`{}` does not provide `{}`", self.label, def.display_name())))
+            .ok_or_else(|| {
+                starlark::Error::new_native(anyhow::anyhow!(
+                    "`{}` does not provide `{}`",
+                    self.label,
+                    def.display_name()
+                ))
+            })
     }
 
     fn is_in(&self, other: Value<'v>) -> starlark::Result<bool> {
-        Ok(other.downcast_ref::<ProviderDef>().is_some_and(|d| self.providers.iter().any(|p| p.0.id == d.id)))
+        Ok(other
+            .downcast_ref::<ProviderDef>()
+            .is_some_and(|d| self.providers.iter().any(|p| p.0.id == d.id)))
     }
 }
 
@@ -245,9 +283,14 @@ fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Resul
         out.push(a.clone());
         return Ok(());
     }
-    let items = ListRef::from_value(v).map(|l| l.content()).or_else(|| TupleRef::from_value(v).map(|t| t.content()));
+    let items = ListRef::from_value(v)
+        .map(|l| l.content())
+        .or_else(|| TupleRef::from_value(v).map(|t| t.content()));
     let Some(items) = items else {
-        anyhow::bail!("`{what}` expects files (or lists of files), got a value of type `{}`", v.get_type());
+        anyhow::bail!(
+            "`{what}` expects files (or lists of files), got a value of type `{}`",
+            v.get_type()
+        );
     };
     for x in items {
         collect_files(*x, what, out)?;
@@ -255,7 +298,11 @@ fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Resul
     Ok(())
 }
 
-fn collect_args(v: Value, argv: &mut Vec<String>, inputs: &mut Vec<Artifact>) -> anyhow::Result<()> {
+fn collect_args(
+    v: Value,
+    argv: &mut Vec<String>,
+    inputs: &mut Vec<Artifact>,
+) -> anyhow::Result<()> {
     if let Some(s) = v.unpack_str() {
         argv.push(s.to_owned());
     } else if let Some(a) = v.downcast_ref::<Artifact>() {
@@ -263,12 +310,18 @@ fn collect_args(v: Value, argv: &mut Vec<String>, inputs: &mut Vec<Artifact>) ->
         inputs.push(a.clone());
     } else if let (None, Ok(Some(i))) = (v.unpack_bool(), i64::unpack_value(v)) {
         argv.push(i.to_string());
-    } else if let Some(items) = ListRef::from_value(v).map(|l| l.content()).or_else(|| TupleRef::from_value(v).map(|t| t.content())) {
+    } else if let Some(items) = ListRef::from_value(v)
+        .map(|l| l.content())
+        .or_else(|| TupleRef::from_value(v).map(|t| t.content()))
+    {
         for x in items {
             collect_args(*x, argv, inputs)?;
         }
     } else {
-        anyhow::bail!("`arguments` holds a value of type `{}`; expected strings, ints, files or lists of them", v.get_type());
+        anyhow::bail!(
+            "`arguments` holds a value of type `{}`; expected strings, ints, files or lists of them",
+            v.get_type()
+        );
     }
     Ok(())
 }
@@ -319,7 +372,9 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         let mut ins = Vec::new();
         collect_args(arguments, &mut argv, &mut ins)?;
         if argv.is_empty() {
-            anyhow::bail!("`ctx.actions.run(arguments = ...)` is empty; the first element is the program to run");
+            anyhow::bail!(
+                "`ctx.actions.run(arguments = ...)` is empty; the first element is the program to run"
+            );
         }
         if let Some(i) = inputs {
             collect_files(i, "inputs", &mut ins)?;
@@ -330,7 +385,12 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         ins.retain(|a| !outset.contains(a.path()));
         let mut envmap = BTreeMap::new();
         if let Some(e) = env {
-            let d = DictRef::from_value(e).ok_or_else(|| anyhow::anyhow!("`env` expects a dict of string to string, got `{}`", e.get_type()))?;
+            let d = DictRef::from_value(e).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`env` expects a dict of string to string, got `{}`",
+                    e.get_type()
+                )
+            })?;
             for (k, v) in d.iter() {
                 match (k.unpack_str(), v.unpack_str()) {
                     (Some(k), Some(v)) => {
@@ -340,7 +400,13 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 }
             }
         }
-        ctx.add_action(mnemonic, ActionKind::Run(RunAction { argv, env: envmap }), ins, outs, loc)?;
+        ctx.add_action(
+            mnemonic,
+            ActionKind::Run(RunAction { argv, env: envmap }),
+            ins,
+            outs,
+            loc,
+        )?;
         Ok(NoneType)
     }
 
@@ -354,17 +420,25 @@ fn actions_methods(builder: &mut MethodsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let loc = here(eval);
         let ctx = actx(eval)?;
-        let out = output
-            .downcast_ref::<Artifact>()
-            .ok_or_else(|| anyhow::anyhow!("`ctx.actions.write` expects a declared output file, got `{}`", output.get_type()))?;
-        let kind = ActionKind::Write(WriteAction { content: content.to_owned(), is_executable });
+        let out = output.downcast_ref::<Artifact>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`ctx.actions.write` expects a declared output file, got `{}`",
+                output.get_type()
+            )
+        })?;
+        let kind = ActionKind::Write(WriteAction {
+            content: content.to_owned(),
+            is_executable,
+        });
         ctx.add_action("Write", kind, Vec::new(), vec![out.clone()], loc)?;
         Ok(NoneType)
     }
 }
 
 /// The `ctx` passed to a rule implementation.
-#[derive(Debug, Trace, Freeze, Coerce, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Debug, Trace, Freeze, Coerce, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic,
+)]
 #[repr(C)]
 pub struct CtxGen<V: ValueLifetimeless> {
     /// `ctx.label`.
@@ -409,7 +483,10 @@ where
     }
 
     fn dir_attr(&self) -> Vec<String> {
-        ["label", "attr", "files", "file", "outputs", "actions"].iter().map(|s| (*s).to_owned()).collect()
+        ["label", "attr", "files", "file", "outputs", "actions"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
     }
 
     fn get_methods() -> Option<&'static Methods> {

@@ -92,8 +92,15 @@ impl Analysis {
     }
 }
 
+/// One target's analysis: its providers and its actions.
+type TargetResult = (Vec<ProviderInstance>, Vec<Action>);
+
 /// Analyze every rule target reachable from `roots`.
-pub fn analyze(loader: &Loader, g: &TargetGraph, roots: &[NodeIndex]) -> Result<Analysis, AnalysisError> {
+pub fn analyze(
+    loader: &Loader,
+    g: &TargetGraph,
+    roots: &[NodeIndex],
+) -> Result<Analysis, AnalysisError> {
     // Level of each reachable node: 0 for leaves, 1 + max over deps.
     let mut level: HashMap<NodeIndex, usize> = HashMap::new();
     let mut stack: Vec<(NodeIndex, bool)> = roots.iter().map(|n| (*n, false)).collect();
@@ -102,7 +109,12 @@ pub fn analyze(loader: &Loader, g: &TargetGraph, roots: &[NodeIndex]) -> Result<
             continue;
         }
         if expanded {
-            let l = g.graph.neighbors(n).map(|m| level.get(&m).copied().unwrap_or(0) + 1).max().unwrap_or(0);
+            let l = g
+                .graph
+                .neighbors(n)
+                .map(|m| level.get(&m).copied().unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0);
             level.insert(n, l);
         } else {
             stack.push((n, true));
@@ -123,24 +135,37 @@ pub fn analyze(loader: &Loader, g: &TargetGraph, roots: &[NodeIndex]) -> Result<
     let mut actions: Vec<Action> = Vec::new();
     for (_, mut nodes) in by_level {
         nodes.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
-        let results: Vec<Result<(Vec<ProviderInstance>, Vec<Action>), AnalysisError>> =
-            nodes.par_iter().map(|n| analyze_one(loader, g, *n, &out.providers)).collect();
+        let results: Vec<Result<TargetResult, AnalysisError>> = nodes
+            .par_iter()
+            .map(|n| analyze_one(loader, g, *n, &out.providers))
+            .collect();
         for (n, r) in nodes.iter().zip(results) {
             let (providers, acts) = r?;
-            out.providers.insert(g.graph[*n].label.clone(), Arc::new(providers));
+            out.providers
+                .insert(g.graph[*n].label.clone(), Arc::new(providers));
             actions.extend(acts);
         }
     }
     actions.sort_by(|a, b| (&a.owner, a.index).cmp(&(&b.owner, b.index)));
-    check_outputs(&actions, |l| g.node(l).and_then(|n| g.graph[n].decl()).map(|d| d.location.clone()))?;
+    check_outputs(&actions, |l| {
+        g.node(l)
+            .and_then(|n| g.graph[n].decl())
+            .map(|d| d.location.clone())
+    })?;
     for (i, a) in actions.iter().enumerate() {
-        out.actions_of.entry(a.owner.clone()).or_default().push(ActionId(i));
+        out.actions_of
+            .entry(a.owner.clone())
+            .or_default()
+            .push(ActionId(i));
     }
     out.actions = actions;
     Ok(out)
 }
 
-fn check_outputs(actions: &[Action], declared_at: impl Fn(&Label) -> Option<Location>) -> Result<(), AnalysisError> {
+fn check_outputs(
+    actions: &[Action],
+    declared_at: impl Fn(&Label) -> Option<Location>,
+) -> Result<(), AnalysisError> {
     let mut seen: HashMap<&str, &Action> = HashMap::new();
     for a in actions {
         for o in &a.outputs {
@@ -164,19 +189,28 @@ fn check_outputs(actions: &[Action], declared_at: impl Fn(&Label) -> Option<Loca
 }
 
 /// Providers of any node: analyzed rules, or a `DefaultInfo` of one file.
-fn node_providers(g: &TargetGraph, n: NodeIndex, done: &HashMap<Label, Arc<Vec<ProviderInstance>>>) -> Arc<Vec<ProviderInstance>> {
+fn node_providers(
+    g: &TargetGraph,
+    n: NodeIndex,
+    done: &HashMap<Label, Arc<Vec<ProviderInstance>>>,
+) -> Arc<Vec<ProviderInstance>> {
     let node = &g.graph[n];
     match &node.kind {
         NodeKind::Rule { .. } => done.get(&node.label).cloned().unwrap_or_default(),
-        NodeKind::Source => Arc::new(vec![ProviderInstance::default_info(vec![Artifact::source(node.label.file_path())])]),
-        NodeKind::Generated { rule } => {
-            Arc::new(vec![ProviderInstance::default_info(vec![Artifact::output(rule, node.label.name.as_str())])])
-        }
+        NodeKind::Source => Arc::new(vec![ProviderInstance::default_info(vec![
+            Artifact::source(node.label.file_path()),
+        ])]),
+        NodeKind::Generated { rule } => Arc::new(vec![ProviderInstance::default_info(vec![
+            Artifact::output(rule, node.label.name.as_str()),
+        ])]),
     }
 }
 
 fn files_of(ps: &[ProviderInstance]) -> Vec<Artifact> {
-    ps.iter().find(|p| p.0.id == DEFAULT_INFO).map(ProviderInstance::files).unwrap_or_default()
+    ps.iter()
+        .find(|p| p.0.id == DEFAULT_INFO)
+        .map(ProviderInstance::files)
+        .unwrap_or_default()
 }
 
 fn analyze_one(
@@ -184,21 +218,39 @@ fn analyze_one(
     g: &TargetGraph,
     n: NodeIndex,
     done: &HashMap<Label, Arc<Vec<ProviderInstance>>>,
-) -> Result<(Vec<ProviderInstance>, Vec<Action>), AnalysisError> {
+) -> Result<TargetResult, AnalysisError> {
     let node = &g.graph[n];
-    let decl = node.decl().ok_or_else(|| AnalysisError::Internal(format!("`{}` is not a rule", node.label)))?;
-    let implementation = loader
-        .rule_impl(decl.rule.id)
-        .ok_or_else(|| AnalysisError::Internal(format!("no implementation registered for rule `{}`", decl.rule.kind())))?;
-    let rule_err = |message: String| AnalysisError::Rule { message, target: node.label.clone(), declared: decl.location.clone() };
+    let decl = node
+        .decl()
+        .ok_or_else(|| AnalysisError::Internal(format!("`{}` is not a rule", node.label)))?;
+    let implementation = loader.rule_impl(decl.rule.id).ok_or_else(|| {
+        AnalysisError::Internal(format!(
+            "no implementation registered for rule `{}`",
+            decl.rule.kind()
+        ))
+    })?;
+    let rule_err = |message: String| AnalysisError::Rule {
+        message,
+        target: node.label.clone(),
+        declared: decl.location.clone(),
+    };
 
     // Dependencies by label, with their providers.
     let mut deps: HashMap<Label, Dependency> = HashMap::new();
     for m in g.graph.neighbors(n) {
         let label = g.graph[m].label.clone();
-        deps.insert(label.clone(), Dependency { label, providers: node_providers(g, m, done) });
+        deps.insert(
+            label.clone(),
+            Dependency {
+                label,
+                providers: node_providers(g, m, done),
+            },
+        );
     }
-    let dep_files = deps.iter().map(|(l, d)| (l.clone(), files_of(&d.providers))).collect();
+    let dep_files = deps
+        .iter()
+        .map(|(l, d)| (l.clone(), files_of(&d.providers)))
+        .collect();
     let actx = AnalysisContext {
         label: node.label.clone(),
         declared: Default::default(),
@@ -208,65 +260,85 @@ fn analyze_one(
         own_files: Default::default(),
     };
 
-    let providers = Module::with_temp_heap(|module| -> Result<Vec<ProviderInstance>, AnalysisError> {
-        let heap = module.heap();
-        let mut attr = Vec::new();
-        let mut files = Vec::new();
-        let mut file = Vec::new();
-        let mut outputs = Vec::new();
-        let dep_value = |l: &Label| heap.alloc(deps[l].clone());
-        for ((name, _), v) in decl.rule.attrs.iter().zip(&decl.attrs) {
-            let value = match v {
-                AttrValue::Str(s) => heap.alloc(s.as_str()),
-                AttrValue::Bool(b) => Value::new_bool(*b),
-                AttrValue::Int(i) => heap.alloc(*i),
-                AttrValue::StrList(xs) => heap.alloc(AllocList(xs.iter().map(|x| x.as_str()))),
-                AttrValue::StrDict(xs) => {
-                    heap.alloc(starlark::values::dict::AllocDict(xs.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+    let providers =
+        Module::with_temp_heap(|module| -> Result<Vec<ProviderInstance>, AnalysisError> {
+            let heap = module.heap();
+            let mut attr = Vec::new();
+            let mut files = Vec::new();
+            let mut file = Vec::new();
+            let mut outputs = Vec::new();
+            let dep_value = |l: &Label| heap.alloc(deps[l].clone());
+            for ((name, _), v) in decl.rule.attrs.iter().zip(&decl.attrs) {
+                let value = match v {
+                    AttrValue::Str(s) => heap.alloc(s.as_str()),
+                    AttrValue::Bool(b) => Value::new_bool(*b),
+                    AttrValue::Int(i) => heap.alloc(*i),
+                    AttrValue::StrList(xs) => heap.alloc(AllocList(xs.iter().map(|x| x.as_str()))),
+                    AttrValue::StrDict(xs) => heap.alloc(starlark::values::dict::AllocDict(
+                        xs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    )),
+                    AttrValue::Label(None) => Value::new_none(),
+                    AttrValue::Label(Some(l)) => dep_value(l),
+                    AttrValue::LabelList(ls) => heap.alloc(AllocList(ls.iter().map(dep_value))),
+                    AttrValue::Output(o) => {
+                        let a = o
+                            .as_ref()
+                            .map(|o| actx.predeclare(o, decl.location.clone()));
+                        let v = a.map(|a| heap.alloc(a)).unwrap_or_else(Value::new_none);
+                        outputs.push((name.as_str(), v));
+                        v
+                    }
+                    AttrValue::OutputList(os) => {
+                        let arts: Vec<Artifact> = os
+                            .iter()
+                            .map(|o| actx.predeclare(o, decl.location.clone()))
+                            .collect();
+                        let v = heap.alloc(AllocList(arts));
+                        outputs.push((name.as_str(), v));
+                        v
+                    }
+                };
+                attr.push((name.as_str(), value));
+                if let AttrValue::Label(_) | AttrValue::LabelList(_) = v {
+                    let fs: Vec<Artifact> = v
+                        .labels()
+                        .iter()
+                        .flat_map(|l| files_of(&deps[l].providers))
+                        .collect();
+                    file.push((
+                        name.as_str(),
+                        if let [one] = fs.as_slice() {
+                            heap.alloc(one.clone())
+                        } else {
+                            Value::new_none()
+                        },
+                    ));
+                    files.push((name.as_str(), heap.alloc(AllocList(fs))));
                 }
-                AttrValue::Label(None) => Value::new_none(),
-                AttrValue::Label(Some(l)) => dep_value(l),
-                AttrValue::LabelList(ls) => heap.alloc(AllocList(ls.iter().map(dep_value))),
-                AttrValue::Output(o) => {
-                    let a = o.as_ref().map(|o| actx.predeclare(o, decl.location.clone()));
-                    let v = a.map(|a| heap.alloc(a)).unwrap_or_else(Value::new_none);
-                    outputs.push((name.as_str(), v));
-                    v
-                }
-                AttrValue::OutputList(os) => {
-                    let arts: Vec<Artifact> = os.iter().map(|o| actx.predeclare(o, decl.location.clone())).collect();
-                    let v = heap.alloc(AllocList(arts));
-                    outputs.push((name.as_str(), v));
-                    v
-                }
-            };
-            attr.push((name.as_str(), value));
-            if let AttrValue::Label(_) | AttrValue::LabelList(_) = v {
-                let fs: Vec<Artifact> = v.labels().iter().flat_map(|l| files_of(&deps[l].providers)).collect();
-                file.push((
-                    name.as_str(),
-                    if let [one] = fs.as_slice() { heap.alloc(one.clone()) } else { Value::new_none() },
-                ));
-                files.push((name.as_str(), heap.alloc(AllocList(fs))));
             }
-        }
-        attr.push(("name", heap.alloc(node.label.name.as_str())));
-        attr.push(("tags", heap.alloc(AllocList(decl.tags.iter().map(|t| t.as_str())))));
-        let ctx = heap.alloc(Ctx {
-            label: heap.alloc(LabelValue(node.label.clone())),
-            attr: heap.alloc(AllocStruct(attr)),
-            files: heap.alloc(AllocStruct(files)),
-            file: heap.alloc(AllocStruct(file)),
-            outputs: heap.alloc(AllocStruct(outputs)),
-            actions: heap.alloc(Actions),
-        });
-        let def = implementation.owned_frozen_value_typed(module.frozen_heap());
-        let f = def.as_ref().implementation.to_value();
-        let mut eval = Evaluator::new(&module);
-        eval.extra = Some(&actx);
-        let ret = eval.eval_function(f, &[ctx], &[]).map_err(|e| rule_err(format_starlark_error(&e)))?;
-        returned_providers(ret, heap, decl.rule.kind()).map_err(|m| rule_err(format!("{}: {m}", decl.rule.file)))
-    })?;
+            attr.push(("name", heap.alloc(node.label.name.as_str())));
+            attr.push((
+                "tags",
+                heap.alloc(AllocList(decl.tags.iter().map(|t| t.as_str()))),
+            ));
+            let ctx = heap.alloc(Ctx {
+                label: heap.alloc(LabelValue(node.label.clone())),
+                attr: heap.alloc(AllocStruct(attr)),
+                files: heap.alloc(AllocStruct(files)),
+                file: heap.alloc(AllocStruct(file)),
+                outputs: heap.alloc(AllocStruct(outputs)),
+                actions: heap.alloc(Actions),
+            });
+            let def = implementation.owned_frozen_value_typed(module.frozen_heap());
+            let f = def.as_ref().implementation.to_value();
+            let mut eval = Evaluator::new(&module);
+            eval.extra = Some(&actx);
+            let ret = eval
+                .eval_function(f, &[ctx], &[])
+                .map_err(|e| rule_err(format_starlark_error(&e)))?;
+            returned_providers(ret, heap, decl.rule.kind())
+                .map_err(|m| rule_err(format!("{}: {m}", decl.rule.file)))
+        })?;
 
     let mut providers = providers;
     if !providers.iter().any(|p| p.0.id == DEFAULT_INFO) {
@@ -290,7 +362,11 @@ fn analyze_one(
     Ok((providers, actx.actions.into_inner()))
 }
 
-fn returned_providers(ret: Value, _heap: Heap, kind: &str) -> Result<Vec<ProviderInstance>, String> {
+fn returned_providers(
+    ret: Value,
+    _heap: Heap,
+    kind: &str,
+) -> Result<Vec<ProviderInstance>, String> {
     if ret.is_none() {
         return Ok(Vec::new());
     }
@@ -303,7 +379,10 @@ fn returned_providers(ret: Value, _heap: Heap, kind: &str) -> Result<Vec<Provide
             format!("The implementation of rule `{kind}` returned a `{}` in its list; only provider instances are allowed", v.get_type())
         })?;
         if out.iter().any(|q| q.0.id == p.0.id) {
-            return Err(format!("The implementation of rule `{kind}` returned `{}` twice", p.0.name));
+            return Err(format!(
+                "The implementation of rule `{kind}` returned `{}` twice",
+                p.0.name
+            ));
         }
         out.push(p.clone());
     }

@@ -33,11 +33,19 @@ pub mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "kiln", version, about = "A Bazel-style build system for WebAssembly components")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A Bazel-style build system for WebAssembly components"
+)]
 struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
     directory: Option<PathBuf>,
+    /// Parallelism: BUILD files evaluated, targets analyzed and actions run
+    /// at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs", global = true, value_name = "N")]
+    jobs: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,7 +68,10 @@ pub struct Failure {
 impl Failure {
     /// A failure of `class`.
     pub fn new(class: ErrorClass, message: impl ToString) -> Self {
-        Failure { message: message.to_string(), class }
+        Failure {
+            message: message.to_string(),
+            class,
+        }
     }
 }
 
@@ -83,12 +94,31 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USER_ERROR } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USER_ERROR
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
     };
-    let cwd = match cli.directory.clone().map(Ok).unwrap_or_else(std::env::current_dir) {
+    if let Some(j) = cli.jobs {
+        if j == 0 {
+            eprintln!("ERROR: `--jobs` must be at least 1");
+            return exit::USER_ERROR;
+        }
+        // Fails only if a pool exists already, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j)
+            .build_global();
+    }
+    let cwd = match cli
+        .directory
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(std::env::current_dir)
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ERROR: cannot read the current directory: {e}");

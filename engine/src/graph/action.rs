@@ -26,7 +26,9 @@ impl ActionGraph {
     /// output nobody produces.
     pub fn build(a: &Analysis) -> Result<ActionGraph, AnalysisError> {
         let mut graph = DiGraph::with_capacity(a.actions.len(), a.actions.len() * 2);
-        let nodes: Vec<NodeIndex> = (0..a.actions.len()).map(|i| graph.add_node(ActionId(i))).collect();
+        let nodes: Vec<NodeIndex> = (0..a.actions.len())
+            .map(|i| graph.add_node(ActionId(i)))
+            .collect();
         let mut producer: HashMap<&str, usize> = HashMap::new();
         for (i, act) in a.actions.iter().enumerate() {
             for o in &act.outputs {
@@ -57,10 +59,13 @@ impl ActionGraph {
             }
         }
         if let Some(cycle) = find_cycle(&graph, |n| graph[n]) {
-            let names: Vec<String> = cycle.iter().map(|n| {
-                let act = &a.actions[graph[*n].0];
-                format!("{}#{}", act.owner, act.index)
-            }).collect();
+            let names: Vec<String> = cycle
+                .iter()
+                .map(|n| {
+                    let act = &a.actions[graph[*n].0];
+                    format!("{}#{}", act.owner, act.index)
+                })
+                .collect();
             let first = &a.actions[graph[cycle[0]].0];
             return Err(AnalysisError::Located {
                 location: first.location.clone(),

@@ -14,7 +14,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 /// A cycle in `g`, as node indices from a node back to itself, or `None`.
 /// Deterministic: it starts from the smallest node (by `key`) on a cycle.
-pub fn find_cycle<N, E, K: Ord>(g: &DiGraph<N, E>, key: impl Fn(NodeIndex) -> K) -> Option<Vec<NodeIndex>> {
+pub fn find_cycle<N, E, K: Ord>(
+    g: &DiGraph<N, E>,
+    key: impl Fn(NodeIndex) -> K,
+) -> Option<Vec<NodeIndex>> {
     let sccs = petgraph::algo::tarjan_scc(g);
     let mut best: Option<Vec<NodeIndex>> = None;
     for scc in sccs {
@@ -34,7 +37,8 @@ pub fn find_cycle<N, E, K: Ord>(g: &DiGraph<N, E>, key: impl Fn(NodeIndex) -> K)
         seen.insert(start);
         let mut cur = start;
         loop {
-            let mut succ: Vec<NodeIndex> = g.neighbors(cur).filter(|n| inside.contains(n)).collect();
+            let mut succ: Vec<NodeIndex> =
+                g.neighbors(cur).filter(|n| inside.contains(n)).collect();
             succ.sort_by_key(|n| key(*n));
             if succ.contains(&start) {
                 path.push(start);
@@ -58,7 +62,11 @@ pub fn find_cycle<N, E, K: Ord>(g: &DiGraph<N, E>, key: impl Fn(NodeIndex) -> K)
     best
 }
 
-fn bfs_cycle<N, E>(g: &DiGraph<N, E>, start: NodeIndex, inside: &std::collections::HashSet<NodeIndex>) -> Vec<NodeIndex> {
+fn bfs_cycle<N, E>(
+    g: &DiGraph<N, E>,
+    start: NodeIndex,
+    inside: &std::collections::HashSet<NodeIndex>,
+) -> Vec<NodeIndex> {
     let mut prev = std::collections::HashMap::new();
     let mut q = std::collections::VecDeque::new();
     q.push_back(start);
@@ -101,11 +109,19 @@ mod tests {
         g.add_edge(b, c, ());
         assert!(find_cycle(&g, |n| g[n]).is_none());
         g.add_edge(c, b, ());
-        let cyc: Vec<&str> = find_cycle(&g, |n| g[n]).unwrap().into_iter().map(|n| g[n]).collect();
+        let cyc: Vec<&str> = find_cycle(&g, |n| g[n])
+            .unwrap()
+            .into_iter()
+            .map(|n| g[n])
+            .collect();
         assert_eq!(cyc, ["b", "c", "b"]);
         let d = g.add_node("d");
         g.add_edge(d, d, ());
-        let cyc: Vec<&str> = find_cycle(&g, |n| g[n]).unwrap().into_iter().map(|n| g[n]).collect();
+        let cyc: Vec<&str> = find_cycle(&g, |n| g[n])
+            .unwrap()
+            .into_iter()
+            .map(|n| g[n])
+            .collect();
         assert_eq!(cyc, ["b", "c", "b"]);
     }
 }

@@ -60,7 +60,9 @@ impl TargetNode {
     /// `source file`, `generated file`.
     pub fn kind_string(&self) -> String {
         match &self.kind {
-            NodeKind::Rule { .. } => format!("{} rule", self.decl().map(|d| d.rule.kind()).unwrap_or("?")),
+            NodeKind::Rule { .. } => {
+                format!("{} rule", self.decl().map(|d| d.rule.kind()).unwrap_or("?"))
+            }
             NodeKind::Source => "source file".to_owned(),
             NodeKind::Generated { .. } => "generated file".to_owned(),
         }
@@ -128,9 +130,13 @@ impl TargetGraph {
                     want.insert(pkg.clone());
                 }
                 TargetPattern::Recursive(pkg) => {
-                    let found = ws.packages_under(pkg).map_err(|e| GraphError::Pattern(e.to_string()))?;
+                    let found = ws
+                        .packages_under(pkg)
+                        .map_err(|e| GraphError::Pattern(e.to_string()))?;
                     if found.is_empty() {
-                        return Err(GraphError::Pattern(format!("Pattern `{p}` matches no package: no `BUILD.star` at or below `{pkg}`")));
+                        return Err(GraphError::Pattern(format!(
+                            "Pattern `{p}` matches no package: no `BUILD.star` at or below `{pkg}`"
+                        )));
                     }
                     want.extend(found);
                 }
@@ -138,7 +144,12 @@ impl TargetGraph {
         }
         let mut b = Builder {
             loader,
-            g: TargetGraph { graph: DiGraph::new(), index: HashMap::new(), packages: BTreeMap::new(), roots: Vec::new() },
+            g: TargetGraph {
+                graph: DiGraph::new(),
+                index: HashMap::new(),
+                packages: BTreeMap::new(),
+                roots: Vec::new(),
+            },
             missing_pkgs: BTreeMap::new(),
         };
         b.load_wave(want.into_iter().collect())?;
@@ -160,16 +171,15 @@ impl TargetGraph {
                     frontier.push(n);
                 }
                 TargetPattern::AllInPackage(pkg) | TargetPattern::Recursive(pkg) => {
-                    let pkgs: Vec<Arc<Package>> = b
-                        .g
-                        .packages
-                        .values()
-                        .filter(|x| match p {
-                            TargetPattern::AllInPackage(_) => &x.path == pkg,
-                            _ => x.path.is_within(pkg),
-                        })
-                        .cloned()
-                        .collect();
+                    let pkgs: Vec<Arc<Package>> =
+                        b.g.packages
+                            .values()
+                            .filter(|x| match p {
+                                TargetPattern::AllInPackage(_) => &x.path == pkg,
+                                _ => x.path.is_within(pkg),
+                            })
+                            .cloned()
+                            .collect();
                     for package in pkgs {
                         for index in 0..package.declared.targets.len() {
                             let n = b.rule_node(&package, index);
@@ -188,7 +198,9 @@ impl TargetGraph {
                 if let Some(d) = b.g.graph[n].decl() {
                     for v in &d.attrs {
                         for l in v.labels() {
-                            if !b.g.packages.contains_key(&l.package) && !b.missing_pkgs.contains_key(&l.package) {
+                            if !b.g.packages.contains_key(&l.package)
+                                && !b.missing_pkgs.contains_key(&l.package)
+                            {
                                 need.insert(l.package.clone());
                             }
                         }
@@ -209,15 +221,29 @@ impl TargetGraph {
             }
             frontier = next;
         }
-        b.g.roots.sort_by(|a, c| b.g.graph[*a].label.cmp(&b.g.graph[*c].label));
+        b.g.roots
+            .sort_by(|a, c| b.g.graph[*a].label.cmp(&b.g.graph[*c].label));
         b.g.roots.dedup();
         let g = b.g;
         if let Some(cycle) = find_cycle(&g.graph, |n| g.graph[n].label.clone()) {
-            let chain: Vec<String> = cycle.iter().map(|n| g.graph[*n].label.to_string()).collect();
-            let location = g.graph[cycle[0]].decl().map(|d| d.location.clone()).unwrap_or(Location { file: String::new(), line: 1, col: 1 });
+            let chain: Vec<String> = cycle
+                .iter()
+                .map(|n| g.graph[*n].label.to_string())
+                .collect();
+            let location = g.graph[cycle[0]]
+                .decl()
+                .map(|d| d.location.clone())
+                .unwrap_or(Location {
+                    file: String::new(),
+                    line: 1,
+                    col: 1,
+                });
             return Err(GraphError::Located {
                 location,
-                message: format!("Dependency cycle: {}; remove one of these dependencies", chain.join(" -> ")),
+                message: format!(
+                    "Dependency cycle: {}; remove one of these dependencies",
+                    chain.join(" -> ")
+                ),
             });
         }
         Ok(g)
@@ -261,14 +287,26 @@ impl Builder<'_> {
         if let Some(&n) = self.g.index.get(&label) {
             return n;
         }
-        let n = self.g.graph.add_node(TargetNode { label: label.clone(), kind });
+        let n = self.g.graph.add_node(TargetNode {
+            label: label.clone(),
+            kind,
+        });
         self.g.index.insert(label, n);
         n
     }
 
     fn rule_node(&mut self, package: &Arc<Package>, index: usize) -> NodeIndex {
-        let label = Label { package: package.path.clone(), name: package.declared.targets[index].name.clone() };
-        self.add(label, NodeKind::Rule { package: package.clone(), index })
+        let label = Label {
+            package: package.path.clone(),
+            name: package.declared.targets[index].name.clone(),
+        };
+        self.add(
+            label,
+            NodeKind::Rule {
+                package: package.clone(),
+                index,
+            },
+        )
     }
 
     /// The node for `l` in a loaded package: a rule, a generated file, or
@@ -304,10 +342,15 @@ impl Builder<'_> {
             }
             return Ok(out);
         }
-        let Some(decl) = node.decl() else { return Ok(out) };
+        let Some(decl) = node.decl() else {
+            return Ok(out);
+        };
         for ((attr_name, spec), value) in decl.rule.attrs.iter().zip(&decl.attrs) {
             for l in value.labels() {
-                let err = |message: String| GraphError::Located { location: decl.location.clone(), message };
+                let err = |message: String| GraphError::Located {
+                    location: decl.location.clone(),
+                    message,
+                };
                 if let Some(build) = self.missing_pkgs.get(&l.package) {
                     return Err(err(format!(
                         "Attribute `{attr_name}` of `{}` names `{l}`, but package `{}` does not exist (there is no `{build}`); create it or fix the label",
@@ -346,13 +389,24 @@ impl Builder<'_> {
             NodeKind::Rule { .. } => target,
             NodeKind::Generated { rule } => &self.g.graph[self.g.index[rule]],
         };
-        let NodeKind::Rule { package, .. } = &rule_node.kind else { return Ok(()) };
-        let Some(decl) = rule_node.decl() else { return Ok(()) };
-        let vis = decl.visibility.as_ref().unwrap_or(&package.default_visibility);
+        let NodeKind::Rule { package, .. } = &rule_node.kind else {
+            return Ok(());
+        };
+        let Some(decl) = rule_node.decl() else {
+            return Ok(());
+        };
+        let vis = decl
+            .visibility
+            .as_ref()
+            .unwrap_or(&package.default_visibility);
         if vis.allows(&package.path, &from.label.package) {
             return Ok(());
         }
-        let from_decl = from.decl().map(|d| d.location.clone()).unwrap_or(Location { file: String::new(), line: 1, col: 1 });
+        let from_decl = from.decl().map(|d| d.location.clone()).unwrap_or(Location {
+            file: String::new(),
+            line: 1,
+            col: 1,
+        });
         Err(GraphError::Located {
             location: from_decl,
             message: format!(
@@ -362,4 +416,3 @@ impl Builder<'_> {
         })
     }
 }
-

@@ -19,10 +19,11 @@ use starlark::starlark_module;
 use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
 use starlark::values::list::ListRef;
-use starlark::values::tuple::TupleRef;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
+use starlark::values::tuple::TupleRef;
 use starlark::values::{
-    NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, UnpackValue, Value, starlark_value,
+    NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, UnpackValue, Value,
+    starlark_value,
 };
 
 use crate::label::{Label, PackagePath, TargetName};
@@ -71,7 +72,9 @@ impl AttrType {
 ///
 /// Invariant: `default` has the shape of `ty` (checked when declared); a
 /// mandatory attribute has no default.
-#[derive(Clone, Debug, PartialEq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Clone, Debug, PartialEq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic,
+)]
 pub struct AttrSpec {
     /// Its type.
     pub ty: AttrType,
@@ -152,11 +155,17 @@ impl AttrValue {
 }
 
 fn type_error(ty: AttrType, v: Value) -> String {
-    format!("expects {}, got a value of type `{}`", ty.describe(), v.get_type())
+    format!(
+        "expects {}, got a value of type `{}`",
+        ty.describe(),
+        v.get_type()
+    )
 }
 
 fn list_items<'v>(v: Value<'v>) -> Option<&'v [Value<'v>]> {
-    ListRef::from_value(v).map(|l| l.content()).or_else(|| TupleRef::from_value(v).map(|t| t.content()))
+    ListRef::from_value(v)
+        .map(|l| l.content())
+        .or_else(|| TupleRef::from_value(v).map(|t| t.content()))
 }
 
 fn strings(ty: AttrType, v: Value) -> Result<Vec<String>, String> {
@@ -165,7 +174,11 @@ fn strings(ty: AttrType, v: Value) -> Result<Vec<String>, String> {
         .iter()
         .map(|x| {
             x.unpack_str().map(str::to_owned).ok_or_else(|| {
-                format!("expects {}, got an element of type `{}`", ty.describe(), x.get_type())
+                format!(
+                    "expects {}, got an element of type `{}`",
+                    ty.describe(),
+                    x.get_type()
+                )
             })
         })
         .collect()
@@ -173,7 +186,9 @@ fn strings(ty: AttrType, v: Value) -> Result<Vec<String>, String> {
 
 fn output_name(s: &str) -> Result<TargetName, String> {
     if s.starts_with("//") || s.starts_with(':') {
-        return Err(format!("expects an output file name relative to the package, got the label `{s}`"));
+        return Err(format!(
+            "expects an output file name relative to the package, got the label `{s}`"
+        ));
     }
     TargetName::new(s).map_err(|e| format!("has an invalid output name `{s}`: {}", e.reason))
 }
@@ -190,7 +205,10 @@ pub fn coerce(spec: &AttrSpec, v: Value, pkg: &PackagePath) -> Result<AttrValue,
         AttrType::String => {
             let s = v.unpack_str().ok_or_else(|| type_error(ty, v))?;
             if !spec.values.is_empty() && !spec.values.iter().any(|x| x == s) {
-                return Err(format!("must be one of {}, got `{s}`", quoted(&spec.values)));
+                return Err(format!(
+                    "must be one of {}, got `{s}`",
+                    quoted(&spec.values)
+                ));
             }
             AttrValue::Str(s.to_owned())
         }
@@ -200,10 +218,16 @@ pub fn coerce(spec: &AttrSpec, v: Value, pkg: &PackagePath) -> Result<AttrValue,
             _ => return Err(type_error(ty, v)),
         },
         AttrType::Label if v.is_none() => AttrValue::Label(None),
-        AttrType::Label => AttrValue::Label(Some(label(v.unpack_str().ok_or_else(|| type_error(ty, v))?, pkg)?)),
-        AttrType::LabelList => {
-            AttrValue::LabelList(strings(ty, v)?.iter().map(|s| label(s, pkg)).collect::<Result<_, _>>()?)
-        }
+        AttrType::Label => AttrValue::Label(Some(label(
+            v.unpack_str().ok_or_else(|| type_error(ty, v))?,
+            pkg,
+        )?)),
+        AttrType::LabelList => AttrValue::LabelList(
+            strings(ty, v)?
+                .iter()
+                .map(|s| label(s, pkg))
+                .collect::<Result<_, _>>()?,
+        ),
         AttrType::StringList => AttrValue::StrList(strings(ty, v)?),
         AttrType::StringDict => {
             let d = DictRef::from_value(v).ok_or_else(|| type_error(ty, v))?;
@@ -223,10 +247,15 @@ pub fn coerce(spec: &AttrSpec, v: Value, pkg: &PackagePath) -> Result<AttrValue,
             AttrValue::StrDict(out)
         }
         AttrType::Output if v.is_none() => AttrValue::Output(None),
-        AttrType::Output => AttrValue::Output(Some(output_name(v.unpack_str().ok_or_else(|| type_error(ty, v))?)?)),
-        AttrType::OutputList => {
-            AttrValue::OutputList(strings(ty, v)?.iter().map(|s| output_name(s)).collect::<Result<_, _>>()?)
-        }
+        AttrType::Output => AttrValue::Output(Some(output_name(
+            v.unpack_str().ok_or_else(|| type_error(ty, v))?,
+        )?)),
+        AttrType::OutputList => AttrValue::OutputList(
+            strings(ty, v)?
+                .iter()
+                .map(|s| output_name(s))
+                .collect::<Result<_, _>>()?,
+        ),
     };
     Ok(out)
 }
@@ -242,9 +271,11 @@ pub fn default_value(spec: &AttrSpec, pkg: &PackagePath) -> Result<AttrValue, St
         (AttrDefault::StrList(xs), AttrType::LabelList) => {
             AttrValue::LabelList(xs.iter().map(|s| label(s, pkg)).collect::<Result<_, _>>()?)
         }
-        (AttrDefault::StrList(xs), AttrType::OutputList) => {
-            AttrValue::OutputList(xs.iter().map(|s| output_name(s)).collect::<Result<_, _>>()?)
-        }
+        (AttrDefault::StrList(xs), AttrType::OutputList) => AttrValue::OutputList(
+            xs.iter()
+                .map(|s| output_name(s))
+                .collect::<Result<_, _>>()?,
+        ),
         (AttrDefault::StrList(xs), _) => AttrValue::StrList(xs.clone()),
         (AttrDefault::StrDict(xs), _) => AttrValue::StrDict(xs.clone()),
         (AttrDefault::None, AttrType::Output) => AttrValue::Output(None),
@@ -253,11 +284,21 @@ pub fn default_value(spec: &AttrSpec, pkg: &PackagePath) -> Result<AttrValue, St
 }
 
 fn quoted(xs: &[String]) -> String {
-    xs.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")
+    xs.iter()
+        .map(|x| format!("`{x}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn spec(ty: AttrType, mandatory: bool, default: AttrDefault, doc: &str) -> AttrSpec {
-    AttrSpec { ty, mandatory, default, allow_files: false, values: Vec::new(), doc: doc.to_owned() }
+    AttrSpec {
+        ty,
+        mandatory,
+        default,
+        allow_files: false,
+        values: Vec::new(),
+        doc: doc.to_owned(),
+    }
 }
 
 fn strs(v: Option<UnpackListOrTuple<String>>) -> Vec<String> {
@@ -288,10 +329,18 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] values: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let mut s = spec(AttrType::String, mandatory, AttrDefault::Str(default.to_owned()), doc);
+        let mut s = spec(
+            AttrType::String,
+            mandatory,
+            AttrDefault::Str(default.to_owned()),
+            doc,
+        );
         s.values = strs(values);
         if !s.values.is_empty() && !mandatory && !s.values.iter().any(|v| v == default) {
-            anyhow::bail!("The default `{default}` is not one of the allowed values {}", quoted(&s.values));
+            anyhow::bail!(
+                "The default `{default}` is not one of the allowed values {}",
+                quoted(&s.values)
+            );
         }
         Ok(s)
     }
@@ -301,7 +350,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        Ok(spec(AttrType::Bool, mandatory, AttrDefault::Bool(default), doc))
+        Ok(spec(
+            AttrType::Bool,
+            mandatory,
+            AttrDefault::Bool(default),
+            doc,
+        ))
     }
 
     fn int(
@@ -309,7 +363,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        Ok(spec(AttrType::Int, mandatory, AttrDefault::Int(default), doc))
+        Ok(spec(
+            AttrType::Int,
+            mandatory,
+            AttrDefault::Int(default),
+            doc,
+        ))
     }
 
     fn label(
@@ -318,7 +377,9 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] allow_files: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let d = default.map(|s| AttrDefault::Str(s.to_owned())).unwrap_or(AttrDefault::None);
+        let d = default
+            .map(|s| AttrDefault::Str(s.to_owned()))
+            .unwrap_or(AttrDefault::None);
         let mut s = spec(AttrType::Label, mandatory, d, doc);
         s.allow_files = allow_files;
         Ok(s)
@@ -330,7 +391,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] allow_files: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let mut s = spec(AttrType::LabelList, mandatory, AttrDefault::StrList(strs(default)), doc);
+        let mut s = spec(
+            AttrType::LabelList,
+            mandatory,
+            AttrDefault::StrList(strs(default)),
+            doc,
+        );
         s.allow_files = allow_files;
         Ok(s)
     }
@@ -339,7 +405,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let mut s = spec(AttrType::LabelList, mandatory, AttrDefault::StrList(Vec::new()), doc);
+        let mut s = spec(
+            AttrType::LabelList,
+            mandatory,
+            AttrDefault::StrList(Vec::new()),
+            doc,
+        );
         s.allow_files = true;
         Ok(s)
     }
@@ -349,7 +420,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        Ok(spec(AttrType::StringList, mandatory, AttrDefault::StrList(strs(default)), doc))
+        Ok(spec(
+            AttrType::StringList,
+            mandatory,
+            AttrDefault::StrList(strs(default)),
+            doc,
+        ))
     }
 
     fn string_dict<'v>(
@@ -366,7 +442,12 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
                 Err(e) => anyhow::bail!("`attr.string_dict(default = ...)` {e}"),
             }
         }
-        Ok(spec(AttrType::StringDict, mandatory, AttrDefault::StrDict(d), doc))
+        Ok(spec(
+            AttrType::StringDict,
+            mandatory,
+            AttrDefault::StrDict(d),
+            doc,
+        ))
     }
 
     fn output(
@@ -380,6 +461,11 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        Ok(spec(AttrType::OutputList, mandatory, AttrDefault::StrList(Vec::new()), doc))
+        Ok(spec(
+            AttrType::OutputList,
+            mandatory,
+            AttrDefault::StrList(Vec::new()),
+            doc,
+        ))
     }
 }

@@ -52,13 +52,20 @@ impl Visibility {
 
     /// Parse a `visibility = [...]` value written in package `pkg`.
     pub fn from_value(v: Value, pkg: &PackagePath) -> Result<Self, String> {
-        let items = ListRef::from_value(v)
-            .ok_or_else(|| format!("`visibility` expects a list of strings, got a value of type `{}`", v.get_type()))?;
+        let items = ListRef::from_value(v).ok_or_else(|| {
+            format!(
+                "`visibility` expects a list of strings, got a value of type `{}`",
+                v.get_type()
+            )
+        })?;
         let mut rules = Vec::new();
         for x in items.content() {
-            let s = x
-                .unpack_str()
-                .ok_or_else(|| format!("`visibility` expects a list of strings, got an element of type `{}`", x.get_type()))?;
+            let s = x.unpack_str().ok_or_else(|| {
+                format!(
+                    "`visibility` expects a list of strings, got an element of type `{}`",
+                    x.get_type()
+                )
+            })?;
             rules.push(Self::parse_one(s, pkg)?);
         }
         Ok(Visibility(rules))
@@ -119,19 +126,30 @@ pub struct BuildContext {
 impl BuildContext {
     /// A context for `package`.
     pub fn new(package: PackagePath, build_file: String) -> Self {
-        BuildContext { package, build_file, declared: RefCell::new(Declared::default()) }
+        BuildContext {
+            package,
+            build_file,
+            declared: RefCell::new(Declared::default()),
+        }
     }
 
     /// The start of the BUILD file, when no better location is known.
     pub fn file_location(&self) -> Location {
-        Location { file: self.build_file.clone(), line: 1, col: 1 }
+        Location {
+            file: self.build_file.clone(),
+            line: 1,
+            col: 1,
+        }
     }
 
     /// Record a target, rejecting duplicate names and outputs.
     pub fn declare(&self, decl: TargetDecl) -> Result<(), String> {
         let mut d = self.declared.borrow_mut();
         let idx = d.targets.len();
-        let label = |n: &TargetName| Label { package: self.package.clone(), name: n.clone() };
+        let label = |n: &TargetName| Label {
+            package: self.package.clone(),
+            name: n.clone(),
+        };
         if let Some(&prev) = d.names.get(&decl.name) {
             return Err(format!(
                 "Duplicate target name `{}`: it is already declared at {}; give one of them another name",
@@ -158,13 +176,19 @@ impl BuildContext {
                 ));
             }
             if out == &decl.name {
-                return Err(format!("Output `{out}` of `{}` has the same name as its target", label(&decl.name)));
+                return Err(format!(
+                    "Output `{out}` of `{}` has the same name as its target",
+                    label(&decl.name)
+                ));
             }
         }
         for out in decl.predeclared_outputs() {
             let o = out.clone();
             if d.outputs.insert(o, idx).is_some() {
-                return Err(format!("Output `{out}` is listed twice in `{}`", label(&decl.name)));
+                return Err(format!(
+                    "Output `{out}` is listed twice in `{}`",
+                    label(&decl.name)
+                ));
             }
         }
         d.names.insert(decl.name.clone(), idx);
@@ -195,7 +219,8 @@ pub fn register(builder: &mut GlobalsBuilder) {
             anyhow::bail!("`package()` can be called only once per BUILD.star file");
         }
         if let Some(v) = default_visibility {
-            d.default_visibility = Some(Visibility::from_value(v, &ctx.package).map_err(anyhow::Error::msg)?);
+            d.default_visibility =
+                Some(Visibility::from_value(v, &ctx.package).map_err(anyhow::Error::msg)?);
         }
         Ok(starlark::values::none::NoneType)
     }

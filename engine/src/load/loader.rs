@@ -27,7 +27,10 @@ use crate::workspace::Workspace;
 /// file in `rules/` and one line here.
 pub const RULESET: &[(&str, &str)] = &[
     ("genrule.star", include_str!("../../../rules/genrule.star")),
-    ("filegroup.star", include_str!("../../../rules/filegroup.star")),
+    (
+        "filegroup.star",
+        include_str!("../../../rules/filegroup.star"),
+    ),
 ];
 
 /// How built-in ruleset files are named in labels and messages.
@@ -156,10 +159,11 @@ struct MapLoader<'a>(&'a HashMap<String, FrozenModule>);
 
 impl FileLoader for MapLoader<'_> {
     fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
-        self.0
-            .get(path)
-            .cloned()
-            .ok_or_else(|| starlark::Error::new_native(anyhow::anyhow!("Internal error: `{path}` was not preloaded")))
+        self.0.get(path).cloned().ok_or_else(|| {
+            starlark::Error::new_native(anyhow::anyhow!(
+                "Internal error: `{path}` was not preloaded"
+            ))
+        })
     }
 }
 
@@ -191,7 +195,11 @@ impl Loader {
 
     /// The definition of a rule kind (its implementation function inside).
     pub fn rule_impl(&self, id: RuleId) -> Option<OwnedFrozenValueTyped<FrozenRuleDef>> {
-        self.rule_impls.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+        self.rule_impls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// The globals every file sees.
@@ -202,7 +210,12 @@ impl Loader {
     /// Resolve a `load()` argument written in file `from_file` (in package
     /// `from_pkg`) to a file name: `@kiln//rules:x.star` or a
     /// workspace-relative path.
-    fn resolve_load(&self, id: &str, from_pkg: &PackagePath, from_builtin: bool) -> Result<String, String> {
+    fn resolve_load(
+        &self,
+        id: &str,
+        from_pkg: &PackagePath,
+        from_builtin: bool,
+    ) -> Result<String, String> {
         if let Some(name) = id.strip_prefix(BUILTIN_PREFIX) {
             return if RULESET.iter().any(|(n, _)| *n == name) {
                 Ok(id.to_owned())
@@ -215,14 +228,19 @@ impl Loader {
         }
         let label = Label::parse_relative(id, from_pkg).map_err(|e| e.to_string())?;
         if !label.name.as_str().ends_with(".star") {
-            return Err(format!("`load()` expects a `.star` file label such as `//tools:defs.star`, got `{id}`"));
+            return Err(format!(
+                "`load()` expects a `.star` file label such as `//tools:defs.star`, got `{id}`"
+            ));
         }
         Ok(label.file_path())
     }
 
     fn read_source(&self, file: &str) -> Option<Result<String, String>> {
         if let Some(name) = file.strip_prefix(BUILTIN_PREFIX) {
-            return RULESET.iter().find(|(n, _)| *n == name).map(|(_, src)| Ok((*src).to_owned()));
+            return RULESET
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, src)| Ok((*src).to_owned()));
         }
         match fs::read_to_string(self.ws.path(file)) {
             Ok(s) => Some(Ok(s)),
@@ -245,7 +263,10 @@ impl Loader {
             let loc = Location::from_span(&l.span);
             let file = self
                 .resolve_load(l.module_id, pkg, from_builtin)
-                .map_err(|message| LoadError::Located { location: loc.clone(), message })?;
+                .map_err(|message| LoadError::Located {
+                    location: loc.clone(),
+                    message,
+                })?;
             let m = self.load_star(cache, &file, stack, Some(loc))?;
             out.insert(l.module_id.to_owned(), m);
         }
@@ -266,7 +287,10 @@ impl Loader {
         if let Some(pos) = stack.iter().position(|f| f == file) {
             let mut chain: Vec<String> = stack[pos..].iter().map(|f| display_file(f)).collect();
             chain.push(display_file(file));
-            let message = format!("Load cycle: {}; remove one of these `load()`s", chain.join(" -> "));
+            let message = format!(
+                "Load cycle: {}; remove one of these `load()`s",
+                chain.join(" -> ")
+            );
             return Err(match from {
                 Some(location) => LoadError::Located { location, message },
                 None => LoadError::Starlark(message),
@@ -274,9 +298,17 @@ impl Loader {
         }
         let src = match self.read_source(file) {
             Some(Ok(s)) => s,
-            Some(Err(message)) => return Err(LoadError::Io { path: file.to_owned(), message }),
+            Some(Err(message)) => {
+                return Err(LoadError::Io {
+                    path: file.to_owned(),
+                    message,
+                });
+            }
             None => {
-                let message = format!("Cannot load `{}`: the file does not exist", display_file(file));
+                let message = format!(
+                    "Cannot load `{}`: the file does not exist",
+                    display_file(file)
+                );
                 return Err(match from {
                     Some(location) => LoadError::Located { location, message },
                     None => LoadError::Starlark(message),
@@ -287,7 +319,8 @@ impl Loader {
         let pkg = if builtin {
             PackagePath::root()
         } else {
-            PackagePath::new(file.rsplit_once('/').map(|(d, _)| d).unwrap_or("")).unwrap_or_else(|_| PackagePath::root())
+            PackagePath::new(file.rsplit_once('/').map(|(d, _)| d).unwrap_or(""))
+                .unwrap_or_else(|_| PackagePath::root())
         };
         stack.push(file.to_owned());
         let result = AstModule::parse(file, src, &star_dialect())
@@ -304,7 +337,12 @@ impl Loader {
                         eval.set_loader(&ml);
                         eval.eval_module(ast, &self.globals)?;
                     }
-                    module.freeze().map_err(|e| LoadError::Starlark(format!("{}: cannot freeze module: {e:?}", display_file(file))))
+                    module.freeze().map_err(|e| {
+                        LoadError::Starlark(format!(
+                            "{}: cannot freeze module: {e:?}",
+                            display_file(file)
+                        ))
+                    })
                 })?;
                 self.register_rules(&frozen);
                 Ok(frozen)
@@ -317,8 +355,12 @@ impl Loader {
     fn register_rules(&self, m: &FrozenModule) {
         let mut reg = self.rule_impls.lock().unwrap_or_else(|e| e.into_inner());
         for name in m.names() {
-            let Ok(v) = m.get(name.as_str()) else { continue };
-            let Ok(def) = v.downcast::<FrozenRuleDef>() else { continue };
+            let Ok(v) = m.get(name.as_str()) else {
+                continue;
+            };
+            let Ok(def) = v.downcast::<FrozenRuleDef>() else {
+                continue;
+            };
             reg.entry(def.as_ref().schema.id).or_insert(def);
         }
     }
@@ -331,9 +373,15 @@ impl Loader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LoadError::NoPackage(pkg.clone(), build_file));
             }
-            Err(e) => return Err(LoadError::Io { path: build_file, message: e.to_string() }),
+            Err(e) => {
+                return Err(LoadError::Io {
+                    path: build_file,
+                    message: e.to_string(),
+                });
+            }
         };
-        let ast = AstModule::parse(&build_file, src, &build_dialect()).map_err(|e| build_syntax_error(&e))?;
+        let ast = AstModule::parse(&build_file, src, &build_dialect())
+            .map_err(|e| build_syntax_error(&e))?;
         let loads = if ast.loads().is_empty() {
             HashMap::new()
         } else {
@@ -354,9 +402,18 @@ impl Loader {
         })?;
         let declared = ctx.declared.into_inner();
         let default_visibility = declared.default_visibility.clone().unwrap_or_else(|| {
-            if self.ws.config.default_private { Visibility::private() } else { Visibility::public() }
+            if self.ws.config.default_private {
+                Visibility::private()
+            } else {
+                Visibility::public()
+            }
         });
-        Ok(Package { path: pkg.clone(), build_file, declared, default_visibility })
+        Ok(Package {
+            path: pkg.clone(),
+            build_file,
+            declared,
+            default_visibility,
+        })
     }
 
     /// Evaluate several packages in parallel; results in the same order.
@@ -366,7 +423,11 @@ impl Loader {
 }
 
 fn display_file(f: &str) -> String {
-    if f.starts_with(BUILTIN_PREFIX) { f.to_owned() } else { format!("//{f}") }
+    if f.starts_with(BUILTIN_PREFIX) {
+        f.to_owned()
+    } else {
+        format!("//{f}")
+    }
 }
 
 /// BUILD-specific wording for the errors the data-only dialect produces.
@@ -376,12 +437,44 @@ fn build_syntax_error(e: &starlark::Error) -> LoadError {
     for (starlark_says, what) in [
         ("`def` is not allowed in this dialect", "`def`"),
         ("`lambda` is not allowed in this dialect", "`lambda`"),
-        ("`for` cannot be used outside `def` in this dialect", "A top-level `for`"),
-        ("`if` cannot be used outside `def` in this dialect", "A top-level `if`"),
+        (
+            "`for` cannot be used outside `def` in this dialect",
+            "A top-level `for`",
+        ),
+        (
+            "`if` cannot be used outside `def` in this dialect",
+            "A top-level `if`",
+        ),
     ] {
         if let Some(prefix) = msg.strip_suffix(starlark_says) {
             return LoadError::Starlark(format!("{prefix}{what} is not allowed here: {HINT}"));
         }
     }
     LoadError::Starlark(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use starlark::analysis::AstModuleLint;
+
+    use super::*;
+
+    /// The gate "a lint pass over every `.star`": the built-in ruleset must
+    /// lint clean, with name resolution against the real globals.
+    #[test]
+    fn ruleset_lints_clean() {
+        let g = globals();
+        let names: HashSet<String> = g.names().map(|n| n.as_str().to_owned()).collect();
+        for (name, src) in RULESET {
+            let ast = AstModule::parse(name, (*src).to_owned(), &star_dialect()).unwrap();
+            let lints: Vec<String> = ast
+                .lint(Some(&names))
+                .iter()
+                .map(|l| format!("{}: {}", l.location, l.problem))
+                .collect();
+            assert!(lints.is_empty(), "{name}: {lints:#?}");
+        }
+    }
 }

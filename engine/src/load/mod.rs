@@ -1,4 +1,12 @@
-//! Loading.
+//! Loading: evaluating `.star` and `BUILD.star` files into target
+//! declarations.
+//!
+//! One file per native family, next to its Rust type: `attr.rs` (`attr.*`),
+//! `rule.rs` (`rule()`, declaring targets), `provider.rs` (`provider()`,
+//! `DefaultInfo`), `build_file.rs` (`package()`, per-file state);
+//! `loader.rs` evaluates files. Nothing here depends on `analysis/`, except
+//! that the loader asks it for analysis-time globals.
+
 pub mod attr;
 pub mod build_file;
 pub mod loader;

@@ -89,10 +89,20 @@ impl Data {
             return Ok(Data::Provider(p.clone()));
         }
         if let Some(l) = ListRef::from_value(v) {
-            return l.content().iter().map(|x| Data::from_value(*x, what)).collect::<Result<_, _>>().map(Data::List);
+            return l
+                .content()
+                .iter()
+                .map(|x| Data::from_value(*x, what))
+                .collect::<Result<_, _>>()
+                .map(Data::List);
         }
         if let Some(t) = TupleRef::from_value(v) {
-            return t.content().iter().map(|x| Data::from_value(*x, what)).collect::<Result<_, _>>().map(Data::List);
+            return t
+                .content()
+                .iter()
+                .map(|x| Data::from_value(*x, what))
+                .collect::<Result<_, _>>()
+                .map(Data::List);
         }
         if let Some(d) = DictRef::from_value(v) {
             let mut out = Vec::with_capacity(d.len());
@@ -117,7 +127,9 @@ impl Data {
             Data::Label(l) => heap.alloc(LabelValue(l.clone())),
             Data::Artifact(a) => heap.alloc(a.clone()),
             Data::List(xs) => heap.alloc(AllocList(xs.iter().map(|x| x.to_value(heap)))),
-            Data::Dict(xs) => heap.alloc(AllocDict(xs.iter().map(|(k, v)| (k.to_value(heap), v.to_value(heap))))),
+            Data::Dict(xs) => heap.alloc(AllocDict(
+                xs.iter().map(|(k, v)| (k.to_value(heap), v.to_value(heap))),
+            )),
             Data::Provider(p) => heap.alloc(p.clone()),
         }
     }
@@ -134,7 +146,9 @@ impl Data {
 
 /// A label as a Starlark value (`ctx.label`): `str()` gives `//pkg:name`,
 /// and it has `.package` and `.name`.
-#[derive(Clone, Debug, PartialEq, Eq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic,
+)]
 pub struct LabelValue(#[allocative(skip)] pub Label);
 
 starlark_simple_value!(LabelValue);
@@ -160,7 +174,9 @@ impl<'v> StarlarkValue<'v> for LabelValue {
     }
 
     fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
-        Ok(other.downcast_ref::<LabelValue>().is_some_and(|o| o == self))
+        Ok(other
+            .downcast_ref::<LabelValue>()
+            .is_some_and(|o| o == self))
     }
 }
 
@@ -188,12 +204,19 @@ impl ProviderDef {
         if let Some(n) = name {
             let _ = lock.set(n.to_owned());
         }
-        ProviderDef { id, fields: Arc::new(fields), name: lock }
+        ProviderDef {
+            id,
+            fields: Arc::new(fields),
+            name: lock,
+        }
     }
 
     /// The exported name, or `<anonymous provider>`.
     pub fn display_name(&self) -> &str {
-        self.name.get().map(String::as_str).unwrap_or("<anonymous provider>")
+        self.name
+            .get()
+            .map(String::as_str)
+            .unwrap_or("<anonymous provider>")
     }
 
     /// The built-in `DefaultInfo(files = [...])`.
@@ -210,12 +233,21 @@ impl fmt::Display for ProviderDef {
 
 #[starlark_value(type = "provider")]
 impl<'v> StarlarkValue<'v> for ProviderDef {
-    fn export_as(&self, variable_name: &str, _eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<()> {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
         let _ = self.name.set(variable_name.to_owned());
         Ok(())
     }
 
-    fn invoke(&self, _me: Value<'v>, args: &Arguments<'v, '_>, eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<Value<'v>> {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
         args.no_positional_args(eval.heap())?;
         let mut fields = BTreeMap::new();
         for (k, v) in args.names_map()? {
@@ -251,7 +283,9 @@ pub struct InstanceData {
 }
 
 /// A provider instance as a Starlark value.
-#[derive(Clone, Debug, PartialEq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Clone, Debug, PartialEq, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic,
+)]
 pub struct ProviderInstance(pub Arc<InstanceData>);
 
 starlark_simple_value!(ProviderInstance);
@@ -260,8 +294,15 @@ impl ProviderInstance {
     /// A `DefaultInfo` holding `files`.
     pub fn default_info(files: Vec<Artifact>) -> Self {
         let mut fields = BTreeMap::new();
-        fields.insert("files".to_owned(), Data::List(files.into_iter().map(Data::Artifact).collect()));
-        ProviderInstance(Arc::new(InstanceData { id: DEFAULT_INFO, name: "DefaultInfo".to_owned(), fields }))
+        fields.insert(
+            "files".to_owned(),
+            Data::List(files.into_iter().map(Data::Artifact).collect()),
+        );
+        ProviderInstance(Arc::new(InstanceData {
+            id: DEFAULT_INFO,
+            name: "DefaultInfo".to_owned(),
+            fields,
+        }))
     }
 
     /// The files of a `DefaultInfo` (empty for other providers).
@@ -311,14 +352,18 @@ pub fn register(builder: &mut GlobalsBuilder) {
 #[starlark_module]
 fn natives(builder: &mut GlobalsBuilder) {
     fn provider<'v>(
-        #[starlark(require = named, default = UnpackListOrTuple::default())] fields: starlark::values::list_or_tuple::UnpackListOrTuple<String>,
+        #[starlark(require = named, default = UnpackListOrTuple::default())]
+        fields: starlark::values::list_or_tuple::UnpackListOrTuple<String>,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<ProviderDef> {
         let _ = doc;
         let mut fields = fields.items;
         fields.sort();
         if let Some(w) = fields.windows(2).find(|w| w[0] == w[1]) {
-            anyhow::bail!("Field `{}` is listed twice in `provider(fields = ...)`", w[0]);
+            anyhow::bail!(
+                "Field `{}` is listed twice in `provider(fields = ...)`",
+                w[0]
+            );
         }
         let id = ProviderId(NEXT_PROVIDER.fetch_add(1, Ordering::Relaxed));
         Ok(ProviderDef::new(id, fields, None))
@@ -333,7 +378,12 @@ mod tests {
 
     #[test]
     fn data_round_trips_through_the_heap() {
-        let d = Data::List(vec![Data::Int(3), Data::Str("a".into()), Data::None, Data::Bool(true)]);
+        let d = Data::List(vec![
+            Data::Int(3),
+            Data::Str("a".into()),
+            Data::None,
+            Data::Bool(true),
+        ]);
         starlark::environment::Module::with_temp_heap(|m| {
             let v = d.to_value(m.heap());
             assert_eq!(Data::from_value(v, "x").unwrap(), d);

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use allocative::Allocative;
-use starlark::environment::GlobalsBuilder;
 use starlark::coerce::Coerce;
+use starlark::environment::GlobalsBuilder;
 use starlark::eval::{Arguments, Evaluator};
 use starlark::starlark_complex_value;
 use starlark::starlark_module;
@@ -62,11 +62,19 @@ pub struct RuleSchema {
 impl RuleSchema {
     /// The rule kind, as `kind()` queries match it.
     pub fn kind(&self) -> &str {
-        self.kind.get().map(String::as_str).unwrap_or("<anonymous rule>")
+        self.kind
+            .get()
+            .map(String::as_str)
+            .unwrap_or("<anonymous rule>")
     }
 
     fn valid_names(&self) -> String {
-        let mut names: Vec<&str> = self.attrs.iter().map(|(n, _)| n.as_str()).chain(IMPLICIT_ATTRS.iter().copied()).collect();
+        let mut names: Vec<&str> = self
+            .attrs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(IMPLICIT_ATTRS.iter().copied())
+            .collect();
         names.sort();
         names.join(", ")
     }
@@ -93,7 +101,11 @@ pub struct TargetDecl {
 impl TargetDecl {
     /// The value of attribute `name`, if the rule declares it.
     pub fn attr(&self, name: &str) -> Option<&AttrValue> {
-        let i = self.rule.attrs.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+        let i = self
+            .rule
+            .attrs
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
         self.attrs.get(i)
     }
 
@@ -113,7 +125,9 @@ impl TargetDecl {
 
 /// A rule definition: what `rule()` returns; calling it in a BUILD file
 /// declares a target.
-#[derive(Debug, Trace, Freeze, Coerce, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic)]
+#[derive(
+    Debug, Trace, Freeze, Coerce, ProvidesStaticType, NoSerialize, Allocative, StarlarkPagablePanic,
+)]
 #[repr(C)]
 pub struct RuleDefGen<V: ValueLifetimeless> {
     /// The implementation function, `impl(ctx) -> [providers]`.
@@ -141,12 +155,21 @@ impl<'v, V: ValueLike<'v>> StarlarkValue<'v> for RuleDefGen<V>
 where
     Self: ProvidesStaticType<'v>,
 {
-    fn export_as(&self, variable_name: &str, _eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<()> {
+    fn export_as(
+        &self,
+        variable_name: &str,
+        _eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<()> {
         let _ = self.schema.kind.set(variable_name.to_owned());
         Ok(())
     }
 
-    fn invoke(&self, _me: Value<'v>, args: &Arguments<'v, '_>, eval: &mut Evaluator<'v, '_, '_>) -> starlark::Result<Value<'v>> {
+    fn invoke(
+        &self,
+        _me: Value<'v>,
+        args: &Arguments<'v, '_>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> starlark::Result<Value<'v>> {
         let kind = self.schema.kind();
         let Some(ctx) = eval.extra.and_then(|e| e.downcast_ref::<BuildContext>()) else {
             return Err(native_err(format!(
@@ -158,9 +181,14 @@ where
                 "This rule was never assigned to a global variable; write `my_rule = rule(...)` at the top level of a `.star` file".to_owned(),
             ));
         }
-        let location = eval.call_stack_top_location().map(|s| Location::from_span(&s)).unwrap_or_else(|| ctx.file_location());
+        let location = eval
+            .call_stack_top_location()
+            .map(|s| Location::from_span(&s))
+            .unwrap_or_else(|| ctx.file_location());
         if args.len()? != args.names_map()?.len() {
-            return Err(native_err(format!("Rule `{kind}` takes only named arguments, e.g. `{kind}(name = \"x\", ...)`")));
+            return Err(native_err(format!(
+                "Rule `{kind}` takes only named arguments, e.g. `{kind}(name = \"x\", ...)`"
+            )));
         }
         let schema = &self.schema;
         let mut values: Vec<Option<AttrValue>> = vec![None; schema.attrs.len()];
@@ -174,7 +202,10 @@ where
                     let s = v.unpack_str().ok_or_else(|| {
                         native_err(format!("Attribute `name` of `{kind}` expects a string, got a value of type `{}`", v.get_type()))
                     })?;
-                    name = Some(TargetName::new(s).map_err(|e| native_err(format!("Attribute `name` of `{kind}`: {e}")))?);
+                    name =
+                        Some(TargetName::new(s).map_err(|e| {
+                            native_err(format!("Attribute `name` of `{kind}`: {e}"))
+                        })?);
                 }
                 "visibility" => {
                     visibility = Some(Visibility::from_value(v, &ctx.package).map_err(native_err)?);
@@ -188,7 +219,9 @@ where
                         values: Vec::new(),
                         doc: String::new(),
                     };
-                    if let AttrValue::StrList(t) = coerce(&spec, v, &ctx.package).map_err(|e| native_err(format!("Attribute `tags` of `{kind}` {e}")))? {
+                    if let AttrValue::StrList(t) = coerce(&spec, v, &ctx.package)
+                        .map_err(|e| native_err(format!("Attribute `tags` of `{kind}` {e}")))?
+                    {
                         tags = t;
                     }
                 }
@@ -200,13 +233,16 @@ where
                         )));
                     };
                     let spec = &schema.attrs[i].1;
-                    let val = coerce(spec, v, &ctx.package).map_err(|e| native_err(format!("Attribute `{k}` of `{kind}` {e}")))?;
+                    let val = coerce(spec, v, &ctx.package)
+                        .map_err(|e| native_err(format!("Attribute `{k}` of `{kind}` {e}")))?;
                     values[i] = Some(val);
                 }
             }
         }
         let Some(name) = name else {
-            return Err(native_err(format!("Missing mandatory attribute `name` for rule `{kind}`")));
+            return Err(native_err(format!(
+                "Missing mandatory attribute `name` for rule `{kind}`"
+            )));
         };
         let mut attrs = Vec::with_capacity(values.len());
         for ((attr_name, spec), v) in schema.attrs.iter().zip(values) {
@@ -217,13 +253,21 @@ where
                         "Missing mandatory attribute `{attr_name}` for rule `{kind}` (target `{name}`)"
                     )));
                 }
-                None => attrs.push(
-                    default_value(spec, &ctx.package)
-                        .map_err(|e| native_err(format!("Default of attribute `{attr_name}` of `{kind}`: {e}")))?,
-                ),
+                None => attrs.push(default_value(spec, &ctx.package).map_err(|e| {
+                    native_err(format!(
+                        "Default of attribute `{attr_name}` of `{kind}`: {e}"
+                    ))
+                })?),
             }
         }
-        let decl = TargetDecl { name, rule: schema.clone(), attrs, visibility, tags, location };
+        let decl = TargetDecl {
+            name,
+            rule: schema.clone(),
+            attrs,
+            visibility,
+            tags,
+            location,
+        };
         ctx.declare(decl).map_err(native_err)?;
         Ok(Value::new_none())
     }
@@ -248,16 +292,27 @@ pub fn register(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<RuleDef<'v>> {
         if r#impl.get_type() != "function" {
-            anyhow::bail!("`rule(impl = ...)` expects a function, got a value of type `{}`", r#impl.get_type());
+            anyhow::bail!(
+                "`rule(impl = ...)` expects a function, got a value of type `{}`",
+                r#impl.get_type()
+            );
         }
         let mut specs = Vec::new();
         if let Some(attrs) = attrs {
-            let d = DictRef::from_value(attrs)
-                .ok_or_else(|| anyhow::anyhow!("`rule(attrs = ...)` expects a dict of name to `attr.*()`, got `{}`", attrs.get_type()))?;
+            let d = DictRef::from_value(attrs).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`rule(attrs = ...)` expects a dict of name to `attr.*()`, got `{}`",
+                    attrs.get_type()
+                )
+            })?;
             for (k, v) in d.iter() {
-                let k = k.unpack_str().ok_or_else(|| anyhow::anyhow!("Attribute names must be strings, got `{}`", k.get_type()))?;
+                let k = k.unpack_str().ok_or_else(|| {
+                    anyhow::anyhow!("Attribute names must be strings, got `{}`", k.get_type())
+                })?;
                 if IMPLICIT_ATTRS.contains(&k) {
-                    anyhow::bail!("Attribute `{k}` is implicit in every rule and cannot be declared");
+                    anyhow::bail!(
+                        "Attribute `{k}` is implicit in every rule and cannot be declared"
+                    );
                 }
                 let spec = v
                     .downcast_ref::<AttrSpec>()

@@ -20,7 +20,7 @@ use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
 use crate::graph::action::ActionGraph;
 use crate::graph::target::{GraphError, TargetGraph};
-use crate::label::{TargetPattern, LabelError};
+use crate::label::{LabelError, TargetPattern};
 use crate::load::loader::Loader;
 
 /// How results are printed.
@@ -128,7 +128,9 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                     match chars.next() {
                         Some(x) if x == c => break,
                         Some(x) => w.push(x),
-                        None => return Err(format!("unterminated quoted word starting with {c}{w}")),
+                        None => {
+                            return Err(format!("unterminated quoted word starting with {c}{w}"));
+                        }
                     }
                 }
                 out.push(Tok::Word(w));
@@ -169,7 +171,11 @@ impl Parser {
                     "+" | "union" => SetOp::Union,
                     "^" | "intersect" => SetOp::Intersect,
                     "-" | "except" => SetOp::Except,
-                    _ => return Err(format!("expected an operator (`+`, `^`, `-`) or the end, found `{w}`")),
+                    _ => {
+                        return Err(format!(
+                            "expected an operator (`+`, `^`, `-`) or the end, found `{w}`"
+                        ));
+                    }
                 },
                 _ => return Ok(lhs),
             };
@@ -191,7 +197,10 @@ impl Parser {
                 self.pos += 1;
                 if self.peek() == Some(&Tok::Open) {
                     if !FUNCTIONS.contains(&w.as_str()) {
-                        return Err(format!("unknown function `{w}`; known functions: {}", FUNCTIONS.join(", ")));
+                        return Err(format!(
+                            "unknown function `{w}`; known functions: {}",
+                            FUNCTIONS.join(", ")
+                        ));
                     }
                     self.pos += 1;
                     let mut args = vec![self.arg()?];
@@ -204,11 +213,14 @@ impl Parser {
                 }
                 Ok(Expr::Word(w))
             }
-            Some(t) => Err(format!("unexpected `{}`", match t {
-                Tok::Close => ")",
-                Tok::Comma => ",",
-                _ => "?",
-            })),
+            Some(t) => Err(format!(
+                "unexpected `{}`",
+                match t {
+                    Tok::Close => ")",
+                    Tok::Comma => ",",
+                    _ => "?",
+                }
+            )),
             None => Err("unexpected end of the expression".to_owned()),
         }
     }
@@ -229,7 +241,10 @@ impl Parser {
 
 /// Parse a query expression.
 pub fn parse(expr: &str) -> Result<Expr, QueryError> {
-    let syntax = |message: String| QueryError::Syntax { expr: expr.to_owned(), message };
+    let syntax = |message: String| QueryError::Syntax {
+        expr: expr.to_owned(),
+        message,
+    };
     let toks = tokenize(expr).map_err(syntax)?;
     let mut p = Parser { toks, pos: 0 };
     let e = p.expr().map_err(syntax)?;
@@ -241,7 +256,10 @@ pub fn parse(expr: &str) -> Result<Expr, QueryError> {
 
 /// Turn words in set positions into patterns, checking arities.
 fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, QueryError> {
-    let syntax = |message: String| QueryError::Syntax { expr: src.to_owned(), message };
+    let syntax = |message: String| QueryError::Syntax {
+        expr: src.to_owned(),
+        message,
+    };
     Ok(match e {
         Expr::Word(w) => Expr::Pattern(TargetPattern::parse(&w)?),
         Expr::Binary(op, a, b) => Expr::Binary(
@@ -252,26 +270,44 @@ fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, QueryError> {
         Expr::Call(f, args) => {
             let n = args.len();
             let mut args = args.into_iter();
-            let set = |args: &mut std::vec::IntoIter<Expr>| resolve_patterns(args.next().unwrap_or(Expr::Word(String::new())), src, false);
+            let set = |args: &mut std::vec::IntoIter<Expr>| {
+                resolve_patterns(args.next().unwrap_or(Expr::Word(String::new())), src, false)
+            };
             let word = |e: Option<Expr>, what: &str| match e {
                 Some(Expr::Word(w)) => Ok(Expr::Word(w)),
                 _ => Err(syntax(format!("`{f}` expects {what}"))),
             };
             let out = match (f.as_str(), n) {
                 ("deps", 1) | ("actions", 1) => vec![set(&mut args)?],
-                ("deps", 2) => vec![set(&mut args)?, word(args.next(), "an integer depth as its second argument")?],
+                ("deps", 2) => vec![
+                    set(&mut args)?,
+                    word(args.next(), "an integer depth as its second argument")?,
+                ],
                 ("rdeps", 2) => vec![set(&mut args)?, set(&mut args)?],
-                ("rdeps", 3) => vec![set(&mut args)?, set(&mut args)?, word(args.next(), "an integer depth as its third argument")?],
-                ("kind", 2) | ("filter", 2) => vec![word(args.next(), "a regular expression as its first argument")?, set(&mut args)?],
+                ("rdeps", 3) => vec![
+                    set(&mut args)?,
+                    set(&mut args)?,
+                    word(args.next(), "an integer depth as its third argument")?,
+                ],
+                ("kind", 2) | ("filter", 2) => vec![
+                    word(args.next(), "a regular expression as its first argument")?,
+                    set(&mut args)?,
+                ],
                 _ => return Err(syntax(format!("`{f}` does not take {n} argument(s)"))),
             };
             if f == "actions" && !top {
-                return Err(syntax("`actions(...)` can only be the whole query".to_owned()));
+                return Err(syntax(
+                    "`actions(...)` can only be the whole query".to_owned(),
+                ));
             }
-            if let Some(Expr::Word(d)) = out.get(if f == "rdeps" { 2 } else { 1 }).filter(|_| f.ends_with("deps"))
+            if let Some(Expr::Word(d)) = out
+                .get(if f == "rdeps" { 2 } else { 1 })
+                .filter(|_| f.ends_with("deps"))
                 && d.parse::<usize>().is_err()
             {
-                return Err(syntax(format!("`{f}` depth must be a non-negative integer, got `{d}`")));
+                return Err(syntax(format!(
+                    "`{f}` depth must be a non-negative integer, got `{d}`"
+                )));
             }
             Expr::Call(f, out)
         }
@@ -339,7 +375,10 @@ impl Eval<'_> {
                         continue;
                     }
                     for t in &pkg.declared.targets {
-                        let l = crate::label::Label { package: path.clone(), name: t.name.clone() };
+                        let l = crate::label::Label {
+                            package: path.clone(),
+                            name: t.name.clone(),
+                        };
                         if let Some(n) = self.g.node(&l) {
                             out.insert(self.wrap(n));
                         }
@@ -350,7 +389,13 @@ impl Eval<'_> {
         out
     }
 
-    fn closure(&self, from: &Set, dir: Direction, depth: Option<usize>, within: Option<&Set>) -> Set {
+    fn closure(
+        &self,
+        from: &Set,
+        dir: Direction,
+        depth: Option<usize>,
+        within: Option<&Set>,
+    ) -> Set {
         let mut out: Set = from.clone();
         let mut q: VecDeque<(NodeIndex, usize)> = from.iter().map(|n| (n.0, 0)).collect();
         while let Some((n, d)) = q.pop_front() {
@@ -371,13 +416,21 @@ impl Eval<'_> {
     }
 
     fn regex(&self, w: &str) -> Result<regex::Regex, QueryError> {
-        regex::Regex::new(w).map_err(|e| QueryError::Syntax { expr: self.src.to_owned(), message: format!("bad regular expression `{w}`: {e}") })
+        regex::Regex::new(w).map_err(|e| QueryError::Syntax {
+            expr: self.src.to_owned(),
+            message: format!("bad regular expression `{w}`: {e}"),
+        })
     }
 
     fn eval(&self, e: &Expr) -> Result<Set, QueryError> {
         Ok(match e {
             Expr::Pattern(p) => self.pattern(p),
-            Expr::Word(w) => return Err(QueryError::Syntax { expr: self.src.to_owned(), message: format!("`{w}` is not a target set") }),
+            Expr::Word(w) => {
+                return Err(QueryError::Syntax {
+                    expr: self.src.to_owned(),
+                    message: format!("`{w}` is not a target set"),
+                });
+            }
             Expr::Binary(op, a, b) => {
                 let (a, b) = (self.eval(a)?, self.eval(b)?);
                 match op {
@@ -392,20 +445,33 @@ impl Eval<'_> {
                     _ => None,
                 };
                 match f.as_str() {
-                    "deps" => self.closure(&self.eval(&args[0])?, Direction::Outgoing, depth(1), None),
+                    "deps" => {
+                        self.closure(&self.eval(&args[0])?, Direction::Outgoing, depth(1), None)
+                    }
                     "rdeps" => {
-                        let universe = self.closure(&self.eval(&args[0])?, Direction::Outgoing, None, None);
-                        let from: Set = self.eval(&args[1])?.intersection(&universe).copied().collect();
+                        let universe =
+                            self.closure(&self.eval(&args[0])?, Direction::Outgoing, None, None);
+                        let from: Set = self
+                            .eval(&args[1])?
+                            .intersection(&universe)
+                            .copied()
+                            .collect();
                         self.closure(&from, Direction::Incoming, depth(2), Some(&universe))
                     }
                     "kind" | "filter" => {
-                        let Expr::Word(w) = &args[0] else { return Ok(Set::new()) };
+                        let Expr::Word(w) = &args[0] else {
+                            return Ok(Set::new());
+                        };
                         let re = self.regex(w)?;
                         let set = self.eval(&args[1])?;
                         set.into_iter()
                             .filter(|n| {
                                 let node = &self.g.graph[n.0];
-                                if f == "kind" { re.is_match(&node.kind_string()) } else { re.is_match(&node.label.to_string()) }
+                                if f == "kind" {
+                                    re.is_match(&node.kind_string())
+                                } else {
+                                    re.is_match(&node.label.to_string())
+                                }
                             })
                             .collect()
                     }
@@ -424,8 +490,16 @@ pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<Str
     let g = TargetGraph::load(loader, &pats)?;
     let mut order: Vec<NodeIndex> = g.graph.node_indices().collect();
     order.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
-    let rank = order.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
-    let ev = Eval { g: &g, rank, src: expr_text };
+    let rank = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, i as u32))
+        .collect();
+    let ev = Eval {
+        g: &g,
+        rank,
+        src: expr_text,
+    };
 
     if let Expr::Call(f, args) = &expr
         && f == "actions"
@@ -466,7 +540,11 @@ pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<Str
             for n in &result {
                 for m in g.deps(n.0) {
                     if result.contains(&ev.wrap(m)) {
-                        let _ = writeln!(s, "  \"{}\" -> \"{}\"", g.graph[n.0].label, g.graph[m].label);
+                        let _ = writeln!(
+                            s,
+                            "  \"{}\" -> \"{}\"",
+                            g.graph[n.0].label, g.graph[m].label
+                        );
                     }
                 }
             }
@@ -477,7 +555,11 @@ pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<Str
                 .iter()
                 .map(|n| {
                     let node = &g.graph[n.0];
-                    let deps: Vec<String> = g.deps(n.0).iter().map(|m| g.graph[*m].label.to_string()).collect();
+                    let deps: Vec<String> = g
+                        .deps(n.0)
+                        .iter()
+                        .map(|m| g.graph[*m].label.to_string())
+                        .collect();
                     let mut o = serde_json::json!({
                         "label": node.label.to_string(),
                         "kind": node.kind_string(),
@@ -503,11 +585,22 @@ mod tests {
     #[test]
     fn parses() {
         assert!(matches!(parse("deps(//a:b)").unwrap(), Expr::Call(f, _) if f == "deps"));
-        assert!(matches!(parse("//a:b + //c:d ^ //e/...").unwrap(), Expr::Binary(SetOp::Intersect, _, _)));
+        assert!(matches!(
+            parse("//a:b + //c:d ^ //e/...").unwrap(),
+            Expr::Binary(SetOp::Intersect, _, _)
+        ));
         assert!(parse("deps(//a:b, 2)").is_ok());
         assert!(parse("kind('genrule', //...)").is_ok());
         assert!(parse("rdeps(//..., //a:b, 1)").is_ok());
-        for bad in ["deps(//a:b", "deps(//a:b, x)", "nope(//a)", "//a:b //c:d", "deps(actions(//a:b))", "kind(//a:b)", ""] {
+        for bad in [
+            "deps(//a:b",
+            "deps(//a:b, x)",
+            "nope(//a)",
+            "//a:b //c:d",
+            "deps(actions(//a:b))",
+            "kind(//a:b)",
+            "",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
     }

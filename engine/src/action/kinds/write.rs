@@ -20,7 +20,11 @@ impl WriteAction {
             "  write: {} bytes, blake3 {}{}",
             self.content.len(),
             &digest.to_hex()[..16],
-            if self.is_executable { ", executable" } else { "" }
+            if self.is_executable {
+                ", executable"
+            } else {
+                ""
+            }
         );
     }
 }
