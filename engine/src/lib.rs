@@ -35,6 +35,7 @@ pub mod analysis;
 pub mod artifact;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod graph;
 pub mod label;
 pub mod load;

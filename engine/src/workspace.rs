@@ -112,6 +112,14 @@ impl Workspace {
     /// Every package at or below `pkg`, sorted. Skips hidden directories,
     /// `kiln-out`, `target` and nested workspaces.
     pub fn packages_under(&self, pkg: &PackagePath) -> Result<Vec<PackagePath>, WorkspaceError> {
+        self.walk_packages(pkg).map(|(p, _)| p)
+    }
+
+    /// `packages_under`, plus every directory read on the way
+    /// (workspace-relative); a change to any of them can add or remove a
+    /// package.
+    pub fn walk_packages(&self, pkg: &PackagePath) -> Result<(Vec<PackagePath>, Vec<String>), WorkspaceError> {
+        let mut dirs = Vec::new();
         let mut out = Vec::new();
         let mut stack = vec![pkg.as_str().to_owned()];
         while let Some(rel) = stack.pop() {
@@ -121,10 +129,11 @@ impl Workspace {
                 Err(source)
                     if rel == pkg.as_str() && source.kind() == std::io::ErrorKind::NotFound =>
                 {
-                    return Ok(out);
+                    return Ok((out, dirs));
                 }
                 Err(source) => return Err(WorkspaceError::Io { path: dir, source }),
             };
+            dirs.push(rel.clone());
             let mut has_build = false;
             for entry in entries {
                 let entry = entry.map_err(|source| WorkspaceError::Io {
@@ -159,7 +168,8 @@ impl Workspace {
             }
         }
         out.sort();
-        Ok(out)
+        dirs.sort();
+        Ok((out, dirs))
     }
 }
 

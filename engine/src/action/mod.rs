@@ -6,6 +6,7 @@
 //! Declaring actions from Starlark is `analysis/`; ordering them is
 //! `graph/`.
 
+pub mod key;
 pub mod kinds;
 
 use std::fmt::Write as _;

@@ -5,6 +5,9 @@
 // The CLI is where kiln talks to the user.
 #![allow(clippy::print_stderr)]
 
+mod build;
+mod clean;
+mod explain;
 mod query;
 
 use std::io::Write;
@@ -52,6 +55,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Build targets (default: //...).
+    Build(build::BuildArgs),
+    /// For each action a target needs, why it ran in the last build or that
+    /// it was cached.
+    Explain(explain::ExplainArgs),
+    /// Remove outputs (kiln-out/), and with --cache the local cache.
+    Clean(clean::CleanArgs),
+    /// Inspect or shrink the local cache.
+    Cache(clean::CacheArgs),
     /// Query the target graph: deps(), rdeps(), kind(), filter(), set
     /// operators, and actions(...) for the declared actions.
     Query(query::QueryArgs),
@@ -113,6 +125,7 @@ pub fn main() -> i32 {
             .num_threads(j)
             .build_global();
     }
+    let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let cwd = match cli
         .directory
         .clone()
@@ -127,6 +140,10 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Query(args) => query::run(&cwd, args),
+        Command::Build(args) => build::run(&cwd, jobs, args),
+        Command::Explain(args) => explain::run(&cwd, args),
+        Command::Clean(args) => clean::run_clean(&cwd, args),
+        Command::Cache(args) => clean::run_cache(args),
     };
     match result {
         Ok(code) => code,

@@ -108,6 +108,8 @@ pub struct TargetGraph {
     pub packages: BTreeMap<PackagePath, Arc<Package>>,
     /// The targets the patterns named, sorted.
     pub roots: Vec<NodeIndex>,
+    /// Directories walked to expand recursive patterns (workspace-relative).
+    pub walked_dirs: Vec<String>,
 }
 
 struct Builder<'a> {
@@ -121,6 +123,7 @@ impl TargetGraph {
     pub fn load(loader: &Loader, patterns: &[TargetPattern]) -> Result<TargetGraph, GraphError> {
         let ws = loader.workspace();
         let mut want: BTreeSet<PackagePath> = BTreeSet::new();
+        let mut walked_dirs = Vec::new();
         for p in patterns {
             match p {
                 TargetPattern::Single(l) => {
@@ -130,9 +133,10 @@ impl TargetGraph {
                     want.insert(pkg.clone());
                 }
                 TargetPattern::Recursive(pkg) => {
-                    let found = ws
-                        .packages_under(pkg)
+                    let (found, dirs) = ws
+                        .walk_packages(pkg)
                         .map_err(|e| GraphError::Pattern(e.to_string()))?;
+                    walked_dirs.extend(dirs);
                     if found.is_empty() {
                         return Err(GraphError::Pattern(format!(
                             "Pattern `{p}` matches no package: no `BUILD.star` at or below `{pkg}`"
@@ -149,6 +153,7 @@ impl TargetGraph {
                 index: HashMap::new(),
                 packages: BTreeMap::new(),
                 roots: Vec::new(),
+                walked_dirs,
             },
             missing_pkgs: BTreeMap::new(),
         };

@@ -202,6 +202,25 @@ impl Loader {
             .cloned()
     }
 
+    /// Workspace-relative paths of the `.star` files evaluated so far.
+    pub fn star_files(&self) -> Vec<String> {
+        let cache = self.star.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<String> = cache.modules.keys().filter(|f| !f.starts_with(BUILTIN_PREFIX)).cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A digest of the built-in ruleset's sources.
+    pub fn ruleset_digest() -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for (name, src) in RULESET {
+            h.update(name.as_bytes());
+            h.update(&(src.len() as u64).to_le_bytes());
+            h.update(src.as_bytes());
+        }
+        *h.finalize().as_bytes()
+    }
+
     /// The globals every file sees.
     pub fn globals(&self) -> &Globals {
         &self.globals

@@ -1,3 +1,6 @@
 //! What commands do, independent of how they are invoked: `cli/` parses
 //! flags and calls these.
+pub mod build;
+pub mod clean;
+pub mod explain;
 pub mod query;

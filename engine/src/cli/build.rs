@@ -1,0 +1,107 @@
+//! `kiln build [PATTERN...]`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{Args, ValueEnum};
+
+use super::{Failure, exit};
+use crate::error::ErrorClass;
+use crate::exec::{ExecOptions, ProgressMode};
+use crate::ops::build::{self, default_cache_dir, parse_patterns, summary_json};
+use crate::workspace::Workspace;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Progress {
+    Auto,
+    Plain,
+    None,
+}
+
+/// Flags shared by commands that build.
+#[derive(Args, Debug, Clone)]
+pub struct BuildFlags {
+    /// Keep going after an action fails: build everything that does not
+    /// depend on it.
+    #[arg(short = 'k', long = "keep-going")]
+    keep_going: bool,
+    /// The local cache directory (default: $KILN_CACHE_DIR, else ~/.cache/kiln).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Write a summary of the build as JSON.
+    #[arg(long = "summary-json", value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// Write a Chrome trace (one slice per action), viewable in Perfetto.
+    #[arg(long = "profile", value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Progress display: a live line on a terminal (auto), one line per
+    /// action run (plain), or nothing.
+    #[arg(long = "progress", value_enum, default_value = "auto")]
+    progress: Progress,
+}
+
+impl BuildFlags {
+    /// The cache directory to use.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+}
+
+/// Arguments of `kiln build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Targets to build (default: `//...`).
+    patterns: Vec<String>,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+/// Run `kiln build`.
+pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
+    let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
+    let patterns = parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
+    let f = &args.flags;
+    let opts = ExecOptions {
+        jobs,
+        keep_going: f.keep_going,
+        progress: match f.progress {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Plain => ProgressMode::Plain,
+            Progress::None => ProgressMode::None,
+        },
+        profile: f.profile.clone(),
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, interrupt.clone());
+    }
+    let o = build::build(&ws, &patterns, &f.cache_dir(), &opts, interrupt).map_err(|e| Failure::new(e.class(), e))?;
+    if let Some(path) = &f.summary_json {
+        let text = serde_json::to_string_pretty(&summary_json(&o)).unwrap_or_default();
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Failure::new(ErrorClass::Environment, format!("Cannot write `{}`: {e}", path.display())))?;
+    }
+    let r = &o.report;
+    let mut line = format!("{} actions: {} executed, {} cached", r.total, r.executed, r.local_hits);
+    if r.failed > 0 {
+        line.push_str(&format!(", {} failed", r.failed));
+    }
+    let skipped = r.total - r.executed - r.local_hits - r.failed;
+    if skipped > 0 {
+        line.push_str(&format!(", {skipped} not run"));
+    }
+    line.push_str(&format!(" ({:.2}s)", o.duration.as_secs_f64()));
+    eprintln!("{line}");
+    if let Some(note) = &r.isolation.note {
+        eprintln!("note: sandbox: {note}");
+    }
+    Ok(if r.interrupted {
+        eprintln!("ERROR: interrupted");
+        exit::INTERRUPTED
+    } else if r.failed > 0 {
+        exit::BUILD_FAILED
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,750 @@
+//! Execution: running a plan's actions against the cache, in parallel, doing
+//! the least work possible.
+//!
+//! # How a build decides what to do
+//! 1. Every source input is stat'ed (in parallel); when its (size, mtime,
+//!    inode) match the cache's `files` table its digest is reused, otherwise
+//!    it is hashed. Every output in `kiln-out/` is stat'ed the same way.
+//! 2. Actions become ready in dependency order. For a ready action the
+//!    scheduler computes its key from the digests of its inputs
+//!    (`action/key.rs`). Then, in order:
+//!    - **up to date**: every output in `kiln-out/` is unchanged since this
+//!      very key wrote it: nothing to do (this is a no-op build's path, and
+//!      it reads no file contents);
+//!    - **local hit**: the action cache has the key: a worker verifies the
+//!      output blobs and the scheduler links them into `kiln-out/`;
+//!    - otherwise a worker **executes** it in a sandbox (`sandbox.rs`) and
+//!      its outputs go into the blob store and the action cache.
+//!
+//!    Because keys depend on contents, an input rebuilt or touched to the
+//!    same bytes leaves downstream keys unchanged (early cutoff).
+//! 3. The scheduler (this file) is the one owner of build state and of the
+//!    database; workers only run commands and verify blobs, and send results
+//!    back over a channel. Database writes are batched in transactions.
+//!
+//! On failure no new work starts unless `keep_going`; on interrupt running
+//! actions' process groups are killed. Nothing is recorded for an action
+//! that did not finish, and outputs appear in `kiln-out/` only by atomic
+//! rename of complete blobs, so no partial output or cache entry survives.
+
+pub mod plan;
+pub mod record;
+pub mod sandbox;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs;
+use std::io::{IsTerminal, Write as _};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kiln_cache::{ActionResult, Blobs, Cache, CacheError, Digest, FileState, Stat};
+use rayon::prelude::*;
+
+use self::plan::Plan;
+use self::record::{Outcome, Record};
+use self::sandbox::{Isolation, RunOutcome, Running};
+use crate::action::key::{action_key, command_digest};
+use crate::action::{Action, ActionKind};
+use crate::error::ErrorClass;
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live status line on a terminal, nothing otherwise.
+    Auto,
+    /// One line per action that runs.
+    Plain,
+    /// Nothing.
+    None,
+}
+
+/// Options of one execution.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// Actions run at once.
+    pub jobs: usize,
+    /// Keep going after a failure.
+    pub keep_going: bool,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Write a Chrome trace here.
+    pub profile: Option<PathBuf>,
+}
+
+/// What an execution did.
+#[derive(Clone, Debug, Default)]
+pub struct ExecReport {
+    /// Actions in the plan.
+    pub total: usize,
+    /// Actions whose command ran successfully.
+    pub executed: usize,
+    /// Actions satisfied by the local cache (up to date or restored).
+    pub local_hits: usize,
+    /// Actions that failed.
+    pub failed: usize,
+    /// The build was interrupted.
+    pub interrupted: bool,
+    /// Isolation the sandbox obtained.
+    pub isolation: Isolation,
+}
+
+/// Errors that stop execution itself (not an action failing).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Writing into the workspace failed.
+    #[error("Cannot write `{path}`: {message}")]
+    Io {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ExecError {
+    /// Who must act.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Environment
+    }
+}
+
+enum Job {
+    Execute { idx: usize, inputs: Vec<Digest> },
+    Verify { idx: usize, result: ActionResult },
+}
+
+enum Done {
+    Ready(Isolation),
+    Executed { idx: usize, outcome: RunOutcome, worker: usize, start: Instant, end: Instant },
+    Verified { idx: usize, result: ActionResult, ok: Result<(), Digest>, worker: usize, start: Instant, end: Instant },
+}
+
+enum Write {
+    Action(Digest, ActionResult),
+    File(String, FileState),
+    Run(String, Outcome, Record),
+    UpToDate(String),
+    Touch(Digest),
+}
+
+/// Per-action progress of the scheduler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Waiting,
+    InFlight,
+    Finished,
+    Failed,
+}
+
+struct Scheduler<'a> {
+    root: &'a Path,
+    ws_key: String,
+    cache: &'a mut Cache,
+    blobs: Blobs,
+    plan: Arc<Plan>,
+    opts: &'a ExecOptions,
+    states: HashMap<String, FileState>,
+    src: HashMap<String, Option<(Digest, Stat)>>,
+    out_stat: HashMap<String, Stat>,
+    tools: HashMap<String, Option<Digest>>,
+    produced: HashMap<String, Digest>,
+    pending: Vec<u32>,
+    dependents: Vec<Vec<u32>>,
+    status: Vec<Status>,
+    keys: Vec<Option<Digest>>,
+    reasons: Vec<String>,
+    ready: VecDeque<usize>,
+    writes: Vec<Write>,
+    report: ExecReport,
+    stopping: bool,
+    in_flight: usize,
+    job_tx: Option<Sender<Job>>,
+    progress: Progress,
+    events: Vec<serde_json::Value>,
+    t0: Instant,
+    sandbox_dirs: Vec<PathBuf>,
+}
+
+fn abs(root: &Path, rel: &str) -> String {
+    root.join(rel).to_string_lossy().into_owned()
+}
+
+/// Execute `plan` in the workspace at `root` with `cache`.
+pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, interrupt: Arc<AtomicBool>) -> Result<ExecReport, ExecError> {
+    let t0 = Instant::now();
+    let n = plan.actions.len();
+    let ws_key = root.to_string_lossy().into_owned();
+    let states = cache.file_states(&format!("{ws_key}/"))?;
+
+    // Stat (and hash where needed) every source input and output, in parallel.
+    let mut src_paths: Vec<&str> = plan.actions.iter().flat_map(|a| a.inputs.iter()).filter(|x| x.is_source()).map(|x| x.path()).collect();
+    src_paths.sort_unstable();
+    src_paths.dedup();
+    let src: HashMap<String, Option<(Digest, Stat)>> = src_paths
+        .par_iter()
+        .map(|p| {
+            let a = abs(root, p);
+            let entry = fs::metadata(&a).ok().filter(|m| m.is_file()).and_then(|m| {
+                let st = Stat::of(&m);
+                match states.get(&a) {
+                    Some(fs) if fs.stat == st && fs.key.is_none() => Some((fs.digest, st)),
+                    _ => Digest::of_file(Path::new(&a)).ok().map(|d| (d, st)),
+                }
+            });
+            ((*p).to_owned(), entry)
+        })
+        .collect();
+    let out_paths: Vec<&str> = plan.actions.iter().flat_map(|a| a.outputs.iter()).map(|x| x.path()).collect();
+    let out_stat: HashMap<String, Stat> = out_paths
+        .par_iter()
+        .filter_map(|p| fs::symlink_metadata(root.join(p)).ok().map(|m| ((*p).to_owned(), Stat::of(&m))))
+        .collect();
+    let mut tool_paths: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Run(r) if r.argv[0].starts_with('/') => Some(r.argv[0].as_str()),
+            _ => None,
+        })
+        .collect();
+    tool_paths.sort_unstable();
+    tool_paths.dedup();
+    let mut tools = HashMap::new();
+    let mut writes = Vec::new();
+    for t in tool_paths {
+        let d = match (fs::metadata(t), cache.file_states(t)?.remove(t)) {
+            (Ok(m), Some(fs)) if fs.stat == Stat::of(&m) => Some(fs.digest),
+            (Ok(m), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
+                writes.push(Write::File(t.to_owned(), FileState { stat: Stat::of(&m), digest: *d, key: None }));
+            }),
+            (Err(_), _) => None,
+        };
+        tools.insert(t.to_owned(), d);
+    }
+    for (p, e) in &src {
+        if let Some((d, st)) = e {
+            let a = abs(root, p);
+            if states.get(&a).is_none_or(|fs| fs.stat != *st || fs.key.is_some()) {
+                writes.push(Write::File(a, FileState { stat: *st, digest: *d, key: None }));
+            }
+        }
+    }
+
+    let mut dependents = vec![Vec::new(); n];
+    let mut pending = vec![0u32; n];
+    for (i, ds) in plan.deps.iter().enumerate() {
+        pending[i] = ds.len() as u32;
+        for d in ds {
+            dependents[*d as usize].push(i as u32);
+        }
+    }
+    let ready: VecDeque<usize> = (0..n).filter(|i| pending[*i] == 0).collect();
+    let blobs = cache.blobs().clone();
+    let plan = Arc::new(plan);
+    let progress = Progress::new(opts.progress, n);
+    let mut s = Scheduler {
+        root,
+        ws_key,
+        blobs,
+        plan: plan.clone(),
+        opts,
+        states,
+        src,
+        out_stat,
+        tools,
+        produced: HashMap::new(),
+        pending,
+        dependents,
+        status: vec![Status::Waiting; n],
+        keys: vec![None; n],
+        reasons: vec![String::new(); n],
+        ready,
+        writes,
+        report: ExecReport { total: n, ..Default::default() },
+        stopping: false,
+        in_flight: 0,
+        job_tx: None,
+        progress,
+        events: Vec::new(),
+        t0,
+        sandbox_dirs: Vec::new(),
+        cache,
+    };
+    fs::create_dir_all(plan::plan_dir(root).join("tmp")).map_err(|e| ExecError::Io { path: plan::plan_dir(root), message: e.to_string() })?;
+
+    // Workers: started lazily, when the first action must run or be verified.
+    let running = Arc::new(Running::default());
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let mut workers = Vec::new();
+    let result = s.run(&running, &done_tx, &done_rx, &mut workers, &interrupt);
+    drop(s.job_tx.take());
+    for w in workers {
+        let _ = w.join();
+    }
+    for d in &s.sandbox_dirs {
+        sandbox::remove_tree(d);
+    }
+    let flushed = s.flush();
+    s.progress.finish();
+    if let Some(p) = &opts.profile {
+        let trace = serde_json::json!({ "traceEvents": s.events, "displayTimeUnit": "ms" });
+        fs::write(p, serde_json::to_vec(&trace).unwrap_or_default())
+            .map_err(|e| ExecError::Io { path: p.clone(), message: e.to_string() })?;
+    }
+    result?;
+    flushed?;
+    Ok(s.report)
+}
+
+impl Scheduler<'_> {
+    fn name(&self, i: usize) -> String {
+        let a = &self.plan.actions[i];
+        format!("{}#{}", a.owner, a.index)
+    }
+
+    fn start_workers(&mut self, running: &Arc<Running>, done_tx: &Sender<Done>, done_rx: &Receiver<Done>, workers: &mut Vec<std::thread::JoinHandle<()>>) {
+        if self.job_tx.is_some() {
+            return;
+        }
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        // Hide the workspace from actions unless the cache lives inside it.
+        let hide = (!self.blobs.path(&Digest([0; 32])).starts_with(self.root)).then(|| self.root.to_path_buf());
+        for w in 0..self.opts.jobs.max(1) {
+            let rx = job_rx.clone();
+            let tx = done_tx.clone();
+            let blobs = self.blobs.clone();
+            let plan = self.plan.clone();
+            let running = running.clone();
+            let hide = hide.clone();
+            let base = blobs.temp_path("sandbox");
+            self.sandbox_dirs.push(base.clone());
+            let root = self.root.to_path_buf();
+            workers.push(std::thread::spawn(move || {
+                let made = fs::create_dir_all(&base);
+                // Opened before the workspace is hidden: sources stay
+                // readable to this worker through /proc/self/fd (the
+                // descriptor is close-on-exec, so actions do not inherit it).
+                let ws_dir = fs::File::open(&root);
+                let iso = sandbox::isolate_thread(hide.as_deref(), &base);
+                let ws_view = match &ws_dir {
+                    Ok(f) if iso.workspace_hidden => PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f))),
+                    _ => root.clone(),
+                };
+                let _ = tx.send(Done::Ready(iso.clone()));
+                let mut sb = made.map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display())).and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs));
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = job else { break };
+                    let start = Instant::now();
+                    let msg = match job {
+                        Job::Execute { idx, inputs } => {
+                            let outcome = match &mut sb {
+                                Ok(sb) => sb.run(&blobs, &ws_view, &plan.actions[idx], &inputs, &running, w),
+                                Err(message) => RunOutcome::Failed { message: message.clone(), log: String::new() },
+                            };
+                            Done::Executed { idx, outcome, worker: w + 1, start, end: Instant::now() }
+                        }
+                        Job::Verify { idx, result } => {
+                            let ok = sandbox::verify_result(&blobs, &result);
+                            Done::Verified { idx, result, ok, worker: w + 1, start, end: Instant::now() }
+                        }
+                    };
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        // Wait for every worker's isolation report (the first decides the summary).
+        let mut isolations = Vec::new();
+        while isolations.len() < self.opts.jobs.max(1) {
+            match done_rx.recv() {
+                Ok(Done::Ready(iso)) => isolations.push(iso),
+                _ => break,
+            }
+        }
+        self.report.isolation = isolations.into_iter().next().unwrap_or_default();
+        self.job_tx = Some(job_tx);
+    }
+
+    fn send(&mut self, job: Job, running: &Arc<Running>, done_tx: &Sender<Done>, done_rx: &Receiver<Done>, workers: &mut Vec<std::thread::JoinHandle<()>>) {
+        self.start_workers(running, done_tx, done_rx, workers);
+        if let Some(tx) = &self.job_tx {
+            let _ = tx.send(job);
+            self.in_flight += 1;
+        }
+    }
+
+    fn run(
+        &mut self,
+        running: &Arc<Running>,
+        done_tx: &Sender<Done>,
+        done_rx: &Receiver<Done>,
+        workers: &mut Vec<std::thread::JoinHandle<()>>,
+        interrupt: &AtomicBool,
+    ) -> Result<(), ExecError> {
+        loop {
+            if interrupt.load(Ordering::SeqCst) && !self.report.interrupted {
+                self.report.interrupted = true;
+                self.stopping = true;
+                running.kill_all();
+            }
+            while !self.stopping {
+                let Some(i) = self.ready.pop_front() else { break };
+                if let Some(job) = self.prepare(i)? {
+                    self.send(job, running, done_tx, done_rx, workers);
+                }
+            }
+            if self.in_flight == 0 {
+                return Ok(());
+            }
+            self.progress.tick(self.report.executed + self.report.local_hits + self.report.failed, self.in_flight);
+            match done_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(d) => self.handle(d)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if self.writes.len() >= 2000 {
+                self.flush()?;
+            }
+        }
+    }
+
+    /// Decide what a ready action needs: nothing, a verification, or a run.
+    fn prepare(&mut self, i: usize) -> Result<Option<Job>, ExecError> {
+        let a = &self.plan.actions[i];
+        let mut digests = Vec::with_capacity(a.inputs.len());
+        for x in &a.inputs {
+            let d = if x.is_source() {
+                self.src.get(x.path()).copied().flatten().map(|(d, _)| d)
+            } else {
+                self.produced.get(x.path()).copied()
+            };
+            match d {
+                Some(d) => digests.push(d),
+                None => {
+                    let msg = format!("missing input file `{}`; create it or fix the target's sources", x.path());
+                    self.fail(i, msg, String::new());
+                    return Ok(None);
+                }
+            }
+        }
+        let mut tools = Vec::new();
+        if let ActionKind::Run(r) = &a.kind
+            && let Some(t) = self.tools.get(&r.argv[0])
+        {
+            match t {
+                Some(d) => tools.push((r.argv[0].clone(), *d)),
+                None => {
+                    let msg = format!("the program `{}` does not exist on this machine", r.argv[0]);
+                    self.fail(i, msg, String::new());
+                    return Ok(None);
+                }
+            }
+        }
+        let key = action_key(a, &digests, &tools);
+        self.keys[i] = Some(key);
+
+        // Up to date: every output is exactly what this key wrote.
+        let mut outs = Vec::with_capacity(a.outputs.len());
+        for o in &a.outputs {
+            let fs = self.states.get(&abs(self.root, o.path()));
+            match (fs, self.out_stat.get(o.path())) {
+                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat == *st => outs.push(fs.digest),
+                _ => break,
+            }
+        }
+        if outs.len() == a.outputs.len() {
+            for (o, d) in a.outputs.iter().zip(outs) {
+                self.produced.insert(o.path().to_owned(), d);
+            }
+            self.report.local_hits += 1;
+            self.writes.push(Write::UpToDate(self.name(i)));
+            let now = self.t0.elapsed();
+            self.event(i, 0, now, now, key, "up_to_date");
+            self.complete(i);
+            return Ok(None);
+        }
+
+        let command = command_digest(a);
+        let inputs: Vec<(String, Digest)> = a.inputs.iter().zip(&digests).map(|(x, d)| (x.path().to_owned(), *d)).collect();
+        let prev = self.cache.run_record(&self.ws_key, &self.name(i))?.and_then(|b| Record::decode(&b));
+        self.reasons[i] = record::reason(prev.as_ref(), command, &inputs, key);
+        self.status[i] = Status::InFlight;
+        if let Some(result) = self.cache.get_action(&key)? {
+            return Ok(Some(Job::Verify { idx: i, result }));
+        }
+        Ok(Some(Job::Execute { idx: i, inputs: digests }))
+    }
+
+    fn handle(&mut self, d: Done) -> Result<(), ExecError> {
+        match d {
+            Done::Ready(_) => {}
+            Done::Executed { idx, outcome, worker, start, end } => {
+                self.in_flight -= 1;
+                let (s, e) = (start - self.t0, end - self.t0);
+                match outcome {
+                    RunOutcome::Done(result) => {
+                        if self.report.interrupted {
+                            return Ok(());
+                        }
+                        let key = self.keys[idx].unwrap_or(Digest([0; 32]));
+                        self.materialize(idx, &result, key)?;
+                        self.writes.push(Write::Action(key, result));
+                        self.record(idx, Outcome::Executed);
+                        self.report.executed += 1;
+                        self.progress.line(&self.plan.actions[idx], "", e - s);
+                        self.event(idx, worker, s, e, key, "executed");
+                        self.complete(idx);
+                    }
+                    RunOutcome::Failed { message, log } => {
+                        if self.report.interrupted {
+                            return Ok(());
+                        }
+                        self.fail(idx, message, log);
+                    }
+                }
+            }
+            Done::Verified { idx, result, ok, worker, start, end } => {
+                self.in_flight -= 1;
+                if self.report.interrupted {
+                    return Ok(());
+                }
+                let key = self.keys[idx].unwrap_or(Digest([0; 32]));
+                match ok {
+                    Ok(()) => {
+                        self.materialize(idx, &result, key)?;
+                        self.writes.push(Write::Touch(key));
+                        self.reasons[idx] = format!("restored from the local cache ({})", self.reasons[idx]);
+                        self.record(idx, Outcome::Restored);
+                        self.report.local_hits += 1;
+                        self.event(idx, worker, start - self.t0, end - self.t0, key, "local_hit");
+                        self.complete(idx);
+                    }
+                    Err(bad) => {
+                        self.cache.remove_action(&key)?;
+                        self.reasons[idx] = format!("cache entry corrupt: blob {} failed verification", bad.hex());
+                        let a = &self.plan.actions[idx];
+                        let digests: Vec<Digest> = a
+                            .inputs
+                            .iter()
+                            .filter_map(|x| {
+                                if x.is_source() {
+                                    self.src.get(x.path()).copied().flatten().map(|(d, _)| d)
+                                } else {
+                                    self.produced.get(x.path()).copied()
+                                }
+                            })
+                            .collect();
+                        if let Some(tx) = &self.job_tx {
+                            let _ = tx.send(Job::Execute { idx, inputs: digests });
+                            self.in_flight += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Link verified blobs into `kiln-out/` (atomically) and note their state.
+    fn materialize(&mut self, i: usize, r: &ActionResult, key: Digest) -> Result<(), ExecError> {
+        let tmp_dir = plan::plan_dir(self.root).join("tmp");
+        for o in &r.outputs {
+            let dest = self.root.join(&o.path);
+            let blob = self.blobs.path(&o.digest);
+            let same = match (fs::metadata(&dest), fs::metadata(&blob)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                let ioerr = |e: std::io::Error| ExecError::Io { path: dest.clone(), message: e.to_string() };
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).map_err(ioerr)?;
+                }
+                let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), o.digest.hex()));
+                let _ = fs::remove_file(&tmp);
+                if fs::hard_link(&blob, &tmp).is_err() {
+                    fs::copy(&blob, &tmp).map_err(ioerr)?;
+                }
+                fs::rename(&tmp, &dest).map_err(ioerr)?;
+            }
+            let m = fs::metadata(&dest).map_err(|e| ExecError::Io { path: dest.clone(), message: e.to_string() })?;
+            let st = FileState { stat: Stat::of(&m), digest: o.digest, key: Some(key) };
+            let a = dest.to_string_lossy().into_owned();
+            self.states.insert(a.clone(), st);
+            self.writes.push(Write::File(a, st));
+            self.produced.insert(o.path.clone(), o.digest);
+        }
+        // A result missing a declared output cannot be used.
+        for x in &self.plan.actions[i].outputs {
+            if !self.produced.contains_key(x.path()) {
+                return Err(ExecError::Io { path: self.root.join(x.path()), message: "cached result lacks this output".into() });
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, i: usize, outcome: Outcome) {
+        let a = &self.plan.actions[i];
+        let key = self.keys[i].unwrap_or(Digest([0; 32]));
+        let inputs = a
+            .inputs
+            .iter()
+            .filter_map(|x| {
+                let d = if x.is_source() { self.src.get(x.path()).copied().flatten().map(|(d, _)| d) } else { self.produced.get(x.path()).copied() };
+                d.map(|d| (x.path().to_owned(), d))
+            })
+            .collect();
+        let rec = Record { reason: self.reasons[i].clone(), key, command: command_digest(a), inputs };
+        self.writes.push(Write::Run(self.name(i), outcome, rec));
+    }
+
+    fn fail(&mut self, i: usize, message: String, log: String) {
+        let a = &self.plan.actions[i];
+        self.status[i] = Status::Failed;
+        self.report.failed += 1;
+        let mut text = format!("ERROR: {} failed ({}): {message}\n", self.name(i), a.mnemonic);
+        if let ActionKind::Run(r) = &a.kind {
+            let argv: Vec<String> = r.argv.iter().map(|x| crate::action::shell_quote(x)).collect();
+            text.push_str(&format!("  command: {}\n", argv.join(" ")));
+        }
+        if !log.is_empty() {
+            text.push_str("  output:\n");
+            for l in log.lines() {
+                text.push_str(&format!("    {l}\n"));
+            }
+        }
+        self.progress.message(&text);
+        self.reasons[i] = message;
+        if self.keys[i].is_some() {
+            self.record(i, Outcome::Failed);
+        }
+        if !self.opts.keep_going {
+            self.stopping = true;
+        }
+    }
+
+    fn complete(&mut self, i: usize) {
+        self.status[i] = Status::Finished;
+        for j in std::mem::take(&mut self.dependents[i]) {
+            let j = j as usize;
+            self.pending[j] -= 1;
+            if self.pending[j] == 0 && self.status[j] == Status::Waiting {
+                self.ready.push_back(j);
+            }
+        }
+    }
+
+    fn event(&mut self, i: usize, tid: usize, start: Duration, end: Duration, key: Digest, cache: &str) {
+        if self.opts.profile.is_none() {
+            return;
+        }
+        let a = &self.plan.actions[i];
+        self.events.push(serde_json::json!({
+            "name": format!("{} {}", self.name(i), a.mnemonic),
+            "cat": cache,
+            "ph": "X",
+            "pid": 1,
+            "tid": tid,
+            "ts": start.as_micros() as u64,
+            "dur": (end.saturating_sub(start)).as_micros() as u64,
+            "args": { "key": key.hex(), "cache": cache },
+        }));
+    }
+
+    /// Write batched database updates in one transaction.
+    fn flush(&mut self) -> Result<(), ExecError> {
+        let mut writes = std::mem::take(&mut self.writes);
+        let ws = self.ws_key.clone();
+        // Records of earlier builds that were not "up to date" must flip for
+        // actions that are up to date now.
+        let stale: HashSet<String> = if writes.iter().any(|w| matches!(w, Write::UpToDate(_))) {
+            self.cache.runs_not_up_to_date(&ws)?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        writes.retain(|w| !matches!(w, Write::UpToDate(n) if !stale.contains(n)));
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.cache.transaction(|t| {
+            for w in &writes {
+                match w {
+                    Write::Action(k, r) => t.put_action(k, r)?,
+                    Write::File(p, st) => t.put_file_state(p, st)?,
+                    Write::Run(name, outcome, rec) => t.put_run_record(&ws, name, *outcome as u8, &rec.encode())?,
+                    Write::UpToDate(name) => t.set_up_to_date(&ws, name)?,
+                    Write::Touch(k) => t.touch_action(k)?,
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// Progress display on stderr.
+struct Progress {
+    mode: ProgressMode,
+    tty: bool,
+    total: usize,
+    start: Instant,
+    last: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(mode: ProgressMode, total: usize) -> Self {
+        let now = Instant::now();
+        Progress { mode, tty: std::io::stderr().is_terminal(), total, start: now, last: now, drawn: false }
+    }
+
+    fn live(&self) -> bool {
+        self.mode == ProgressMode::Auto && self.tty
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+            self.drawn = false;
+        }
+    }
+
+    fn tick(&mut self, done: usize, running: usize) {
+        if !self.live() || self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        let _ = write!(
+            std::io::stderr(),
+            "\r\x1b[K[{done}/{}] {running} running, {:.1}s",
+            self.total,
+            self.start.elapsed().as_secs_f64()
+        );
+        self.drawn = true;
+    }
+
+    fn line(&mut self, a: &Action, extra: &str, took: Duration) {
+        if self.mode == ProgressMode::Plain {
+            let _ = writeln!(std::io::stderr(), "{} {}#{} ({:.2}s){extra}", a.mnemonic, a.owner, a.index, took.as_secs_f64());
+        }
+    }
+
+    fn message(&mut self, text: &str) {
+        self.clear();
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    fn finish(&mut self) {
+        self.clear();
+    }
+}

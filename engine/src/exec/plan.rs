@@ -1,0 +1,429 @@
+//! The build plan: the actions requested targets need, in dependency
+//! order, and its persisted form.
+//!
+//! A plan is what execution needs from loading and analysis. It is saved in
+//! `kiln-out/.kiln/plan-<patterns digest>` together with the state
+//! (size, mtime, inode) of every file loading read: `kiln.toml`, each
+//! BUILD.star and `.star` file, and each directory walked for a recursive
+//! pattern, plus the engine version, the built-in ruleset's digest and the
+//! `kiln` binary's own state. While all of them match, the next build reuses
+//! the plan without running Starlark at all (DESIGN.md section 6: a no-op
+//! near ninja's time). Any mismatch, or a file in a format this version does
+//! not know, means loading and analysis run again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kiln_cache::{Digest, Stat};
+
+use crate::action::{Action, ActionKind, RunAction, WriteAction};
+use crate::analysis::Analysis;
+use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
+use crate::error::Location;
+use crate::graph::target::TargetGraph;
+use crate::label::{Label, TargetPattern};
+use crate::load::loader::Loader;
+
+/// Format version of the persisted plan.
+const PLAN_FORMAT: u32 = 1;
+
+/// Actions in dependency order and what the requested targets produce.
+///
+/// Invariant: every index in `deps[i]` is smaller than `i` (producers come
+/// first), and `deps[i]` is sorted and free of duplicates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The needed actions.
+    pub actions: Vec<Action>,
+    /// For each action, the actions producing its non-source inputs.
+    pub deps: Vec<Vec<u32>>,
+    /// Each requested rule target and its default outputs.
+    pub targets: Vec<(Label, Vec<String>)>,
+}
+
+impl Plan {
+    /// The actions `roots` need: the producers of their `DefaultInfo` files,
+    /// transitively.
+    pub fn from_analysis(g: &TargetGraph, a: &Analysis) -> Plan {
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, act) in a.actions.iter().enumerate() {
+            for o in &act.outputs {
+                producer.insert(o.path(), i);
+            }
+        }
+        let mut targets = Vec::new();
+        let mut needed = vec![false; a.actions.len()];
+        let mut stack = Vec::new();
+        for r in &g.roots {
+            let node = &g.graph[*r];
+            if node.decl().is_none() {
+                continue;
+            }
+            let files = a.default_files(&node.label);
+            for f in &files {
+                if let Some(&p) = producer.get(f.path()) {
+                    stack.push(p);
+                }
+            }
+            targets.push((node.label.clone(), files.iter().map(|f| f.path().to_owned()).collect()));
+        }
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut needed[i], true) {
+                continue;
+            }
+            for input in &a.actions[i].inputs {
+                if let Some(&p) = producer.get(input.path()) {
+                    stack.push(p);
+                }
+            }
+        }
+        // Topological order: producers first (the action graph is acyclic).
+        let mut order = Vec::new();
+        let mut state = vec![0u8; a.actions.len()];
+        for start in (0..a.actions.len()).filter(|i| needed[*i]) {
+            let mut st = vec![(start, false)];
+            while let Some((i, done)) = st.pop() {
+                if done {
+                    state[i] = 2;
+                    order.push(i);
+                    continue;
+                }
+                if state[i] != 0 {
+                    continue;
+                }
+                state[i] = 1;
+                st.push((i, true));
+                let mut ps: Vec<usize> = a.actions[i].inputs.iter().filter_map(|x| producer.get(x.path()).copied()).collect();
+                ps.sort_unstable();
+                ps.dedup();
+                for p in ps.into_iter().rev() {
+                    if state[p] == 0 {
+                        st.push((p, false));
+                    }
+                }
+            }
+        }
+        let new_index: HashMap<usize, u32> = order.iter().enumerate().map(|(n, i)| (*i, n as u32)).collect();
+        let actions: Vec<Action> = order.iter().map(|i| a.actions[*i].clone()).collect();
+        let deps = order
+            .iter()
+            .map(|i| {
+                let mut d: Vec<u32> =
+                    a.actions[*i].inputs.iter().filter_map(|x| producer.get(x.path()).map(|p| new_index[p])).collect();
+                d.sort_unstable();
+                d.dedup();
+                d
+            })
+            .collect();
+        Plan { actions, deps, targets }
+    }
+}
+
+/// Where persisted plans live in a workspace.
+pub fn plan_dir(root: &Path) -> PathBuf {
+    root.join(OUT_DIR).join(".kiln")
+}
+
+fn plan_path(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
+    let mut h = blake3::Hasher::new();
+    for p in patterns {
+        h.update(p.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    let d = Digest(*h.finalize().as_bytes());
+    plan_dir(root).join(format!("plan-{}", &d.hex()[..16]))
+}
+
+/// The files (and directories) whose state decides if a plan is current.
+pub fn watched_files(loader: &Loader, g: &TargetGraph) -> Vec<String> {
+    let mut v = vec![crate::workspace::CONFIG_FILE.to_owned()];
+    v.extend(g.packages.values().map(|p| p.build_file.clone()));
+    v.extend(loader.star_files());
+    v.extend(g.walked_dirs.iter().map(|d| if d.is_empty() { ".".to_owned() } else { d.clone() }));
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn stat_of(p: &Path) -> Option<Stat> {
+    fs::metadata(p).ok().map(|m| Stat::of(&m))
+}
+
+fn engine_stamp() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(env!("CARGO_PKG_VERSION").as_bytes());
+    b.extend(crate::action::key::KEY_VERSION.to_le_bytes());
+    b.extend(Loader::ruleset_digest());
+    if let Some(st) = std::env::current_exe().ok().and_then(|p| stat_of(&p)) {
+        b.extend(st.size.to_le_bytes());
+        b.extend(st.mtime_ns.to_le_bytes());
+    }
+    b
+}
+
+/// Save `plan`, valid while `watched` keep their current state.
+pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &Plan) -> std::io::Result<()> {
+    let mut w = W(Vec::with_capacity(64 * 1024 + plan.actions.len() * 256));
+    w.0.extend(b"KILNPLAN");
+    w.u32(PLAN_FORMAT);
+    w.bytes(&engine_stamp());
+    w.u32(watched.len() as u32);
+    for f in watched {
+        w.str(f);
+        let st = stat_of(&root.join(f));
+        w.stat(st);
+    }
+    encode_plan(&mut w, plan);
+    let dir = plan_dir(root);
+    fs::create_dir_all(&dir)?;
+    let path = plan_path(root, patterns);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, &w.0)?;
+    fs::rename(&tmp, &path)
+}
+
+/// The saved plan for `patterns`, if every watched file is unchanged.
+pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<Plan> {
+    let bytes = fs::read(plan_path(root, patterns)).ok()?;
+    let mut r = R(&bytes);
+    if r.take(8)? != b"KILNPLAN" || r.u32()? != PLAN_FORMAT || r.bytes()? != engine_stamp().as_slice() {
+        return None;
+    }
+    let n = r.u32()?;
+    for _ in 0..n {
+        let f = r.str()?;
+        let want = r.stat()?;
+        if stat_of(&root.join(f)) != want {
+            return None;
+        }
+    }
+    decode_plan(&mut r)
+}
+
+fn encode_plan(w: &mut W, p: &Plan) {
+    // Owner labels are shared by many artifacts: intern them.
+    let mut labels: BTreeMap<String, u32> = BTreeMap::new();
+    for a in &p.actions {
+        let n = labels.len() as u32;
+        labels.entry(a.owner.to_string()).or_insert(n);
+        for x in a.inputs.iter().chain(&a.outputs) {
+            if let ArtifactKind::Output { owner } = &x.0.kind {
+                let n = labels.len() as u32;
+                labels.entry(owner.to_string()).or_insert(n);
+            }
+        }
+    }
+    let mut by_index: Vec<&str> = vec![""; labels.len()];
+    for (l, i) in &labels {
+        by_index[*i as usize] = l;
+    }
+    w.u32(by_index.len() as u32);
+    for l in &by_index {
+        w.str(l);
+    }
+    let art = |w: &mut W, a: &Artifact| {
+        w.str(a.path());
+        match &a.0.kind {
+            ArtifactKind::Source => w.u32(u32::MAX),
+            ArtifactKind::Output { owner } => w.u32(labels[&owner.to_string()]),
+        }
+    };
+    w.u32(p.actions.len() as u32);
+    for (a, deps) in p.actions.iter().zip(&p.deps) {
+        w.u32(labels[&a.owner.to_string()]);
+        w.u32(a.index as u32);
+        w.str(&a.mnemonic);
+        w.str(&a.location.file);
+        w.u32(a.location.line as u32);
+        w.u32(a.location.col as u32);
+        match &a.kind {
+            ActionKind::Run(r) => {
+                w.0.push(0);
+                w.u32(r.argv.len() as u32);
+                r.argv.iter().for_each(|x| w.str(x));
+                w.u32(r.env.len() as u32);
+                for (k, v) in &r.env {
+                    w.str(k);
+                    w.str(v);
+                }
+            }
+            ActionKind::Write(x) => {
+                w.0.push(1);
+                w.str(&x.content);
+                w.0.push(x.is_executable as u8);
+            }
+        }
+        w.u32(a.inputs.len() as u32);
+        a.inputs.iter().for_each(|x| art(w, x));
+        w.u32(a.outputs.len() as u32);
+        a.outputs.iter().for_each(|x| art(w, x));
+        w.u32(deps.len() as u32);
+        deps.iter().for_each(|d| w.u32(*d));
+    }
+    w.u32(p.targets.len() as u32);
+    for (l, outs) in &p.targets {
+        w.str(&l.to_string());
+        w.u32(outs.len() as u32);
+        outs.iter().for_each(|o| w.str(o));
+    }
+}
+
+fn decode_plan(r: &mut R) -> Option<Plan> {
+    let nl = r.u32()? as usize;
+    let mut labels = Vec::with_capacity(nl);
+    for _ in 0..nl {
+        labels.push(Label::parse_absolute(r.str()?).ok()?);
+    }
+    fn art(r: &mut R, labels: &[Label]) -> Option<Artifact> {
+        let path = r.str()?.to_owned();
+        let owner = r.u32()?;
+        Some(if owner == u32::MAX {
+            Artifact::source(path)
+        } else {
+            Artifact(std::sync::Arc::new(crate::artifact::ArtifactData {
+                path,
+                kind: ArtifactKind::Output { owner: labels.get(owner as usize)?.clone() },
+            }))
+        })
+    }
+    let na = r.u32()? as usize;
+    let mut actions = Vec::with_capacity(na);
+    let mut deps = Vec::with_capacity(na);
+    for _ in 0..na {
+        let owner = labels.get(r.u32()? as usize)?.clone();
+        let index = r.u32()? as usize;
+        let mnemonic = r.str()?.to_owned();
+        let location = Location { file: r.str()?.to_owned(), line: r.u32()? as usize, col: r.u32()? as usize };
+        let kind = match r.u8()? {
+            0 => {
+                let n = r.u32()?;
+                let argv = (0..n).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+                let m = r.u32()?;
+                let mut env = BTreeMap::new();
+                for _ in 0..m {
+                    let k = r.str()?.to_owned();
+                    env.insert(k, r.str()?.to_owned());
+                }
+                ActionKind::Run(RunAction { argv, env })
+            }
+            1 => ActionKind::Write(WriteAction { content: r.str()?.to_owned(), is_executable: r.u8()? != 0 }),
+            _ => return None,
+        };
+        let ni = r.u32()?;
+        let inputs = (0..ni).map(|_| art(r, &labels)).collect::<Option<Vec<_>>>()?;
+        let no = r.u32()?;
+        let outputs = (0..no).map(|_| art(r, &labels)).collect::<Option<Vec<_>>>()?;
+        let nd = r.u32()?;
+        deps.push((0..nd).map(|_| r.u32()).collect::<Option<Vec<_>>>()?);
+        actions.push(Action { owner, index, mnemonic, kind, inputs, outputs, location });
+    }
+    let nt = r.u32()?;
+    let mut targets = Vec::with_capacity(nt as usize);
+    for _ in 0..nt {
+        let l = Label::parse_absolute(r.str()?).ok()?;
+        let n = r.u32()?;
+        targets.push((l, (0..n).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?));
+    }
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Plan { actions, deps, targets })
+}
+
+struct W(Vec<u8>);
+
+impl W {
+    fn u32(&mut self, n: u32) {
+        self.0.extend(n.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn stat(&mut self, s: Option<Stat>) {
+        match s {
+            None => self.0.push(0),
+            Some(s) => {
+                self.0.push(1);
+                self.0.extend(s.size.to_le_bytes());
+                self.0.extend(s.mtime_ns.to_le_bytes());
+                self.0.extend(s.inode.to_le_bytes());
+            }
+        }
+    }
+}
+
+struct R<'a>(&'a [u8]);
+
+impl<'a> R<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+    fn stat(&mut self) -> Option<Option<Stat>> {
+        Some(match self.u8()? {
+            0 => None,
+            _ => Some(Stat { size: self.u64()?, mtime_ns: self.u64()? as i64, inode: self.u64()? }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_round_trips() {
+        let owner = Label::parse_absolute("//p:t").unwrap();
+        let dep = Label::parse_absolute("//q:u").unwrap();
+        let a = Action {
+            owner: owner.clone(),
+            index: 1,
+            mnemonic: "Genrule".into(),
+            kind: ActionKind::Run(RunAction {
+                argv: vec!["/bin/bash".into(), "-c".into(), "x".into()],
+                env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
+            }),
+            inputs: vec![Artifact::source("p/s.txt".into()), Artifact::output(&dep, "u.out")],
+            outputs: vec![Artifact::output(&owner, "t.out")],
+            location: Location { file: "p/BUILD.star".into(), line: 3, col: 1 },
+        };
+        let w = Action {
+            kind: ActionKind::Write(WriteAction { content: "hi\n".into(), is_executable: true }),
+            index: 0,
+            inputs: vec![],
+            outputs: vec![Artifact::output(&dep, "u.out")],
+            owner: dep.clone(),
+            ..a.clone()
+        };
+        let plan = Plan { actions: vec![w, a], deps: vec![vec![], vec![0]], targets: vec![(owner, vec!["kiln-out/p/t.out".into()])] };
+        let mut wr = W(Vec::new());
+        encode_plan(&mut wr, &plan);
+        assert_eq!(decode_plan(&mut R(&wr.0)), Some(plan));
+        assert_eq!(decode_plan(&mut R(&wr.0[..wr.0.len() - 1])), None, "truncated data is rejected");
+    }
+}

@@ -1,0 +1,399 @@
+//! The sandbox an action runs in, and the one place kiln spawns processes.
+//!
+//! Each action gets a fresh directory under the cache's `tmp/` holding only
+//! its declared inputs (hardlinked read-only from the blob store, so at the
+//! same paths as in the workspace: `pkg/file`, `kiln-out/pkg/file`), the
+//! parent directories of its outputs, and a private `TMPDIR`. The command
+//! runs there with a scrubbed environment (`SANDBOX_ENV` plus the action's
+//! own), stdin closed, stdout and stderr captured to one log, in its own
+//! process group (so an interrupt kills the whole tree).
+//!
+//! Worker threads isolate themselves once, when they start: a new network
+//! namespace (no network), and a new mount namespace in which an empty
+//! read-only tmpfs covers the workspace root, so an action cannot read an
+//! undeclared file by its absolute path either. Where the kernel refuses
+//! (no privilege), `Isolation` says so and the build summary reports it.
+//! Materializing outputs into `kiln-out/` is done by the scheduler
+//! (`mod.rs`), outside these namespaces.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
+
+use crate::action::{Action, ActionKind};
+
+/// The environment every action starts from.
+pub const SANDBOX_ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("HOME", "/nonexistent"),
+    ("LANG", "C"),
+    ("LC_ALL", "C"),
+    ("SOURCE_DATE_EPOCH", "0"),
+    ("TZ", "UTC"),
+];
+
+/// What isolation the worker threads obtained.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Isolation {
+    /// Actions run without network.
+    pub network: bool,
+    /// Actions cannot see the workspace by absolute path.
+    pub workspace_hidden: bool,
+    /// Sandboxes live on a private tmpfs (fresh per action, cheap).
+    pub tmpfs: bool,
+    /// Why something is missing, for the summary.
+    pub note: Option<String>,
+}
+
+/// Isolate the calling thread (and so every process it spawns): a new
+/// network namespace, and a mount namespace hiding `hide` with a private
+/// tmpfs mounted on `sandbox_base`.
+pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    let mut iso = Isolation::default();
+    let mut notes = Vec::new();
+    if std::env::var_os("KILN_EXPERIMENT_NO_NS").is_some() {
+        return iso;
+    }
+    match unshare(CloneFlags::CLONE_NEWNET) {
+        Ok(()) => iso.network = true,
+        Err(e) => notes.push(format!("no network namespace ({e}): actions can reach the network")),
+    }
+    let ns = unshare(CloneFlags::CLONE_NEWNS)
+        .and_then(|()| mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>));
+    match ns {
+        Ok(()) => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            iso.tmpfs = mount(Some("tmpfs"), sandbox_base, Some("tmpfs"), flags, Some("mode=0755")).is_ok();
+            if let Some(dir) = hide {
+                match mount(Some("tmpfs"), dir, Some("tmpfs"), flags | MsFlags::MS_RDONLY, Some("size=4k,mode=0555")) {
+                    Ok(()) => iso.workspace_hidden = true,
+                    Err(e) => notes.push(format!("cannot hide the workspace ({e}): actions could read undeclared files by absolute path")),
+                }
+            }
+        }
+        Err(e) => notes.push(format!("no mount namespace ({e}): actions could read undeclared workspace files by absolute path")),
+    }
+    if !notes.is_empty() {
+        iso.note = Some(notes.join("; "));
+    }
+    iso
+}
+
+/// Process groups of running actions, so an interrupt can kill them.
+#[derive(Default)]
+pub struct Running(Mutex<HashMap<usize, i32>>);
+
+impl Running {
+    /// Kill every running action's process group.
+    pub fn kill_all(&self) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for pgid in map.values() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pgid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// How an execution ended.
+pub enum RunOutcome {
+    /// Success: outputs stored in the blob store.
+    Done(ActionResult),
+    /// The command failed or broke the contract.
+    Failed {
+        /// What went wrong.
+        message: String,
+        /// Captured stdout+stderr (the tail).
+        log: String,
+    },
+}
+
+fn io<T>(r: std::io::Result<T>, what: &str, p: &Path) -> Result<T, String> {
+    r.map_err(|e| format!("{what} `{}`: {e}", p.display()))
+}
+
+/// Read-only-safe recursive removal (actions may leave read-only dirs).
+pub fn remove_tree(p: &Path) {
+    if fs::remove_dir_all(p).is_ok() {
+        return;
+    }
+    fn chmod_all(p: &Path) {
+        if let Ok(rd) = fs::read_dir(p) {
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    chmod_all(&e.path());
+                }
+            }
+        }
+    }
+    chmod_all(p);
+    let _ = fs::remove_dir_all(p);
+}
+
+/// How much of an action's output is kept for messages.
+const LOG_TAIL: usize = 64 * 1024;
+
+/// Directories a sandbox keeps before it is wiped and recreated.
+const MAX_KEPT_DIRS: usize = 256;
+
+/// One worker's sandbox directory, reused from action to action.
+///
+/// Invariant between actions: `root` and `tmp` hold no files; the only
+/// directories under `root` are those in `dirs`. Reuse matters: creating and
+/// deleting directories for every action makes the filesystem's inode
+/// allocator slower and slower (ext4 scans recently freed inodes), so the
+/// tree is kept and only files are removed, and it is wiped only when it
+/// has grown past `MAX_KEPT_DIRS` directories.
+pub struct Sandbox {
+    base: PathBuf,
+    root: PathBuf,
+    tmp: PathBuf,
+    dirs: HashSet<PathBuf>,
+    /// On a private tmpfs: every action gets a fresh tree.
+    fresh: bool,
+}
+
+impl Sandbox {
+    /// A new, empty sandbox in `base` (an existing directory; a private
+    /// tmpfs when `tmpfs`, where each action gets a fresh tree).
+    pub fn new(base: PathBuf, tmpfs: bool) -> Result<Self, String> {
+        let root = base.join("root");
+        let tmp = base.join("tmp");
+        io(fs::create_dir_all(&root), "cannot create sandbox", &root)?;
+        io(fs::create_dir_all(&tmp), "cannot create sandbox", &tmp)?;
+        Ok(Sandbox { base, root, tmp, dirs: HashSet::new(), fresh: tmpfs })
+    }
+
+    fn ensure_dir(&mut self, rel: &Path) -> Result<(), String> {
+        if rel.as_os_str().is_empty() || self.dirs.contains(rel) {
+            return Ok(());
+        }
+        let p = self.root.join(rel);
+        io(fs::create_dir_all(&p), "cannot create sandbox directory", &p)?;
+        let mut cur = rel;
+        loop {
+            self.dirs.insert(cur.to_path_buf());
+            match cur.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => cur = parent,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove every file (and unexpected directory) the last action left.
+    fn reset(&mut self) -> Result<(), String> {
+        if self.fresh {
+            remove_tree(&self.root);
+            remove_tree(&self.tmp);
+            self.dirs.clear();
+            io(fs::create_dir_all(&self.root), "cannot create sandbox", &self.root)?;
+            io(fs::create_dir_all(&self.tmp), "cannot create sandbox", &self.tmp)?;
+            return Ok(());
+        }
+        if self.dirs.len() > MAX_KEPT_DIRS {
+            remove_tree(&self.root);
+            self.dirs.clear();
+            io(fs::create_dir_all(&self.root), "cannot create sandbox", &self.root)?;
+        }
+        let mut scan: Vec<PathBuf> = self.dirs.iter().map(|d| self.root.join(d)).collect();
+        scan.push(self.root.clone());
+        scan.push(self.tmp.clone());
+        for dir in scan {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                let known = p.strip_prefix(&self.root).map(|r| self.dirs.contains(r)).unwrap_or(false);
+                if is_dir && !known {
+                    remove_tree(&p);
+                } else if !is_dir {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+        if fs::read_dir(&self.tmp).map(|mut r| r.next().is_some()).unwrap_or(true) {
+            remove_tree(&self.tmp);
+            io(fs::create_dir_all(&self.tmp), "cannot create sandbox", &self.tmp)?;
+        }
+        Ok(())
+    }
+
+    /// Run `action`; `inputs` are the digests of `action.inputs`. Outputs of
+    /// other actions come from the blob store; source files are copied from
+    /// `workspace` (a view of the workspace root that stays readable to the
+    /// worker after the root is hidden) and checked against their digest.
+    /// `slot` identifies the worker in `running`.
+    pub fn run(&mut self, blobs: &Blobs, workspace: &Path, action: &Action, inputs: &[Digest], running: &Running, slot: usize) -> RunOutcome {
+        let result = self.run_in(blobs, workspace, action, inputs, running, slot);
+        let reset = self.reset();
+        match (result, reset) {
+            (Ok(o), Ok(())) => o,
+            (Ok(_), Err(message)) | (Err(message), _) => RunOutcome::Failed { message, log: String::new() },
+        }
+    }
+
+    fn run_in(&mut self, blobs: &Blobs, workspace: &Path, action: &Action, inputs: &[Digest], running: &Running, slot: usize) -> Result<RunOutcome, String> {
+        for (a, d) in action.inputs.iter().zip(inputs) {
+            let rel = Path::new(a.path());
+            self.ensure_dir(rel.parent().unwrap_or(Path::new("")))?;
+            let dest = self.root.join(rel);
+            if a.is_source() {
+                copy_checked(&workspace.join(rel), &dest, d).map_err(|e| format!("cannot stage source `{}`: {e}", a.path()))?;
+            } else {
+                let src = blobs.path(d);
+                if fs::hard_link(&src, &dest).is_err() {
+                    io(fs::copy(&src, &dest), "cannot stage input", &dest)?;
+                }
+            }
+            let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(0o444));
+        }
+        for o in &action.outputs {
+            self.ensure_dir(Path::new(o.path()).parent().unwrap_or(Path::new("")))?;
+        }
+        let mut log = String::new();
+        match &action.kind {
+            ActionKind::Write(w) => {
+                let dest = self.root.join(action.outputs[0].path());
+                io(fs::write(&dest, w.content.as_bytes()), "cannot write", &dest)?;
+                if w.is_executable {
+                    io(fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)), "cannot chmod", &dest)?;
+                }
+            }
+            ActionKind::Run(r) => {
+                let (mut reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+                let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
+                let mut cmd = Command::new(&r.argv[0]);
+                cmd.args(&r.argv[1..])
+                    .current_dir(&self.root)
+                    .env_clear()
+                    .envs(SANDBOX_ENV.iter().copied())
+                    .env("TMPDIR", &self.tmp)
+                    .envs(&r.env)
+                    .stdin(Stdio::null())
+                    .stdout(writer)
+                    .stderr(writer2)
+                    .process_group(0);
+                let spawned = cmd.spawn();
+                drop(cmd);
+                let mut child = spawned.map_err(|e| format!("cannot run `{}`: {e}", r.argv[0]))?;
+                running.0.lock().unwrap_or_else(|e| e.into_inner()).insert(slot, child.id() as i32);
+                let mut tail: Vec<u8> = Vec::new();
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            tail.extend_from_slice(&buf[..n]);
+                            if tail.len() > 2 * LOG_TAIL {
+                                tail.drain(..tail.len() - LOG_TAIL);
+                            }
+                        }
+                    }
+                }
+                let status = child.wait();
+                running.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&slot);
+                let status = status.map_err(|e| format!("cannot wait for `{}`: {e}", r.argv[0]))?;
+                if tail.len() > LOG_TAIL {
+                    tail.drain(..tail.len() - LOG_TAIL);
+                }
+                log = String::from_utf8_lossy(&tail).into_owned();
+                if !status.success() {
+                    let how = match (status.code(), status.signal()) {
+                        (Some(c), _) => format!("exited with status {c}"),
+                        (None, Some(s)) => format!("was killed by signal {s}"),
+                        _ => "failed".to_owned(),
+                    };
+                    return Ok(RunOutcome::Failed { message: format!("the command {how}"), log });
+                }
+            }
+        }
+        let mut outputs = Vec::with_capacity(action.outputs.len());
+        let mut missing = Vec::new();
+        for o in &action.outputs {
+            let p = self.root.join(o.path());
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() => {
+                    let d = io(Digest::of_file(&p), "cannot read output", &p)?;
+                    let executable = m.permissions().mode() & 0o111 != 0;
+                    blobs.put_file(&p, &d, executable).map_err(|e| e.to_string())?;
+                    outputs.push(OutputEntry { path: o.path().to_owned(), digest: d, size: m.len(), executable });
+                }
+                Ok(_) => missing.push(format!("`{}` (not a regular file)", o.path())),
+                Err(_) => missing.push(format!("`{}`", o.path())),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(RunOutcome::Failed {
+                message: format!("the command succeeded but did not create its declared output(s) {}", missing.join(", ")),
+                log,
+            });
+        }
+        let log = if log.is_empty() { None } else { Some(blobs.put_bytes(log.as_bytes()).map_err(|e| e.to_string())?) };
+        Ok(RunOutcome::Done(ActionResult { outputs, log }))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        remove_tree(&self.root);
+        remove_tree(&self.tmp);
+        // On a tmpfs `base` is a mount point; the scheduler removes it.
+        let _ = fs::remove_dir(&self.base);
+    }
+}
+
+/// Copy `src` to `dest`, failing unless the bytes copied hash to `want`
+/// (the file may have changed since it was hashed).
+fn copy_checked(src: &Path, dest: &Path, want: &Digest) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::File::create(dest)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    if Digest(*h.finalize().as_bytes()) != *want {
+        return Err(std::io::Error::other("the file changed during the build; build again"));
+    }
+    Ok(())
+}
+
+/// Check that every output blob of a cached result is intact.
+pub fn verify_result(blobs: &Blobs, r: &ActionResult) -> Result<(), Digest> {
+    for o in &r.outputs {
+        if !blobs.verify(&o.digest) {
+            return Err(o.digest);
+        }
+    }
+    Ok(())
+}
+
+/// Timing of one job, for the profile.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    /// Start.
+    pub start: Instant,
+    /// End.
+    pub end: Instant,
+}
+
+/// Absolute path of an output inside the workspace.
+pub fn out_path(ws_root: &Path, exec_path: &str) -> PathBuf {
+    ws_root.join(exec_path)
+}

@@ -1,0 +1,145 @@
+//! `kiln build`: plan (reusing the persisted analysis when nothing it read
+//! changed), then execute against the local cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use kiln_cache::{Cache, CacheError};
+
+use crate::analysis::{AnalysisError, analyze};
+use crate::error::ErrorClass;
+use crate::exec::plan::{self, Plan};
+use crate::exec::{ExecError, ExecOptions, ExecReport, execute};
+use crate::graph::action::ActionGraph;
+use crate::graph::target::{GraphError, TargetGraph};
+use crate::label::{LabelError, TargetPattern};
+use crate::load::loader::{LoadError, Loader};
+use crate::workspace::Workspace;
+
+/// Errors of `kiln build` other than failing actions.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A bad pattern.
+    #[error(transparent)]
+    Label(#[from] LabelError),
+    /// Loading failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The target graph failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Analysis failed.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Execution could not proceed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+impl BuildError {
+    /// Who must act.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            BuildError::Label(_) => ErrorClass::User,
+            BuildError::Load(e) => e.class(),
+            BuildError::Graph(e) => e.class(),
+            BuildError::Analysis(e) => e.class(),
+            BuildError::Cache(_) | BuildError::Exec(_) => ErrorClass::Environment,
+        }
+    }
+}
+
+/// The default local cache directory: `$KILN_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kiln");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache").join("kiln")
+}
+
+/// Parse command-line patterns (default `//...`).
+pub fn parse_patterns(patterns: &[String]) -> Result<Vec<TargetPattern>, LabelError> {
+    if patterns.is_empty() {
+        return Ok(vec![TargetPattern::parse("//...")?]);
+    }
+    patterns.iter().map(|p| TargetPattern::parse(p)).collect()
+}
+
+/// The plan for `patterns`: persisted if still valid, else from loading and
+/// analysis (and then persisted). The bool says whether it was reused.
+pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, bool), BuildError> {
+    if let Some(p) = plan::load(&ws.root, patterns) {
+        return Ok((p, true));
+    }
+    let loader = Loader::new(ws.clone())?;
+    let g = TargetGraph::load(&loader, patterns)?;
+    let analysis = analyze(&loader, &g, &g.roots)?;
+    ActionGraph::build(&analysis)?;
+    let p = Plan::from_analysis(&g, &analysis);
+    // A plan that cannot be saved is rebuilt next time; not an error.
+    let _ = plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p);
+    Ok((p, false))
+}
+
+/// What a build did.
+pub struct BuildOutcome {
+    /// Execution counts.
+    pub report: ExecReport,
+    /// Requested targets and their outputs.
+    pub targets: Vec<(String, Vec<String>)>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Whether the persisted analysis was reused.
+    pub plan_reused: bool,
+}
+
+/// Run `kiln build`.
+pub fn build(
+    ws: &Workspace,
+    patterns: &[TargetPattern],
+    cache_dir: &Path,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<BuildOutcome, BuildError> {
+    let t0 = Instant::now();
+    let (p, plan_reused) = make_plan(ws, patterns)?;
+    let targets = p.targets.iter().map(|(l, o)| (l.to_string(), o.clone())).collect();
+    let mut cache = Cache::open(cache_dir)?;
+    let report = execute(&ws.root, &mut cache, p, opts, interrupt)?;
+    Ok(BuildOutcome { report, targets, duration: t0.elapsed(), plan_reused })
+}
+
+/// The `--summary-json` document (DESIGN.md section 5).
+pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
+    let r = &o.report;
+    let outputs: serde_json::Map<String, serde_json::Value> =
+        o.targets.iter().map(|(l, outs)| (l.clone(), serde_json::json!(outs))).collect();
+    serde_json::json!({
+        "actions": {
+            "total": r.total,
+            "executed": r.executed,
+            "local_hits": r.local_hits,
+            "remote_hits": 0,
+            "failed": r.failed,
+        },
+        "outputs": outputs,
+        "duration_ms": o.duration.as_millis() as u64,
+        "analysis_reused": o.plan_reused,
+        "interrupted": r.interrupted,
+        "sandbox": {
+            "network_isolated": r.isolation.network,
+            "workspace_hidden": r.isolation.workspace_hidden,
+            "note": r.isolation.note,
+        },
+    })
+}
