@@ -22,7 +22,7 @@
 //!   encoded [`ActionResult`]; `size` is the total size of its output blobs;
 //!   times are Unix seconds.
 //! - `files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-//!   inode INTEGER, digest BLOB, key BLOB)`: the last known state of a file
+//!   inode INTEGER, digest BLOB, key BLOB) WITHOUT ROWID`: the last known state of a file
 //!   by absolute path: when `(size, mtime_ns, inode)` still match, `digest`
 //!   is its content digest and the file is not read again. For outputs,
 //!   `key` is the action key that produced it.
@@ -436,7 +436,7 @@ impl Cache {
              CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
                                                 created INTEGER NOT NULL, last_access INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                                              inode INTEGER NOT NULL, digest BLOB NOT NULL, key BLOB);
+                                              inode INTEGER NOT NULL, digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
                                              record BLOB NOT NULL, PRIMARY KEY(workspace, action));",
         )
@@ -487,7 +487,13 @@ impl Cache {
         Ok(out)
     }
 
-    /// Every file state whose path starts with `prefix`.
+    /// The state of one file.
+    pub fn file_state(&self, path: &str) -> Result<Option<FileState>, CacheError> {
+        Ok(self.file_states(path)?.remove(""))
+    }
+
+    /// Every file state whose path starts with `prefix`, keyed by the rest
+    /// of the path after `prefix`.
     pub fn file_states(&self, prefix: &str) -> Result<HashMap<String, FileState>, CacheError> {
         let mut upper = prefix.to_owned();
         upper.push('\u{10FFFF}');
@@ -499,8 +505,9 @@ impl Cache {
             .query_map(params![prefix, upper], |r| {
                 let digest: Vec<u8> = r.get(4)?;
                 let key: Option<Vec<u8>> = r.get(5)?;
+                let path = r.get_ref(0)?.as_str()?;
                 Ok((
-                    r.get::<_, String>(0)?,
+                    path.get(prefix.len()..).unwrap_or("").to_owned(),
                     Stat { size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, inode: r.get::<_, i64>(3)? as u64 },
                     digest,
                     key,
@@ -763,7 +770,9 @@ mod tests {
         assert_eq!(c.get_action(&key).unwrap(), Some(r));
         let fs_ws = c.file_states("/ws/").unwrap();
         assert_eq!(fs_ws.len(), 1);
-        assert_eq!(fs_ws["/ws/a"].digest, Digest::of(b"a"));
+        assert_eq!(fs_ws["a"].digest, Digest::of(b"a"));
+        assert_eq!(c.file_state("/other/b").unwrap().unwrap().key, Some(key));
+        assert!(c.file_state("/other").unwrap().is_none());
         drop(c);
         // Reopening sees the same data; a foreign version is refused.
         let c = Cache::open(&dir).unwrap();

@@ -30,6 +30,7 @@
 pub mod plan;
 pub mod record;
 pub mod sandbox;
+pub mod uptodate;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
@@ -90,6 +91,12 @@ pub struct ExecReport {
     pub interrupted: bool,
     /// Isolation the sandbox obtained.
     pub isolation: Isolation,
+    /// After a complete, successful build: the state of every file it
+    /// depended on (sources, outputs, tools), for the next no-op check.
+    pub snapshot: Option<Vec<(PathBuf, Stat)>>,
+    /// Actions that ran or were restored: their `runs` records say so, and
+    /// the next build that finds them up to date must say that instead.
+    pub changed: Vec<String>,
 }
 
 /// Errors that stop execution itself (not an action failing).
@@ -130,7 +137,7 @@ enum Write {
     Action(Digest, ActionResult),
     File(String, FileState),
     Run(String, Outcome, Record),
-    UpToDate(String),
+    UpToDate(usize),
     Touch(Digest),
 }
 
@@ -150,11 +157,17 @@ struct Scheduler<'a> {
     blobs: Blobs,
     plan: Arc<Plan>,
     opts: &'a ExecOptions,
+    /// File states of this workspace, by workspace-relative path.
     states: HashMap<String, FileState>,
-    src: HashMap<String, Option<(Digest, Stat)>>,
-    out_stat: HashMap<String, Stat>,
+    /// Digest and stat of each source input (`None`: missing), by `SrcId`.
+    src: Vec<Option<(Digest, Stat)>>,
+    /// Where each input of each action comes from.
+    input_refs: Vec<Vec<InputRef>>,
+    /// Stat of each output of each action in `kiln-out/`, if present.
+    out_stat: Vec<Vec<Option<Stat>>>,
     tools: HashMap<String, Option<Digest>>,
-    produced: HashMap<String, Digest>,
+    /// Digest of each output of each finished action.
+    produced: Vec<Vec<Option<Digest>>>,
     pending: Vec<u32>,
     dependents: Vec<Vec<u32>>,
     status: Vec<Status>,
@@ -176,9 +189,21 @@ fn abs(root: &Path, rel: &str) -> String {
     root.join(rel).to_string_lossy().into_owned()
 }
 
+/// Where an action's input comes from.
+#[derive(Clone, Copy, Debug)]
+enum InputRef {
+    /// Index into the sorted, deduplicated source paths.
+    Source(u32),
+    /// Output `1` of action `0`.
+    Output(u32, u32),
+    /// Neither: the plan is inconsistent (reported as a missing input).
+    Unknown,
+}
+
 /// Execute `plan` in the workspace at `root` with `cache`.
 pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, interrupt: Arc<AtomicBool>) -> Result<ExecReport, ExecError> {
     let t0 = Instant::now();
+    let plan = Arc::new(plan);
     let n = plan.actions.len();
     let ws_key = root.to_string_lossy().into_owned();
     let states = cache.file_states(&format!("{ws_key}/"))?;
@@ -187,24 +212,44 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     let mut src_paths: Vec<&str> = plan.actions.iter().flat_map(|a| a.inputs.iter()).filter(|x| x.is_source()).map(|x| x.path()).collect();
     src_paths.sort_unstable();
     src_paths.dedup();
-    let src: HashMap<String, Option<(Digest, Stat)>> = src_paths
+    let src: Vec<Option<(Digest, Stat)>> = src_paths
         .par_iter()
         .map(|p| {
-            let a = abs(root, p);
-            let entry = fs::metadata(&a).ok().filter(|m| m.is_file()).and_then(|m| {
+            let path = root.join(p);
+            fs::metadata(&path).ok().filter(|m| m.is_file()).and_then(|m| {
                 let st = Stat::of(&m);
-                match states.get(&a) {
+                match states.get(*p) {
                     Some(fs) if fs.stat == st && fs.key.is_none() => Some((fs.digest, st)),
-                    _ => Digest::of_file(Path::new(&a)).ok().map(|d| (d, st)),
+                    _ => Digest::of_file(&path).ok().map(|d| (d, st)),
                 }
-            });
-            ((*p).to_owned(), entry)
+            })
         })
         .collect();
-    let out_paths: Vec<&str> = plan.actions.iter().flat_map(|a| a.outputs.iter()).map(|x| x.path()).collect();
-    let out_stat: HashMap<String, Stat> = out_paths
+    let input_refs: Vec<Vec<InputRef>> = plan
+        .actions
         .par_iter()
-        .filter_map(|p| fs::symlink_metadata(root.join(p)).ok().map(|m| ((*p).to_owned(), Stat::of(&m))))
+        .enumerate()
+        .map(|(i, a)| {
+            a.inputs
+                .iter()
+                .map(|x| {
+                    if x.is_source() {
+                        return src_paths.binary_search(&x.path()).map(|k| InputRef::Source(k as u32)).unwrap_or(InputRef::Unknown);
+                    }
+                    for &d in &plan.deps[i] {
+                        if let Some(o) = plan.actions[d as usize].outputs.iter().position(|o| o.path() == x.path()) {
+                            return InputRef::Output(d, o as u32);
+                        }
+                    }
+                    InputRef::Unknown
+                })
+                .collect()
+        })
+        .collect();
+    let out_stat: Vec<Vec<Option<Stat>>> = plan
+        .actions
+        .par_iter()
+        .map(|a| a.outputs.iter().map(|o| fs::symlink_metadata(root.join(o.path())).ok().map(|m| Stat::of(&m))).collect())
         .collect();
     let mut tool_paths: Vec<&str> = plan
         .actions
@@ -218,8 +263,12 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     tool_paths.dedup();
     let mut tools = HashMap::new();
     let mut writes = Vec::new();
+    let mut snapshot: Vec<(PathBuf, Stat)> = Vec::new();
     for t in tool_paths {
-        let d = match (fs::metadata(t), cache.file_states(t)?.remove(t)) {
+        if let Ok(m) = fs::metadata(t) {
+            snapshot.push((PathBuf::from(t), Stat::of(&m)));
+        }
+        let d = match (fs::metadata(t), cache.file_state(t)?) {
             (Ok(m), Some(fs)) if fs.stat == Stat::of(&m) => Some(fs.digest),
             (Ok(m), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
                 writes.push(Write::File(t.to_owned(), FileState { stat: Stat::of(&m), digest: *d, key: None }));
@@ -228,12 +277,11 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         };
         tools.insert(t.to_owned(), d);
     }
-    for (p, e) in &src {
-        if let Some((d, st)) = e {
-            let a = abs(root, p);
-            if states.get(&a).is_none_or(|fs| fs.stat != *st || fs.key.is_some()) {
-                writes.push(Write::File(a, FileState { stat: *st, digest: *d, key: None }));
-            }
+    for (p, e) in src_paths.iter().zip(&src) {
+        if let Some((d, st)) = e
+            && states.get(*p).is_none_or(|fs| fs.stat != *st || fs.key.is_some())
+        {
+            writes.push(Write::File(abs(root, p), FileState { stat: *st, digest: *d, key: None }));
         }
     }
 
@@ -247,7 +295,6 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     }
     let ready: VecDeque<usize> = (0..n).filter(|i| pending[*i] == 0).collect();
     let blobs = cache.blobs().clone();
-    let plan = Arc::new(plan);
     let progress = Progress::new(opts.progress, n);
     let mut s = Scheduler {
         root,
@@ -257,9 +304,10 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         opts,
         states,
         src,
+        input_refs,
         out_stat,
         tools,
-        produced: HashMap::new(),
+        produced: plan.actions.iter().map(|a| vec![None; a.outputs.len()]).collect(),
         pending,
         dependents,
         status: vec![Status::Waiting; n],
@@ -300,6 +348,21 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     }
     result?;
     flushed?;
+    if s.report.failed == 0 && !s.report.interrupted && s.report.executed + s.report.local_hits == n {
+        for (p, e) in src_paths.iter().zip(&s.src) {
+            if let Some((_, st)) = e {
+                snapshot.push((root.join(p), *st));
+            }
+        }
+        for a in &plan.actions {
+            for o in &a.outputs {
+                if let Some(st) = s.states.get(o.path()) {
+                    snapshot.push((root.join(o.path()), st.stat));
+                }
+            }
+        }
+        s.report.snapshot = Some(snapshot);
+    }
     Ok(s.report)
 }
 
@@ -420,15 +483,11 @@ impl Scheduler<'_> {
 
     /// Decide what a ready action needs: nothing, a verification, or a run.
     fn prepare(&mut self, i: usize) -> Result<Option<Job>, ExecError> {
-        let a = &self.plan.actions[i];
+        let plan = self.plan.clone();
+        let a = &plan.actions[i];
         let mut digests = Vec::with_capacity(a.inputs.len());
-        for x in &a.inputs {
-            let d = if x.is_source() {
-                self.src.get(x.path()).copied().flatten().map(|(d, _)| d)
-            } else {
-                self.produced.get(x.path()).copied()
-            };
-            match d {
+        for (k, x) in a.inputs.iter().enumerate() {
+            match self.input_digest(i, k) {
                 Some(d) => digests.push(d),
                 None => {
                     let msg = format!("missing input file `{}`; create it or fix the target's sources", x.path());
@@ -455,19 +514,18 @@ impl Scheduler<'_> {
 
         // Up to date: every output is exactly what this key wrote.
         let mut outs = Vec::with_capacity(a.outputs.len());
-        for o in &a.outputs {
-            let fs = self.states.get(&abs(self.root, o.path()));
-            match (fs, self.out_stat.get(o.path())) {
+        for (o, st) in a.outputs.iter().zip(&self.out_stat[i]) {
+            match (self.states.get(o.path()), st) {
                 (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat == *st => outs.push(fs.digest),
                 _ => break,
             }
         }
         if outs.len() == a.outputs.len() {
-            for (o, d) in a.outputs.iter().zip(outs) {
-                self.produced.insert(o.path().to_owned(), d);
+            for (slot, d) in self.produced[i].iter_mut().zip(outs) {
+                *slot = Some(d);
             }
             self.report.local_hits += 1;
-            self.writes.push(Write::UpToDate(self.name(i)));
+            self.writes.push(Write::UpToDate(i));
             let now = self.t0.elapsed();
             self.event(i, 0, now, now, key, "up_to_date");
             self.complete(i);
@@ -532,18 +590,8 @@ impl Scheduler<'_> {
                     Err(bad) => {
                         self.cache.remove_action(&key)?;
                         self.reasons[idx] = format!("cache entry corrupt: blob {} failed verification", bad.hex());
-                        let a = &self.plan.actions[idx];
-                        let digests: Vec<Digest> = a
-                            .inputs
-                            .iter()
-                            .filter_map(|x| {
-                                if x.is_source() {
-                                    self.src.get(x.path()).copied().flatten().map(|(d, _)| d)
-                                } else {
-                                    self.produced.get(x.path()).copied()
-                                }
-                            })
-                            .collect();
+                        let n = self.plan.actions[idx].inputs.len();
+                        let digests: Vec<Digest> = (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
                         if let Some(tx) = &self.job_tx {
                             let _ = tx.send(Job::Execute { idx, inputs: digests });
                             self.in_flight += 1;
@@ -579,14 +627,15 @@ impl Scheduler<'_> {
             }
             let m = fs::metadata(&dest).map_err(|e| ExecError::Io { path: dest.clone(), message: e.to_string() })?;
             let st = FileState { stat: Stat::of(&m), digest: o.digest, key: Some(key) };
-            let a = dest.to_string_lossy().into_owned();
-            self.states.insert(a.clone(), st);
-            self.writes.push(Write::File(a, st));
-            self.produced.insert(o.path.clone(), o.digest);
+            self.states.insert(o.path.clone(), st);
+            self.writes.push(Write::File(dest.to_string_lossy().into_owned(), st));
+            if let Some(k) = self.plan.actions[i].outputs.iter().position(|x| x.path() == o.path) {
+                self.produced[i][k] = Some(o.digest);
+            }
         }
         // A result missing a declared output cannot be used.
-        for x in &self.plan.actions[i].outputs {
-            if !self.produced.contains_key(x.path()) {
+        for (x, d) in self.plan.actions[i].outputs.iter().zip(&self.produced[i]) {
+            if d.is_none() {
                 return Err(ExecError::Io { path: self.root.join(x.path()), message: "cached result lacks this output".into() });
             }
         }
@@ -599,13 +648,14 @@ impl Scheduler<'_> {
         let inputs = a
             .inputs
             .iter()
-            .filter_map(|x| {
-                let d = if x.is_source() { self.src.get(x.path()).copied().flatten().map(|(d, _)| d) } else { self.produced.get(x.path()).copied() };
-                d.map(|d| (x.path().to_owned(), d))
-            })
+            .enumerate()
+            .filter_map(|(k, x)| self.input_digest(i, k).map(|d| (x.path().to_owned(), d)))
             .collect();
         let rec = Record { reason: self.reasons[i].clone(), key, command: command_digest(a), inputs };
         self.writes.push(Write::Run(self.name(i), outcome, rec));
+        if outcome != Outcome::Failed {
+            self.report.changed.push(self.name(i));
+        }
     }
 
     fn fail(&mut self, i: usize, message: String, log: String) {
@@ -630,6 +680,15 @@ impl Scheduler<'_> {
         }
         if !self.opts.keep_going {
             self.stopping = true;
+        }
+    }
+
+    /// The digest of input `k` of action `i`, if known.
+    fn input_digest(&self, i: usize, k: usize) -> Option<Digest> {
+        match self.input_refs[i][k] {
+            InputRef::Source(s) => self.src[s as usize].map(|(d, _)| d),
+            InputRef::Output(a, o) => self.produced[a as usize][o as usize],
+            InputRef::Unknown => None,
         }
     }
 
@@ -672,17 +731,22 @@ impl Scheduler<'_> {
         } else {
             HashSet::new()
         };
-        writes.retain(|w| !matches!(w, Write::UpToDate(n) if !stale.contains(n)));
+        writes.retain(|w| match w {
+            Write::UpToDate(i) => !stale.is_empty() && stale.contains(&self.name(*i)),
+            _ => true,
+        });
         if writes.is_empty() {
             return Ok(());
         }
+        let plan = self.plan.clone();
+        let names = |i: usize| format!("{}#{}", plan.actions[i].owner, plan.actions[i].index);
         self.cache.transaction(|t| {
             for w in &writes {
                 match w {
                     Write::Action(k, r) => t.put_action(k, r)?,
                     Write::File(p, st) => t.put_file_state(p, st)?,
                     Write::Run(name, outcome, rec) => t.put_run_record(&ws, name, *outcome as u8, &rec.encode())?,
-                    Write::UpToDate(name) => t.set_up_to_date(&ws, name)?,
+                    Write::UpToDate(i) => t.set_up_to_date(&ws, &names(*i))?,
                     Write::Touch(k) => t.touch_action(k)?,
                 }
             }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_cache::{Digest, Stat};
+use kiln_cache::Stat;
 
 use crate::action::{Action, ActionKind, RunAction, WriteAction};
 use crate::analysis::Analysis;
@@ -26,7 +26,7 @@ use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 1;
+const PLAN_FORMAT: u32 = 2;
 
 /// Actions in dependency order and what the requested targets produce.
 ///
@@ -126,13 +126,7 @@ pub fn plan_dir(root: &Path) -> PathBuf {
 }
 
 fn plan_path(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
-    let mut h = blake3::Hasher::new();
-    for p in patterns {
-        h.update(p.to_string().as_bytes());
-        h.update(b"\n");
-    }
-    let d = Digest(*h.finalize().as_bytes());
-    plan_dir(root).join(format!("plan-{}", &d.hex()[..16]))
+    super::uptodate::plan_file(root, patterns)
 }
 
 /// The files (and directories) whose state decides if a plan is current.
@@ -146,11 +140,13 @@ pub fn watched_files(loader: &Loader, g: &TargetGraph) -> Vec<String> {
     v
 }
 
-fn stat_of(p: &Path) -> Option<Stat> {
+/// The stat of a path, if it exists.
+pub fn stat_of(p: &Path) -> Option<Stat> {
     fs::metadata(p).ok().map(|m| Stat::of(&m))
 }
 
-fn engine_stamp() -> Vec<u8> {
+/// What identifies this kiln build: version, key version, ruleset, binary.
+pub fn engine_stamp() -> Vec<u8> {
     let mut b = Vec::new();
     b.extend(env!("CARGO_PKG_VERSION").as_bytes());
     b.extend(crate::action::key::KEY_VERSION.to_le_bytes());
@@ -162,8 +158,13 @@ fn engine_stamp() -> Vec<u8> {
     b
 }
 
-/// Save `plan`, valid while `watched` keep their current state.
-pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &Plan) -> std::io::Result<()> {
+/// The files a plan depends on, with the state they had when it was made.
+pub type Watched = Vec<(String, Option<Stat>)>;
+
+/// Save `plan`, valid while `watched` keep their current state. Returns
+/// the watched files with those states.
+pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &Plan) -> std::io::Result<Watched> {
+    let mut states = Vec::with_capacity(watched.len());
     let mut w = W(Vec::with_capacity(64 * 1024 + plan.actions.len() * 256));
     w.0.extend(b"KILNPLAN");
     w.u32(PLAN_FORMAT);
@@ -173,6 +174,7 @@ pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &
         w.str(f);
         let st = stat_of(&root.join(f));
         w.stat(st);
+        states.push((f.clone(), st));
     }
     encode_plan(&mut w, plan);
     let dir = plan_dir(root);
@@ -180,25 +182,29 @@ pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &
     let path = plan_path(root, patterns);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, &w.0)?;
-    fs::rename(&tmp, &path)
+    fs::rename(&tmp, &path)?;
+    Ok(states)
 }
 
-/// The saved plan for `patterns`, if every watched file is unchanged.
-pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<Plan> {
+/// The saved plan for `patterns`, if every watched file is unchanged, with
+/// those files' states.
+pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<(Plan, Watched)> {
     let bytes = fs::read(plan_path(root, patterns)).ok()?;
     let mut r = R(&bytes);
     if r.take(8)? != b"KILNPLAN" || r.u32()? != PLAN_FORMAT || r.bytes()? != engine_stamp().as_slice() {
         return None;
     }
     let n = r.u32()?;
+    let mut watched = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let f = r.str()?;
         let want = r.stat()?;
         if stat_of(&root.join(f)) != want {
             return None;
         }
+        watched.push((f.to_owned(), want));
     }
-    decode_plan(&mut r)
+    decode_plan(&mut r).map(|p| (p, watched))
 }
 
 fn encode_plan(w: &mut W, p: &Plan) {
@@ -222,13 +228,27 @@ fn encode_plan(w: &mut W, p: &Plan) {
     for l in &by_index {
         w.str(l);
     }
-    let art = |w: &mut W, a: &Artifact| {
+    // Artifacts are shared by their producer and consumers: a table of
+    // unique artifacts, referenced by index.
+    let mut arts: HashMap<&str, u32> = HashMap::new();
+    let mut art_list: Vec<&Artifact> = Vec::new();
+    for a in &p.actions {
+        for x in a.outputs.iter().chain(&a.inputs) {
+            arts.entry(x.path()).or_insert_with(|| {
+                art_list.push(x);
+                (art_list.len() - 1) as u32
+            });
+        }
+    }
+    w.u32(art_list.len() as u32);
+    for a in &art_list {
         w.str(a.path());
         match &a.0.kind {
             ArtifactKind::Source => w.u32(u32::MAX),
             ArtifactKind::Output { owner } => w.u32(labels[&owner.to_string()]),
         }
-    };
+    }
+    let art = |w: &mut W, a: &Artifact| w.u32(arts[a.path()]);
     w.u32(p.actions.len() as u32);
     for (a, deps) in p.actions.iter().zip(&p.deps) {
         w.u32(labels[&a.owner.to_string()]);
@@ -275,18 +295,21 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
     for _ in 0..nl {
         labels.push(Label::parse_absolute(r.str()?).ok()?);
     }
-    fn art(r: &mut R, labels: &[Label]) -> Option<Artifact> {
+    let nart = r.u32()? as usize;
+    let mut arts = Vec::with_capacity(nart);
+    for _ in 0..nart {
         let path = r.str()?.to_owned();
         let owner = r.u32()?;
-        Some(if owner == u32::MAX {
+        arts.push(if owner == u32::MAX {
             Artifact::source(path)
         } else {
             Artifact(std::sync::Arc::new(crate::artifact::ArtifactData {
                 path,
                 kind: ArtifactKind::Output { owner: labels.get(owner as usize)?.clone() },
             }))
-        })
+        });
     }
+    let art = |r: &mut R, _: &[Label]| -> Option<Artifact> { arts.get(r.u32()? as usize).cloned() };
     let na = r.u32()? as usize;
     let mut actions = Vec::with_capacity(na);
     let mut deps = Vec::with_capacity(na);

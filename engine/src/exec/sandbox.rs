@@ -61,9 +61,6 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
     use nix::sched::{CloneFlags, unshare};
     let mut iso = Isolation::default();
     let mut notes = Vec::new();
-    if std::env::var_os("KILN_EXPERIMENT_NO_NS").is_some() {
-        return iso;
-    }
     match unshare(CloneFlags::CLONE_NEWNET) {
         Ok(()) => iso.network = true,
         Err(e) => notes.push(format!("no network namespace ({e}): actions can reach the network")),

@@ -11,7 +11,7 @@ use kiln_cache::{Cache, CacheError};
 use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
 use crate::exec::plan::{self, Plan};
-use crate::exec::{ExecError, ExecOptions, ExecReport, execute};
+use crate::exec::{ExecError, ExecOptions, ExecReport, execute, uptodate};
 use crate::graph::action::ActionGraph;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::{LabelError, TargetPattern};
@@ -76,10 +76,11 @@ pub fn parse_patterns(patterns: &[String]) -> Result<Vec<TargetPattern>, LabelEr
 }
 
 /// The plan for `patterns`: persisted if still valid, else from loading and
-/// analysis (and then persisted). The bool says whether it was reused.
-pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, bool), BuildError> {
-    if let Some(p) = plan::load(&ws.root, patterns) {
-        return Ok((p, true));
+/// analysis (and then persisted), with the files it depends on. The bool
+/// says whether it was reused.
+pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, plan::Watched, bool), BuildError> {
+    if let Some((p, w)) = plan::load(&ws.root, patterns) {
+        return Ok((p, w, true));
     }
     let loader = Loader::new(ws.clone())?;
     let g = TargetGraph::load(&loader, patterns)?;
@@ -87,8 +88,8 @@ pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, bo
     ActionGraph::build(&analysis)?;
     let p = Plan::from_analysis(&g, &analysis);
     // A plan that cannot be saved is rebuilt next time; not an error.
-    let _ = plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p);
-    Ok((p, false))
+    let w = plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p).unwrap_or_default();
+    Ok((p, w, false))
 }
 
 /// What a build did.
@@ -112,10 +113,33 @@ pub fn build(
     interrupt: Arc<AtomicBool>,
 ) -> Result<BuildOutcome, BuildError> {
     let t0 = Instant::now();
-    let (p, plan_reused) = make_plan(ws, patterns)?;
-    let targets = p.targets.iter().map(|(l, o)| (l.to_string(), o.clone())).collect();
+    let root = &ws.root;
+    if opts.profile.is_none()
+        && let Some(noop) = uptodate::check(root, patterns, cache_dir)
+    {
+        if !noop.changed.is_empty() {
+            let mut cache = Cache::open(cache_dir)?;
+            let ws_key = root.to_string_lossy();
+            cache.transaction(|t| noop.changed.iter().try_for_each(|name| t.set_up_to_date(&ws_key, name)))?;
+            uptodate::clear_changed(root, patterns);
+        }
+        let report = ExecReport { total: noop.total, local_hits: noop.total, ..Default::default() };
+        return Ok(BuildOutcome { report, targets: noop.targets, duration: t0.elapsed(), plan_reused: true });
+    }
+    uptodate::invalidate(root, patterns);
+    let (p, watched, plan_reused) = make_plan(ws, patterns)?;
+    let targets: Vec<(String, Vec<String>)> = p.targets.iter().map(|(l, o)| (l.to_string(), o.clone())).collect();
     let mut cache = Cache::open(cache_dir)?;
-    let report = execute(&ws.root, &mut cache, p, opts, interrupt)?;
+    let report = execute(root, &mut cache, p, opts, interrupt)?;
+    if let Some(snapshot) = &report.snapshot {
+        let files: Vec<(PathBuf, Option<kiln_cache::Stat>)> = watched
+            .iter()
+            .map(|(f, st)| (root.join(f), *st))
+            .chain(snapshot.iter().map(|(p, st)| (p.clone(), Some(*st))))
+            .collect();
+        // Without the record the next no-op takes the normal path; not an error.
+        let _ = uptodate::write(root, patterns, cache_dir, &files, report.total, &targets, &report.changed);
+    }
     Ok(BuildOutcome { report, targets, duration: t0.elapsed(), plan_reused })
 }
 

@@ -12,7 +12,7 @@ use crate::workspace::Workspace;
 
 /// The explanation text.
 pub fn explain(ws: &Workspace, pattern: &TargetPattern, cache_dir: &std::path::Path) -> Result<String, BuildError> {
-    let (plan, _) = make_plan(ws, std::slice::from_ref(pattern))?;
+    let (plan, _, _) = make_plan(ws, std::slice::from_ref(pattern))?;
     let cache = Cache::open(cache_dir)?;
     let ws_key = ws.root.to_string_lossy().into_owned();
     let mut out = String::new();

@@ -1,0 +1,211 @@
+//! The no-op fast path: proving a build has nothing to do by stat alone.
+//!
+//! After a complete, successful build kiln writes
+//! `kiln-out/.kiln/uptodate-<patterns digest>`: the engine stamp, the cache
+//! directory, the plan file's state, and the state (size, mtime, inode) of
+//! every file the build depended on: the files loading read, every source
+//! input, every output in `kiln-out/` and every tool. If, at the next build
+//! with the same patterns, every one of them is unchanged, no input can have
+//! changed and every output is still what the last build left, so the build
+//! is a no-op, decided without decoding the plan, computing keys or
+//! touching the database. Any difference (or a missing or unreadable file)
+//! means the normal path runs, which rewrites this file when it succeeds.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kiln_cache::{Digest, Stat};
+use rayon::prelude::*;
+
+use super::plan::{engine_stamp, plan_dir, stat_of};
+use crate::label::TargetPattern;
+
+const FORMAT: u32 = 1;
+
+/// What a no-op build reports.
+pub struct NoOp {
+    /// Actions in the plan.
+    pub total: usize,
+    /// Requested targets and their outputs.
+    pub targets: Vec<(String, Vec<String>)>,
+    /// Actions whose `runs` records must now say "up to date".
+    pub changed: Vec<String>,
+}
+
+fn path_for(root: &Path, patterns: &[TargetPattern], name: &str) -> PathBuf {
+    let mut h = blake3::Hasher::new();
+    for p in patterns {
+        h.update(p.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    let d = Digest(*h.finalize().as_bytes());
+    plan_dir(root).join(format!("{name}-{}", &d.hex()[..16]))
+}
+
+/// The plan file of `patterns` (whose state is part of the record).
+pub fn plan_file(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
+    path_for(root, patterns, "plan")
+}
+
+fn put_stat(b: &mut Vec<u8>, st: Option<Stat>) {
+    match st {
+        None => b.push(0),
+        Some(s) => {
+            b.push(1);
+            b.extend(s.size.to_le_bytes());
+            b.extend(s.mtime_ns.to_le_bytes());
+            b.extend(s.inode.to_le_bytes());
+        }
+    }
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend((s.len() as u32).to_le_bytes());
+    b.extend(s.as_bytes());
+}
+
+/// Record a successful build.
+pub fn write(
+    root: &Path,
+    patterns: &[TargetPattern],
+    cache_dir: &Path,
+    files: &[(PathBuf, Option<Stat>)],
+    total: usize,
+    targets: &[(String, Vec<String>)],
+    changed: &[String],
+) -> std::io::Result<()> {
+    let mut b = Vec::with_capacity(64 + files.len() * 80);
+    b.extend(b"KILNUP2D");
+    b.extend(FORMAT.to_le_bytes());
+    let stamp = engine_stamp();
+    b.extend((stamp.len() as u32).to_le_bytes());
+    b.extend(&stamp);
+    put_str(&mut b, &cache_dir.to_string_lossy());
+    put_stat(&mut b, stat_of(&plan_file(root, patterns)));
+    b.extend((total as u64).to_le_bytes());
+    b.extend((targets.len() as u32).to_le_bytes());
+    for (l, outs) in targets {
+        put_str(&mut b, l);
+        b.extend((outs.len() as u32).to_le_bytes());
+        for o in outs {
+            put_str(&mut b, o);
+        }
+    }
+    b.extend((files.len() as u32).to_le_bytes());
+    for (p, st) in files {
+        put_str(&mut b, &p.to_string_lossy());
+        put_stat(&mut b, *st);
+    }
+    b.extend((changed.len() as u32).to_le_bytes());
+    for c in changed {
+        put_str(&mut b, c);
+    }
+    let path = path_for(root, patterns, "uptodate");
+    fs::create_dir_all(plan_dir(root))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, &b)?;
+    fs::rename(&tmp, &path)
+}
+
+/// Forget the record (before a build that may change things).
+pub fn invalidate(root: &Path, patterns: &[TargetPattern]) {
+    let _ = fs::remove_file(path_for(root, patterns, "uptodate"));
+}
+
+struct R<'a>(&'a [u8]);
+
+impl<'a> R<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    fn stat(&mut self) -> Option<Option<Stat>> {
+        Some(match self.take(1)?[0] {
+            0 => None,
+            _ => Some(Stat { size: self.u64()?, mtime_ns: self.u64()? as i64, inode: self.u64()? }),
+        })
+    }
+}
+
+/// `Some` when the last build of `patterns` is provably still complete.
+pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Option<NoOp> {
+    let bytes = fs::read(path_for(root, patterns, "uptodate")).ok()?;
+    let mut r = R(&bytes);
+    if r.take(8)? != b"KILNUP2D" || r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    if r.take(n)? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
+        return None;
+    }
+    if r.stat()? != stat_of(&plan_file(root, patterns)) {
+        return None;
+    }
+    let total = r.u64()? as usize;
+    let nt = r.u32()?;
+    let mut targets = Vec::with_capacity(nt as usize);
+    for _ in 0..nt {
+        let l = r.str()?.to_owned();
+        let no = r.u32()?;
+        let outs = (0..no).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+        targets.push((l, outs));
+    }
+    let nf = r.u32()? as usize;
+    let mut files = Vec::with_capacity(nf);
+    for _ in 0..nf {
+        files.push((r.str()?, r.stat()?));
+    }
+    let nc = r.u32()? as usize;
+    let changed = (0..nc).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+    let unchanged = files.par_iter().with_min_len(256).all(|(p, st)| stat_of(Path::new(p)) == *st);
+    unchanged.then_some(NoOp { total, targets, changed })
+}
+
+/// Clear the list of changed actions once their records are updated.
+pub fn clear_changed(root: &Path, patterns: &[TargetPattern]) {
+    let path = path_for(root, patterns, "uptodate");
+    let Ok(mut bytes) = fs::read(&path) else { return };
+    // The list is the file's tail: find it by parsing the rest again.
+    let Some(tail) = changed_offset(&bytes) else { return };
+    bytes.truncate(tail);
+    bytes.extend(0u32.to_le_bytes());
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&tmp, &bytes).is_ok() {
+        let _ = fs::rename(&tmp, &path);
+    }
+}
+
+fn changed_offset(bytes: &[u8]) -> Option<usize> {
+    let mut r = R(bytes);
+    r.take(12)?;
+    let n = r.u32()? as usize;
+    r.take(n)?;
+    r.str()?;
+    r.stat()?;
+    r.u64()?;
+    for _ in 0..r.u32()? {
+        r.str()?;
+        for _ in 0..r.u32()? {
+            r.str()?;
+        }
+    }
+    for _ in 0..r.u32()? {
+        r.str()?;
+        r.stat()?;
+    }
+    Some(bytes.len() - r.0.len())
+}
