@@ -34,7 +34,7 @@
 //! Several kiln processes may use one cache at once: blob writes are atomic
 //! renames of identical content, and SQLite serializes writers (WAL with a
 //! busy timeout). A blob is verified against its digest before its bytes
-//! are used ([`Cache::verify_blob`]).
+//! are used ([`Blobs::verify`], [`Blobs::read_verified`]).
 //!
 //! What this crate does not do: decide what to cache (the engine's
 //! scheduler) or talk to remote caches.
@@ -117,7 +117,9 @@ pub enum CacheError {
         source: io::Error,
     },
     /// The database failed.
-    #[error("Cache database error in `{path}`: {source}; if it persists, remove the cache with `kiln clean --cache`")]
+    #[error(
+        "Cache database error in `{path}`: {source}; if it persists, remove the cache with `kiln clean --cache`"
+    )]
     Db {
         /// The database file.
         path: PathBuf,
@@ -125,7 +127,9 @@ pub enum CacheError {
         source: rusqlite::Error,
     },
     /// The cache was written by another schema version.
-    #[error("The cache at `{path}` has schema version {found}, this kiln uses {SCHEMA_VERSION}; remove it with `kiln clean --cache` or use another `--cache-dir`")]
+    #[error(
+        "The cache at `{path}` has schema version {found}, this kiln uses {SCHEMA_VERSION}; remove it with `kiln clean --cache` or use another `--cache-dir`"
+    )]
     Version {
         /// The cache dir.
         path: PathBuf,
@@ -135,7 +139,10 @@ pub enum CacheError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.to_path_buf(), source }
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One output of an action result.
@@ -196,7 +203,12 @@ impl ActionResult {
             let digest = Digest::from_slice(r.take(32)?)?;
             let size = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
             let executable = r.u8()? != 0;
-            outputs.push(OutputEntry { path, digest, size, executable });
+            outputs.push(OutputEntry {
+                path,
+                digest,
+                size,
+                executable,
+            });
         }
         let log = match r.u8()? {
             1 => Some(Digest::from_slice(r.take(32)?)?),
@@ -221,7 +233,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -239,7 +252,11 @@ pub struct Stat {
 impl Stat {
     /// From metadata.
     pub fn of(m: &fs::Metadata) -> Self {
-        Stat { size: m.len(), mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(), inode: m.ino() }
+        Stat {
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            inode: m.ino(),
+        }
     }
 }
 
@@ -330,7 +347,9 @@ impl Blobs {
             let _ = fs::remove_file(&tmp);
             return Err(CacheError::Io {
                 path: src.to_path_buf(),
-                source: io::Error::other("the file changed while kiln was reading it; run the build again"),
+                source: io::Error::other(
+                    "the file changed while kiln was reading it; run the build again",
+                ),
             });
         }
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
@@ -384,7 +403,10 @@ pub struct Cache {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Totals for `kiln cache stats`.
@@ -408,15 +430,28 @@ impl Cache {
         let want = format!("kiln-cache {SCHEMA_VERSION}\n");
         match fs::read_to_string(&version_file) {
             Ok(v) if v == want => {}
-            Ok(v) => return Err(CacheError::Version { path: dir.to_path_buf(), found: v.trim().to_owned() }),
+            Ok(v) => {
+                return Err(CacheError::Version {
+                    path: dir.to_path_buf(),
+                    found: v.trim().to_owned(),
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));
                 fs::write(&tmp, &want).map_err(io_err(&tmp))?;
                 fs::rename(&tmp, &version_file).map_err(io_err(&version_file))?;
             }
-            Err(e) => return Err(CacheError::Io { path: version_file, source: e }),
+            Err(e) => {
+                return Err(CacheError::Io {
+                    path: version_file,
+                    source: e,
+                });
+            }
         }
-        let blobs = Blobs { dir: dir.join("blobs"), tmp: dir.join("tmp") };
+        let blobs = Blobs {
+            dir: dir.join("blobs"),
+            tmp: dir.join("tmp"),
+        };
         if !blobs.dir.join("ff").is_dir() {
             for shard in 0..=255u8 {
                 let p = blobs.dir.join(format!("{shard:02x}"));
@@ -425,27 +460,63 @@ impl Cache {
         }
         fs::create_dir_all(&blobs.tmp).map_err(io_err(&blobs.tmp))?;
         let db_path = dir.join("kiln.db");
-        let dberr = |source| CacheError::Db { path: db_path.clone(), source };
+        let dberr = |source| CacheError::Db {
+            path: db_path.clone(),
+            source,
+        };
         let db = Connection::open(&db_path).map_err(dberr)?;
-        db.busy_timeout(std::time::Duration::from_secs(60)).map_err(dberr)?;
-        db.pragma_update(None, "journal_mode", "WAL").map_err(dberr)?;
-        db.pragma_update(None, "synchronous", "NORMAL").map_err(dberr)?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-             INSERT OR IGNORE INTO meta VALUES('schema_version', '1');
-             CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
-                                                created INTEGER NOT NULL, last_access INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                                              inode INTEGER NOT NULL, digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
-                                             record BLOB NOT NULL, PRIMARY KEY(workspace, action));",
-        )
-        .map_err(dberr)?;
-        Ok(Cache { dir: dir.to_path_buf(), db_path, db, blobs })
+        db.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(dberr)?;
+        // Setting up the schema takes write locks; two processes opening a
+        // new cache at once can see SQLITE_BUSY without the busy handler
+        // being consulted (a lock upgrade), so retry for a while.
+        let mut attempt = 0;
+        loop {
+            let r = db.pragma_update(None, "journal_mode", "WAL").and_then(|()| {
+                db.pragma_update(None, "synchronous", "NORMAL")?;
+                db.execute_batch(
+                    "BEGIN IMMEDIATE;
+                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+                     INSERT OR IGNORE INTO meta VALUES('schema_version', '1');
+                     CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
+                                                        created INTEGER NOT NULL, last_access INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                                                      inode INTEGER NOT NULL, digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
+                     CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
+                                                     record BLOB NOT NULL, PRIMARY KEY(workspace, action));
+                     COMMIT;",
+                )
+            });
+            match r {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && attempt < 600 =>
+                {
+                    let _ = db.execute_batch("ROLLBACK;");
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        10 + (std::process::id() as u64 % 7),
+                    ));
+                }
+                Err(e) => return Err(dberr(e)),
+            }
+        }
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+            db_path,
+            db,
+            blobs,
+        })
     }
 
     fn dberr(&self) -> impl FnOnce(rusqlite::Error) -> CacheError + '_ {
-        move |source| CacheError::Db { path: self.db_path.clone(), source }
+        move |source| CacheError::Db {
+            path: self.db_path.clone(),
+            source,
+        }
     }
 
     /// The cache directory.
@@ -470,20 +541,32 @@ impl Cache {
 
     /// Remove an action result (e.g. one whose blobs are corrupt).
     pub fn remove_action(&self, key: &Digest) -> Result<(), CacheError> {
-        self.db.execute("DELETE FROM actions WHERE key = ?1", params![&key.0[..]]).map_err(self.dberr())?;
+        self.db
+            .execute("DELETE FROM actions WHERE key = ?1", params![&key.0[..]])
+            .map_err(self.dberr())?;
         Ok(())
     }
 
     /// Run `f` in one write transaction (batched writes are much faster).
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T, CacheError>) -> Result<T, CacheError> {
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Writer<'_>) -> Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
         let path = self.db_path.clone();
         let tx = self
             .db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|source| CacheError::Db { path: path.clone(), source })?;
-        let w = Writer { tx: &tx, path: &path };
+            .map_err(|source| CacheError::Db {
+                path: path.clone(),
+                source,
+            })?;
+        let w = Writer {
+            tx: &tx,
+            path: &path,
+        };
         let out = f(&w)?;
-        tx.commit().map_err(|source| CacheError::Db { path, source })?;
+        tx.commit()
+            .map_err(|source| CacheError::Db { path, source })?;
         Ok(out)
     }
 
@@ -508,7 +591,11 @@ impl Cache {
                 let path = r.get_ref(0)?.as_str()?;
                 Ok((
                     path.get(prefix.len()..).unwrap_or("").to_owned(),
-                    Stat { size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, inode: r.get::<_, i64>(3)? as u64 },
+                    Stat {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        inode: r.get::<_, i64>(3)? as u64,
+                    },
                     digest,
                     key,
                 ))
@@ -518,7 +605,14 @@ impl Cache {
         for row in rows {
             let (path, stat, digest, key) = row.map_err(self.dberr())?;
             if let Some(digest) = Digest::from_slice(&digest) {
-                out.insert(path, FileState { stat, digest, key: key.and_then(|k| Digest::from_slice(&k)) });
+                out.insert(
+                    path,
+                    FileState {
+                        stat,
+                        digest,
+                        key: key.and_then(|k| Digest::from_slice(&k)),
+                    },
+                );
             }
         }
         Ok(out)
@@ -528,13 +622,20 @@ impl Cache {
     pub fn run_record(&self, workspace: &str, action: &str) -> Result<Option<Vec<u8>>, CacheError> {
         self.db
             .prepare_cached("SELECT record FROM runs WHERE workspace = ?1 AND action = ?2")
-            .and_then(|mut s| s.query_row(params![workspace, action], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![workspace, action], |r| r.get(0))
+                    .optional()
+            })
             .map_err(self.dberr())
     }
 
     /// Every `runs` record of a workspace whose action name starts with
     /// `prefix`: (action, outcome, record).
-    pub fn run_records(&self, workspace: &str, prefix: &str) -> Result<Vec<(String, u8, Vec<u8>)>, CacheError> {
+    pub fn run_records(
+        &self,
+        workspace: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, u8, Vec<u8>)>, CacheError> {
         let mut upper = prefix.to_owned();
         upper.push('\u{10FFFF}');
         let mut stmt = self
@@ -542,7 +643,9 @@ impl Cache {
             .prepare_cached("SELECT action, outcome, record FROM runs WHERE workspace = ?1 AND action >= ?2 AND action < ?3 ORDER BY action")
             .map_err(self.dberr())?;
         let rows = stmt
-            .query_map(params![workspace, prefix, upper], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map(params![workspace, prefix, upper], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .map_err(self.dberr())?;
         rows.collect::<Result<_, _>>().map_err(self.dberr())
     }
@@ -553,15 +656,21 @@ impl Cache {
             .db
             .prepare_cached("SELECT action FROM runs WHERE workspace = ?1 AND outcome != 0")
             .map_err(self.dberr())?;
-        let rows = stmt.query_map(params![workspace], |r| r.get(0)).map_err(self.dberr())?;
+        let rows = stmt
+            .query_map(params![workspace], |r| r.get(0))
+            .map_err(self.dberr())?;
         rows.collect::<Result<_, _>>().map_err(self.dberr())
     }
 
     /// Totals.
     pub fn stats(&self) -> Result<Stats, CacheError> {
-        let mut s = Stats::default();
-        s.actions = self.db.query_row("SELECT COUNT(*) FROM actions", [], |r| r.get::<_, i64>(0)).map_err(self.dberr())? as u64;
-        s.files = self.db.query_row("SELECT COUNT(*) FROM files", [], |r| r.get::<_, i64>(0)).map_err(self.dberr())? as u64;
+        let count = |table: &str| {
+            self.db
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(self.dberr())
+        };
+        let mut s = Stats { actions: count("actions")?, files: count("files")?, ..Stats::default() };
         for (_, size) in self.list_blobs()? {
             s.blobs += 1;
             s.blob_bytes += size;
@@ -574,12 +683,19 @@ impl Cache {
         let shards = match fs::read_dir(&self.blobs.dir) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(CacheError::Io { path: self.blobs.dir.clone(), source: e }),
+            Err(e) => {
+                return Err(CacheError::Io {
+                    path: self.blobs.dir.clone(),
+                    source: e,
+                });
+            }
         };
         for shard in shards {
             let shard = shard.map_err(io_err(&self.blobs.dir))?;
             let prefix = shard.file_name().to_string_lossy().into_owned();
-            let Ok(entries) = fs::read_dir(shard.path()) else { continue };
+            let Ok(entries) = fs::read_dir(shard.path()) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = format!("{prefix}{}", e.file_name().to_string_lossy());
                 if let (Some(d), Ok(m)) = (parse_hex(&name), e.metadata()) {
@@ -597,8 +713,13 @@ impl Cache {
         let blobs = self.list_blobs()?;
         let sizes: HashMap<Digest, u64> = blobs.iter().copied().collect();
         let mut rows: Vec<(Vec<u8>, Vec<u8>, i64)> = {
-            let mut stmt = self.db.prepare("SELECT key, result, last_access FROM actions").map_err(self.dberr())?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(self.dberr())?;
+            let mut stmt = self
+                .db
+                .prepare("SELECT key, result, last_access FROM actions")
+                .map_err(self.dberr())?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.dberr())?;
             rows.collect::<Result<_, _>>().map_err(self.dberr())?
         };
         // Newest first: keep results while their blobs fit.
@@ -613,7 +734,11 @@ impl Cache {
             };
             let mut ds: Vec<Digest> = r.outputs.iter().map(|o| o.digest).collect();
             ds.extend(r.log);
-            let extra: u64 = ds.iter().filter(|d| !keep_blobs.contains(d)).map(|d| sizes.get(d).copied().unwrap_or(0)).sum();
+            let extra: u64 = ds
+                .iter()
+                .filter(|d| !keep_blobs.contains(d))
+                .map(|d| sizes.get(d).copied().unwrap_or(0))
+                .sum();
             if used + extra <= max_bytes {
                 used += extra;
                 keep_blobs.extend(ds);
@@ -624,9 +749,17 @@ impl Cache {
         let removed_results = drop_keys.len() as u64;
         self.transaction(|w| {
             for k in &drop_keys {
-                w.tx.execute("DELETE FROM actions WHERE key = ?1", params![k]).map_err(|source| CacheError::Db { path: w.path.to_path_buf(), source })?;
+                w.tx.execute("DELETE FROM actions WHERE key = ?1", params![k])
+                    .map_err(|source| CacheError::Db {
+                        path: w.path.to_path_buf(),
+                        source,
+                    })?;
             }
-            w.tx.execute("DELETE FROM files WHERE key IS NOT NULL", []).map_err(|source| CacheError::Db { path: w.path.to_path_buf(), source })?;
+            w.tx.execute("DELETE FROM files WHERE key IS NOT NULL", [])
+                .map_err(|source| CacheError::Db {
+                    path: w.path.to_path_buf(),
+                    source,
+                })?;
             Ok(())
         })?;
         let mut removed_blobs = 0;
@@ -663,7 +796,10 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> CacheError + '_ {
-        move |source| CacheError::Db { path: self.path.to_path_buf(), source }
+        move |source| CacheError::Db {
+            path: self.path.to_path_buf(),
+            source,
+        }
     }
 
     /// Record an action result (its blobs must already be stored).
@@ -705,7 +841,13 @@ impl Writer<'_> {
     }
 
     /// Record what happened to an action (for `kiln explain`).
-    pub fn put_run_record(&self, workspace: &str, action: &str, outcome: u8, record: &[u8]) -> Result<(), CacheError> {
+    pub fn put_run_record(
+        &self,
+        workspace: &str,
+        action: &str,
+        outcome: u8,
+        record: &[u8],
+    ) -> Result<(), CacheError> {
         self.tx
             .prepare_cached("INSERT OR REPLACE INTO runs(workspace, action, outcome, record) VALUES(?1, ?2, ?3, ?4)")
             .and_then(|mut s| s.execute(params![workspace, action, outcome, record]))
@@ -756,15 +898,42 @@ mod tests {
         let mut c = Cache::open(&dir).unwrap();
         let key = Digest::of(b"key");
         let r = ActionResult {
-            outputs: vec![OutputEntry { path: "kiln-out/a".into(), digest: Digest::of(b"a"), size: 1, executable: true }],
+            outputs: vec![OutputEntry {
+                path: "kiln-out/a".into(),
+                digest: Digest::of(b"a"),
+                size: 1,
+                executable: true,
+            }],
             log: Some(Digest::of(b"log")),
         };
         assert_eq!(ActionResult::decode(&r.encode()), Some(r.clone()));
         assert!(ActionResult::decode(&[9, 9]).is_none());
         c.transaction(|w| {
             w.put_action(&key, &r)?;
-            w.put_file_state("/ws/a", &FileState { stat: Stat { size: 1, mtime_ns: 2, inode: 3 }, digest: Digest::of(b"a"), key: None })?;
-            w.put_file_state("/other/b", &FileState { stat: Stat { size: 1, mtime_ns: 2, inode: 3 }, digest: Digest::of(b"b"), key: Some(key) })
+            w.put_file_state(
+                "/ws/a",
+                &FileState {
+                    stat: Stat {
+                        size: 1,
+                        mtime_ns: 2,
+                        inode: 3,
+                    },
+                    digest: Digest::of(b"a"),
+                    key: None,
+                },
+            )?;
+            w.put_file_state(
+                "/other/b",
+                &FileState {
+                    stat: Stat {
+                        size: 1,
+                        mtime_ns: 2,
+                        inode: 3,
+                    },
+                    digest: Digest::of(b"b"),
+                    key: Some(key),
+                },
+            )
         })
         .unwrap();
         assert_eq!(c.get_action(&key).unwrap(), Some(r));
@@ -792,14 +961,29 @@ mod tests {
             let data = vec![i; 1000];
             let d = c.blobs().put_bytes(&data).unwrap();
             let key = Digest::of(&[i]);
-            let r = ActionResult { outputs: vec![OutputEntry { path: format!("kiln-out/{i}"), digest: d, size: 1000, executable: false }], log: None };
+            let r = ActionResult {
+                outputs: vec![OutputEntry {
+                    path: format!("kiln-out/{i}"),
+                    digest: d,
+                    size: 1000,
+                    executable: false,
+                }],
+                log: None,
+            };
             c.transaction(|w| w.put_action(&key, &r)).unwrap();
-            c.db.execute("UPDATE actions SET last_access = ?2 WHERE key = ?1", params![&key.0[..], i as i64]).unwrap();
+            c.db.execute(
+                "UPDATE actions SET last_access = ?2 WHERE key = ?1",
+                params![&key.0[..], i as i64],
+            )
+            .unwrap();
             keys.push((key, d));
         }
         let (results, blobs, freed) = c.gc(2000).unwrap();
         assert_eq!((results, blobs, freed), (1, 1, 1000));
-        assert!(c.get_action(&keys[0].0).unwrap().is_none(), "the least recently used result goes");
+        assert!(
+            c.get_action(&keys[0].0).unwrap().is_none(),
+            "the least recently used result goes"
+        );
         assert!(!c.blobs().contains(&keys[0].1));
         for (k, d) in &keys[1..] {
             assert!(c.get_action(k).unwrap().is_some());

@@ -118,7 +118,10 @@ impl Workspace {
     /// `packages_under`, plus every directory read on the way
     /// (workspace-relative); a change to any of them can add or remove a
     /// package.
-    pub fn walk_packages(&self, pkg: &PackagePath) -> Result<(Vec<PackagePath>, Vec<String>), WorkspaceError> {
+    pub fn walk_packages(
+        &self,
+        pkg: &PackagePath,
+    ) -> Result<(Vec<PackagePath>, Vec<String>), WorkspaceError> {
         let mut dirs = Vec::new();
         let mut out = Vec::new();
         let mut stack = vec![pkg.as_str().to_owned()];

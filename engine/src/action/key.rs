@@ -106,10 +106,17 @@ mod tests {
             owner: owner.clone(),
             index: 0,
             mnemonic: "Genrule".into(),
-            kind: ActionKind::Run(RunAction { argv: argv.iter().map(|s| s.to_string()).collect(), env: BTreeMap::new() }),
+            kind: ActionKind::Run(RunAction {
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+                env: BTreeMap::new(),
+            }),
             inputs: vec![Artifact::source("p/in.txt".into())],
             outputs: vec![Artifact::output(&owner, "out.txt")],
-            location: Location { file: "x".into(), line: 1, col: 1 },
+            location: Location {
+                file: "x".into(),
+                line: 1,
+                col: 1,
+            },
         }
     }
 
@@ -121,14 +128,29 @@ mod tests {
         let k = action_key(&a, &[d1], &[]);
         assert_eq!(k, action_key(&a, &[d1], &[]), "deterministic");
         assert_ne!(k, action_key(&a, &[d2], &[]), "input content");
-        assert_ne!(k, action_key(&a, &[d1], &[("/bin/bash".into(), d2)]), "tool content");
+        assert_ne!(
+            k,
+            action_key(&a, &[d1], &[("/bin/bash".into(), d2)]),
+            "tool content"
+        );
         let mut b = a.clone();
-        b.location = Location { file: "elsewhere".into(), line: 9, col: 9 };
-        assert_eq!(k, action_key(&b, &[d1], &[]), "where it was declared does not matter");
+        b.location = Location {
+            file: "elsewhere".into(),
+            line: 9,
+            col: 9,
+        };
+        assert_eq!(
+            k,
+            action_key(&b, &[d1], &[]),
+            "where it was declared does not matter"
+        );
         let c = action(&["/bin/bash", "-c", "cat p/in.txt>kiln-out/p/out.txt"]);
         assert_ne!(k, action_key(&c, &[d1], &[]), "command");
         assert_ne!(command_digest(&a), command_digest(&c));
         // Field boundaries are unambiguous.
-        assert_ne!(action_key(&action(&["ab", "c"]), &[d1], &[]), action_key(&action(&["a", "bc"]), &[d1], &[]));
+        assert_ne!(
+            action_key(&action(&["ab", "c"]), &[d1], &[]),
+            action_key(&action(&["a", "bc"]), &[d1], &[])
+        );
     }
 }

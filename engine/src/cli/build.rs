@@ -76,14 +76,22 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, interrupt.clone());
     }
-    let o = build::build(&ws, &patterns, &f.cache_dir(), &opts, interrupt).map_err(|e| Failure::new(e.class(), e))?;
+    let o = build::build(&ws, &patterns, &f.cache_dir(), &opts, interrupt)
+        .map_err(|e| Failure::new(e.class(), e))?;
     if let Some(path) = &f.summary_json {
         let text = serde_json::to_string_pretty(&summary_json(&o)).unwrap_or_default();
-        std::fs::write(path, text + "\n")
-            .map_err(|e| Failure::new(ErrorClass::Environment, format!("Cannot write `{}`: {e}", path.display())))?;
+        std::fs::write(path, text + "\n").map_err(|e| {
+            Failure::new(
+                ErrorClass::Environment,
+                format!("Cannot write `{}`: {e}", path.display()),
+            )
+        })?;
     }
     let r = &o.report;
-    let mut line = format!("{} actions: {} executed, {} cached", r.total, r.executed, r.local_hits);
+    let mut line = format!(
+        "{} actions: {} executed, {} cached",
+        r.total, r.executed, r.local_hits
+    );
     if r.failed > 0 {
         line.push_str(&format!(", {} failed", r.failed));
     }

@@ -71,10 +71,16 @@ pub fn run_cache(args: CacheArgs) -> Result<i32, Failure> {
             ));
         }
         CacheCommand::Gc { max_size } => {
-            let max = clean::parse_size(&max_size).map_err(|e| Failure::new(ErrorClass::User, e))?;
-            let mut c = kiln_cache::Cache::open(&dir).map_err(|e| Failure::new(ErrorClass::Environment, e))?;
-            let (results, blobs, bytes) = c.gc(max).map_err(|e| Failure::new(ErrorClass::Environment, e))?;
-            out(&format!("removed {results} action results and {blobs} blobs ({bytes} bytes)\n"));
+            let max =
+                clean::parse_size(&max_size).map_err(|e| Failure::new(ErrorClass::User, e))?;
+            let mut c = kiln_cache::Cache::open(&dir)
+                .map_err(|e| Failure::new(ErrorClass::Environment, e))?;
+            let (results, blobs, bytes) = c
+                .gc(max)
+                .map_err(|e| Failure::new(ErrorClass::Environment, e))?;
+            out(&format!(
+                "removed {results} action results and {blobs} blobs ({bytes} bytes)\n"
+            ));
         }
     }
     Ok(exit::OK)

@@ -125,7 +125,11 @@ pub fn main() -> i32 {
             .num_threads(j)
             .build_global();
     }
-    let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = cli.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let cwd = match cli
         .directory
         .clone()

@@ -129,8 +129,25 @@ enum Job {
 
 enum Done {
     Ready(Isolation),
-    Executed { idx: usize, outcome: RunOutcome, worker: usize, start: Instant, end: Instant },
-    Verified { idx: usize, result: ActionResult, ok: Result<(), Digest>, worker: usize, start: Instant, end: Instant },
+    /// A queued job not started because the build is stopping.
+    Dropped {
+        idx: usize,
+    },
+    Executed {
+        idx: usize,
+        outcome: RunOutcome,
+        worker: usize,
+        start: Instant,
+        end: Instant,
+    },
+    Verified {
+        idx: usize,
+        result: ActionResult,
+        ok: Result<(), Digest>,
+        worker: usize,
+        start: Instant,
+        end: Instant,
+    },
 }
 
 enum Write {
@@ -183,6 +200,9 @@ struct Scheduler<'a> {
     events: Vec<serde_json::Value>,
     t0: Instant,
     sandbox_dirs: Vec<PathBuf>,
+    last_flush: Instant,
+    /// Tells workers to drop queued jobs.
+    stop: Arc<AtomicBool>,
 }
 
 fn abs(root: &Path, rel: &str) -> String {
@@ -201,7 +221,13 @@ enum InputRef {
 }
 
 /// Execute `plan` in the workspace at `root` with `cache`.
-pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, interrupt: Arc<AtomicBool>) -> Result<ExecReport, ExecError> {
+pub fn execute(
+    root: &Path,
+    cache: &mut Cache,
+    plan: Plan,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<ExecReport, ExecError> {
     let t0 = Instant::now();
     let plan = Arc::new(plan);
     let n = plan.actions.len();
@@ -209,20 +235,29 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     let states = cache.file_states(&format!("{ws_key}/"))?;
 
     // Stat (and hash where needed) every source input and output, in parallel.
-    let mut src_paths: Vec<&str> = plan.actions.iter().flat_map(|a| a.inputs.iter()).filter(|x| x.is_source()).map(|x| x.path()).collect();
+    let mut src_paths: Vec<&str> = plan
+        .actions
+        .iter()
+        .flat_map(|a| a.inputs.iter())
+        .filter(|x| x.is_source())
+        .map(|x| x.path())
+        .collect();
     src_paths.sort_unstable();
     src_paths.dedup();
     let src: Vec<Option<(Digest, Stat)>> = src_paths
         .par_iter()
         .map(|p| {
             let path = root.join(p);
-            fs::metadata(&path).ok().filter(|m| m.is_file()).and_then(|m| {
-                let st = Stat::of(&m);
-                match states.get(*p) {
-                    Some(fs) if fs.stat == st && fs.key.is_none() => Some((fs.digest, st)),
-                    _ => Digest::of_file(&path).ok().map(|d| (d, st)),
-                }
-            })
+            fs::metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| {
+                    let st = Stat::of(&m);
+                    match states.get(*p) {
+                        Some(fs) if fs.stat == st && fs.key.is_none() => Some((fs.digest, st)),
+                        _ => Digest::of_file(&path).ok().map(|d| (d, st)),
+                    }
+                })
         })
         .collect();
     let input_refs: Vec<Vec<InputRef>> = plan
@@ -234,10 +269,17 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
                 .iter()
                 .map(|x| {
                     if x.is_source() {
-                        return src_paths.binary_search(&x.path()).map(|k| InputRef::Source(k as u32)).unwrap_or(InputRef::Unknown);
+                        return src_paths
+                            .binary_search(&x.path())
+                            .map(|k| InputRef::Source(k as u32))
+                            .unwrap_or(InputRef::Unknown);
                     }
                     for &d in &plan.deps[i] {
-                        if let Some(o) = plan.actions[d as usize].outputs.iter().position(|o| o.path() == x.path()) {
+                        if let Some(o) = plan.actions[d as usize]
+                            .outputs
+                            .iter()
+                            .position(|o| o.path() == x.path())
+                        {
                             return InputRef::Output(d, o as u32);
                         }
                     }
@@ -249,7 +291,16 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     let out_stat: Vec<Vec<Option<Stat>>> = plan
         .actions
         .par_iter()
-        .map(|a| a.outputs.iter().map(|o| fs::symlink_metadata(root.join(o.path())).ok().map(|m| Stat::of(&m))).collect())
+        .map(|a| {
+            a.outputs
+                .iter()
+                .map(|o| {
+                    fs::symlink_metadata(root.join(o.path()))
+                        .ok()
+                        .map(|m| Stat::of(&m))
+                })
+                .collect()
+        })
         .collect();
     let mut tool_paths: Vec<&str> = plan
         .actions
@@ -271,7 +322,14 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         let d = match (fs::metadata(t), cache.file_state(t)?) {
             (Ok(m), Some(fs)) if fs.stat == Stat::of(&m) => Some(fs.digest),
             (Ok(m), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
-                writes.push(Write::File(t.to_owned(), FileState { stat: Stat::of(&m), digest: *d, key: None }));
+                writes.push(Write::File(
+                    t.to_owned(),
+                    FileState {
+                        stat: Stat::of(&m),
+                        digest: *d,
+                        key: None,
+                    },
+                ));
             }),
             (Err(_), _) => None,
         };
@@ -279,9 +337,18 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     }
     for (p, e) in src_paths.iter().zip(&src) {
         if let Some((d, st)) = e
-            && states.get(*p).is_none_or(|fs| fs.stat != *st || fs.key.is_some())
+            && states
+                .get(*p)
+                .is_none_or(|fs| fs.stat != *st || fs.key.is_some())
         {
-            writes.push(Write::File(abs(root, p), FileState { stat: *st, digest: *d, key: None }));
+            writes.push(Write::File(
+                abs(root, p),
+                FileState {
+                    stat: *st,
+                    digest: *d,
+                    key: None,
+                },
+            ));
         }
     }
 
@@ -307,7 +374,11 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         input_refs,
         out_stat,
         tools,
-        produced: plan.actions.iter().map(|a| vec![None; a.outputs.len()]).collect(),
+        produced: plan
+            .actions
+            .iter()
+            .map(|a| vec![None; a.outputs.len()])
+            .collect(),
         pending,
         dependents,
         status: vec![Status::Waiting; n],
@@ -315,7 +386,10 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         reasons: vec![String::new(); n],
         ready,
         writes,
-        report: ExecReport { total: n, ..Default::default() },
+        report: ExecReport {
+            total: n,
+            ..Default::default()
+        },
         stopping: false,
         in_flight: 0,
         job_tx: None,
@@ -323,9 +397,15 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
         events: Vec::new(),
         t0,
         sandbox_dirs: Vec::new(),
+        last_flush: Instant::now(),
+        stop: Arc::new(AtomicBool::new(false)),
         cache,
     };
-    fs::create_dir_all(plan::plan_dir(root).join("tmp")).map_err(|e| ExecError::Io { path: plan::plan_dir(root), message: e.to_string() })?;
+    remove_stale_temporaries(&s.blobs);
+    fs::create_dir_all(plan::plan_dir(root).join("tmp")).map_err(|e| ExecError::Io {
+        path: plan::plan_dir(root),
+        message: e.to_string(),
+    })?;
 
     // Workers: started lazily, when the first action must run or be verified.
     let running = Arc::new(Running::default());
@@ -343,12 +423,17 @@ pub fn execute(root: &Path, cache: &mut Cache, plan: Plan, opts: &ExecOptions, i
     s.progress.finish();
     if let Some(p) = &opts.profile {
         let trace = serde_json::json!({ "traceEvents": s.events, "displayTimeUnit": "ms" });
-        fs::write(p, serde_json::to_vec(&trace).unwrap_or_default())
-            .map_err(|e| ExecError::Io { path: p.clone(), message: e.to_string() })?;
+        fs::write(p, serde_json::to_vec(&trace).unwrap_or_default()).map_err(|e| {
+            ExecError::Io {
+                path: p.clone(),
+                message: e.to_string(),
+            }
+        })?;
     }
     result?;
     flushed?;
-    if s.report.failed == 0 && !s.report.interrupted && s.report.executed + s.report.local_hits == n {
+    if s.report.failed == 0 && !s.report.interrupted && s.report.executed + s.report.local_hits == n
+    {
         for (p, e) in src_paths.iter().zip(&s.src) {
             if let Some((_, st)) = e {
                 snapshot.push((root.join(p), *st));
@@ -372,14 +457,21 @@ impl Scheduler<'_> {
         format!("{}#{}", a.owner, a.index)
     }
 
-    fn start_workers(&mut self, running: &Arc<Running>, done_tx: &Sender<Done>, done_rx: &Receiver<Done>, workers: &mut Vec<std::thread::JoinHandle<()>>) {
+    fn start_workers(
+        &mut self,
+        running: &Arc<Running>,
+        done_tx: &Sender<Done>,
+        done_rx: &Receiver<Done>,
+        workers: &mut Vec<std::thread::JoinHandle<()>>,
+    ) {
         if self.job_tx.is_some() {
             return;
         }
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         // Hide the workspace from actions unless the cache lives inside it.
-        let hide = (!self.blobs.path(&Digest([0; 32])).starts_with(self.root)).then(|| self.root.to_path_buf());
+        let hide = (!self.blobs.path(&Digest([0; 32])).starts_with(self.root))
+            .then(|| self.root.to_path_buf());
         for w in 0..self.opts.jobs.max(1) {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
@@ -390,6 +482,7 @@ impl Scheduler<'_> {
             let base = blobs.temp_path("sandbox");
             self.sandbox_dirs.push(base.clone());
             let root = self.root.to_path_buf();
+            let stop = self.stop.clone();
             workers.push(std::thread::spawn(move || {
                 let made = fs::create_dir_all(&base);
                 // Opened before the workspace is hidden: sources stay
@@ -398,26 +491,63 @@ impl Scheduler<'_> {
                 let ws_dir = fs::File::open(&root);
                 let iso = sandbox::isolate_thread(hide.as_deref(), &base);
                 let ws_view = match &ws_dir {
-                    Ok(f) if iso.workspace_hidden => PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f))),
+                    Ok(f) if iso.workspace_hidden => PathBuf::from(format!(
+                        "/proc/self/fd/{}",
+                        std::os::fd::AsRawFd::as_raw_fd(f)
+                    )),
                     _ => root.clone(),
                 };
                 let _ = tx.send(Done::Ready(iso.clone()));
-                let mut sb = made.map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display())).and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs));
+                let mut sb = made
+                    .map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display()))
+                    .and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs));
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { break };
                     let start = Instant::now();
+                    if stop.load(Ordering::SeqCst) {
+                        let idx = match job {
+                            Job::Execute { idx, .. } | Job::Verify { idx, .. } => idx,
+                        };
+                        if tx.send(Done::Dropped { idx }).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let msg = match job {
                         Job::Execute { idx, inputs } => {
                             let outcome = match &mut sb {
-                                Ok(sb) => sb.run(&blobs, &ws_view, &plan.actions[idx], &inputs, &running, w),
-                                Err(message) => RunOutcome::Failed { message: message.clone(), log: String::new() },
+                                Ok(sb) => sb.run(
+                                    &blobs,
+                                    &ws_view,
+                                    &plan.actions[idx],
+                                    &inputs,
+                                    &running,
+                                    w,
+                                ),
+                                Err(message) => RunOutcome::Failed {
+                                    message: message.clone(),
+                                    log: String::new(),
+                                },
                             };
-                            Done::Executed { idx, outcome, worker: w + 1, start, end: Instant::now() }
+                            Done::Executed {
+                                idx,
+                                outcome,
+                                worker: w + 1,
+                                start,
+                                end: Instant::now(),
+                            }
                         }
                         Job::Verify { idx, result } => {
                             let ok = sandbox::verify_result(&blobs, &result);
-                            Done::Verified { idx, result, ok, worker: w + 1, start, end: Instant::now() }
+                            Done::Verified {
+                                idx,
+                                result,
+                                ok,
+                                worker: w + 1,
+                                start,
+                                end: Instant::now(),
+                            }
                         }
                     };
                     if tx.send(msg).is_err() {
@@ -438,7 +568,14 @@ impl Scheduler<'_> {
         self.job_tx = Some(job_tx);
     }
 
-    fn send(&mut self, job: Job, running: &Arc<Running>, done_tx: &Sender<Done>, done_rx: &Receiver<Done>, workers: &mut Vec<std::thread::JoinHandle<()>>) {
+    fn send(
+        &mut self,
+        job: Job,
+        running: &Arc<Running>,
+        done_tx: &Sender<Done>,
+        done_rx: &Receiver<Done>,
+        workers: &mut Vec<std::thread::JoinHandle<()>>,
+    ) {
         self.start_workers(running, done_tx, done_rx, workers);
         if let Some(tx) = &self.job_tx {
             let _ = tx.send(job);
@@ -458,10 +595,18 @@ impl Scheduler<'_> {
             if interrupt.load(Ordering::SeqCst) && !self.report.interrupted {
                 self.report.interrupted = true;
                 self.stopping = true;
+                self.stop.store(true, Ordering::SeqCst);
                 running.kill_all();
             }
-            while !self.stopping {
-                let Some(i) = self.ready.pop_front() else { break };
+            if self.stopping {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            // A short queue per worker keeps them busy; the rest waits here.
+            // Queued jobs are dropped by workers once `stop` is set.
+            while !self.stopping && self.in_flight < 2 * self.opts.jobs.max(1) {
+                let Some(i) = self.ready.pop_front() else {
+                    break;
+                };
                 if let Some(job) = self.prepare(i)? {
                     self.send(job, running, done_tx, done_rx, workers);
                 }
@@ -469,13 +614,20 @@ impl Scheduler<'_> {
             if self.in_flight == 0 {
                 return Ok(());
             }
-            self.progress.tick(self.report.executed + self.report.local_hits + self.report.failed, self.in_flight);
+            self.progress.tick(
+                self.report.executed + self.report.local_hits + self.report.failed,
+                self.in_flight,
+            );
             match done_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(d) => self.handle(d)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
-            if self.writes.len() >= 2000 {
+            // Flush often enough that a killed build keeps most finished work.
+            if self.writes.len() >= 2000
+                || (!self.writes.is_empty()
+                    && self.last_flush.elapsed() > Duration::from_millis(500))
+            {
                 self.flush()?;
             }
         }
@@ -490,7 +642,10 @@ impl Scheduler<'_> {
             match self.input_digest(i, k) {
                 Some(d) => digests.push(d),
                 None => {
-                    let msg = format!("missing input file `{}`; create it or fix the target's sources", x.path());
+                    let msg = format!(
+                        "missing input file `{}`; create it or fix the target's sources",
+                        x.path()
+                    );
                     self.fail(i, msg, String::new());
                     return Ok(None);
                 }
@@ -516,7 +671,9 @@ impl Scheduler<'_> {
         let mut outs = Vec::with_capacity(a.outputs.len());
         for (o, st) in a.outputs.iter().zip(&self.out_stat[i]) {
             match (self.states.get(o.path()), st) {
-                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat == *st => outs.push(fs.digest),
+                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat == *st => {
+                    outs.push(fs.digest)
+                }
                 _ => break,
             }
         }
@@ -533,20 +690,41 @@ impl Scheduler<'_> {
         }
 
         let command = command_digest(a);
-        let inputs: Vec<(String, Digest)> = a.inputs.iter().zip(&digests).map(|(x, d)| (x.path().to_owned(), *d)).collect();
-        let prev = self.cache.run_record(&self.ws_key, &self.name(i))?.and_then(|b| Record::decode(&b));
+        let inputs: Vec<(String, Digest)> = a
+            .inputs
+            .iter()
+            .zip(&digests)
+            .map(|(x, d)| (x.path().to_owned(), *d))
+            .collect();
+        let prev = self
+            .cache
+            .run_record(&self.ws_key, &self.name(i))?
+            .and_then(|b| Record::decode(&b));
         self.reasons[i] = record::reason(prev.as_ref(), command, &inputs, key);
         self.status[i] = Status::InFlight;
         if let Some(result) = self.cache.get_action(&key)? {
             return Ok(Some(Job::Verify { idx: i, result }));
         }
-        Ok(Some(Job::Execute { idx: i, inputs: digests }))
+        Ok(Some(Job::Execute {
+            idx: i,
+            inputs: digests,
+        }))
     }
 
     fn handle(&mut self, d: Done) -> Result<(), ExecError> {
         match d {
             Done::Ready(_) => {}
-            Done::Executed { idx, outcome, worker, start, end } => {
+            Done::Dropped { idx } => {
+                self.in_flight -= 1;
+                self.status[idx] = Status::Waiting;
+            }
+            Done::Executed {
+                idx,
+                outcome,
+                worker,
+                start,
+                end,
+            } => {
                 self.in_flight -= 1;
                 let (s, e) = (start - self.t0, end - self.t0);
                 match outcome {
@@ -571,7 +749,14 @@ impl Scheduler<'_> {
                     }
                 }
             }
-            Done::Verified { idx, result, ok, worker, start, end } => {
+            Done::Verified {
+                idx,
+                result,
+                ok,
+                worker,
+                start,
+                end,
+            } => {
                 self.in_flight -= 1;
                 if self.report.interrupted {
                     return Ok(());
@@ -581,19 +766,34 @@ impl Scheduler<'_> {
                     Ok(()) => {
                         self.materialize(idx, &result, key)?;
                         self.writes.push(Write::Touch(key));
-                        self.reasons[idx] = format!("restored from the local cache ({})", self.reasons[idx]);
+                        self.reasons[idx] =
+                            format!("restored from the local cache ({})", self.reasons[idx]);
                         self.record(idx, Outcome::Restored);
                         self.report.local_hits += 1;
-                        self.event(idx, worker, start - self.t0, end - self.t0, key, "local_hit");
+                        self.event(
+                            idx,
+                            worker,
+                            start - self.t0,
+                            end - self.t0,
+                            key,
+                            "local_hit",
+                        );
                         self.complete(idx);
                     }
                     Err(bad) => {
                         self.cache.remove_action(&key)?;
-                        self.reasons[idx] = format!("cache entry corrupt: blob {} failed verification", bad.hex());
+                        self.reasons[idx] = format!(
+                            "cache entry corrupt: blob {} failed verification",
+                            bad.hex()
+                        );
                         let n = self.plan.actions[idx].inputs.len();
-                        let digests: Vec<Digest> = (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
+                        let digests: Vec<Digest> =
+                            (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
                         if let Some(tx) = &self.job_tx {
-                            let _ = tx.send(Job::Execute { idx, inputs: digests });
+                            let _ = tx.send(Job::Execute {
+                                idx,
+                                inputs: digests,
+                            });
                             self.in_flight += 1;
                         }
                     }
@@ -614,7 +814,10 @@ impl Scheduler<'_> {
                 _ => false,
             };
             if !same {
-                let ioerr = |e: std::io::Error| ExecError::Io { path: dest.clone(), message: e.to_string() };
+                let ioerr = |e: std::io::Error| ExecError::Io {
+                    path: dest.clone(),
+                    message: e.to_string(),
+                };
                 if let Some(parent) = dest.parent() {
                     fs::create_dir_all(parent).map_err(ioerr)?;
                 }
@@ -625,18 +828,33 @@ impl Scheduler<'_> {
                 }
                 fs::rename(&tmp, &dest).map_err(ioerr)?;
             }
-            let m = fs::metadata(&dest).map_err(|e| ExecError::Io { path: dest.clone(), message: e.to_string() })?;
-            let st = FileState { stat: Stat::of(&m), digest: o.digest, key: Some(key) };
+            let m = fs::metadata(&dest).map_err(|e| ExecError::Io {
+                path: dest.clone(),
+                message: e.to_string(),
+            })?;
+            let st = FileState {
+                stat: Stat::of(&m),
+                digest: o.digest,
+                key: Some(key),
+            };
             self.states.insert(o.path.clone(), st);
-            self.writes.push(Write::File(dest.to_string_lossy().into_owned(), st));
-            if let Some(k) = self.plan.actions[i].outputs.iter().position(|x| x.path() == o.path) {
+            self.writes
+                .push(Write::File(dest.to_string_lossy().into_owned(), st));
+            if let Some(k) = self.plan.actions[i]
+                .outputs
+                .iter()
+                .position(|x| x.path() == o.path)
+            {
                 self.produced[i][k] = Some(o.digest);
             }
         }
         // A result missing a declared output cannot be used.
         for (x, d) in self.plan.actions[i].outputs.iter().zip(&self.produced[i]) {
             if d.is_none() {
-                return Err(ExecError::Io { path: self.root.join(x.path()), message: "cached result lacks this output".into() });
+                return Err(ExecError::Io {
+                    path: self.root.join(x.path()),
+                    message: "cached result lacks this output".into(),
+                });
             }
         }
         Ok(())
@@ -651,7 +869,12 @@ impl Scheduler<'_> {
             .enumerate()
             .filter_map(|(k, x)| self.input_digest(i, k).map(|d| (x.path().to_owned(), d)))
             .collect();
-        let rec = Record { reason: self.reasons[i].clone(), key, command: command_digest(a), inputs };
+        let rec = Record {
+            reason: self.reasons[i].clone(),
+            key,
+            command: command_digest(a),
+            inputs,
+        };
         self.writes.push(Write::Run(self.name(i), outcome, rec));
         if outcome != Outcome::Failed {
             self.report.changed.push(self.name(i));
@@ -662,9 +885,17 @@ impl Scheduler<'_> {
         let a = &self.plan.actions[i];
         self.status[i] = Status::Failed;
         self.report.failed += 1;
-        let mut text = format!("ERROR: {} failed ({}): {message}\n", self.name(i), a.mnemonic);
+        let mut text = format!(
+            "ERROR: {} failed ({}): {message}\n",
+            self.name(i),
+            a.mnemonic
+        );
         if let ActionKind::Run(r) = &a.kind {
-            let argv: Vec<String> = r.argv.iter().map(|x| crate::action::shell_quote(x)).collect();
+            let argv: Vec<String> = r
+                .argv
+                .iter()
+                .map(|x| crate::action::shell_quote(x))
+                .collect();
             text.push_str(&format!("  command: {}\n", argv.join(" ")));
         }
         if !log.is_empty() {
@@ -703,7 +934,15 @@ impl Scheduler<'_> {
         }
     }
 
-    fn event(&mut self, i: usize, tid: usize, start: Duration, end: Duration, key: Digest, cache: &str) {
+    fn event(
+        &mut self,
+        i: usize,
+        tid: usize,
+        start: Duration,
+        end: Duration,
+        key: Digest,
+        cache: &str,
+    ) {
         if self.opts.profile.is_none() {
             return;
         }
@@ -722,6 +961,7 @@ impl Scheduler<'_> {
 
     /// Write batched database updates in one transaction.
     fn flush(&mut self) -> Result<(), ExecError> {
+        self.last_flush = Instant::now();
         let mut writes = std::mem::take(&mut self.writes);
         let ws = self.ws_key.clone();
         // Records of earlier builds that were not "up to date" must flip for
@@ -745,7 +985,9 @@ impl Scheduler<'_> {
                 match w {
                     Write::Action(k, r) => t.put_action(k, r)?,
                     Write::File(p, st) => t.put_file_state(p, st)?,
-                    Write::Run(name, outcome, rec) => t.put_run_record(&ws, name, *outcome as u8, &rec.encode())?,
+                    Write::Run(name, outcome, rec) => {
+                        t.put_run_record(&ws, name, *outcome as u8, &rec.encode())?
+                    }
                     Write::UpToDate(i) => t.set_up_to_date(&ws, &names(*i))?,
                     Write::Touch(k) => t.touch_action(k)?,
                 }
@@ -753,6 +995,25 @@ impl Scheduler<'_> {
             Ok(())
         })?;
         Ok(())
+    }
+}
+
+/// Remove sandboxes and temporary files left by kiln processes that died
+/// (named `<what>-<pid>-<n>` in the cache's `tmp/`).
+fn remove_stale_temporaries(blobs: &Blobs) {
+    let Some(tmp) = blobs.temp_path("x").parent().map(Path::to_path_buf) else {
+        return;
+    };
+    let Ok(rd) = fs::read_dir(&tmp) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            sandbox::remove_tree(&e.path());
+        }
     }
 }
 
@@ -769,7 +1030,14 @@ struct Progress {
 impl Progress {
     fn new(mode: ProgressMode, total: usize) -> Self {
         let now = Instant::now();
-        Progress { mode, tty: std::io::stderr().is_terminal(), total, start: now, last: now, drawn: false }
+        Progress {
+            mode,
+            tty: std::io::stderr().is_terminal(),
+            total,
+            start: now,
+            last: now,
+            drawn: false,
+        }
     }
 
     fn live(&self) -> bool {
@@ -799,7 +1067,14 @@ impl Progress {
 
     fn line(&mut self, a: &Action, extra: &str, took: Duration) {
         if self.mode == ProgressMode::Plain {
-            let _ = writeln!(std::io::stderr(), "{} {}#{} ({:.2}s){extra}", a.mnemonic, a.owner, a.index, took.as_secs_f64());
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} {}#{} ({:.2}s){extra}",
+                a.mnemonic,
+                a.owner,
+                a.index,
+                took.as_secs_f64()
+            );
         }
     }
 

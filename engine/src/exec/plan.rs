@@ -66,7 +66,10 @@ impl Plan {
                     stack.push(p);
                 }
             }
-            targets.push((node.label.clone(), files.iter().map(|f| f.path().to_owned()).collect()));
+            targets.push((
+                node.label.clone(),
+                files.iter().map(|f| f.path().to_owned()).collect(),
+            ));
         }
         while let Some(i) = stack.pop() {
             if std::mem::replace(&mut needed[i], true) {
@@ -94,7 +97,11 @@ impl Plan {
                 }
                 state[i] = 1;
                 st.push((i, true));
-                let mut ps: Vec<usize> = a.actions[i].inputs.iter().filter_map(|x| producer.get(x.path()).copied()).collect();
+                let mut ps: Vec<usize> = a.actions[i]
+                    .inputs
+                    .iter()
+                    .filter_map(|x| producer.get(x.path()).copied())
+                    .collect();
                 ps.sort_unstable();
                 ps.dedup();
                 for p in ps.into_iter().rev() {
@@ -104,19 +111,30 @@ impl Plan {
                 }
             }
         }
-        let new_index: HashMap<usize, u32> = order.iter().enumerate().map(|(n, i)| (*i, n as u32)).collect();
+        let new_index: HashMap<usize, u32> = order
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (*i, n as u32))
+            .collect();
         let actions: Vec<Action> = order.iter().map(|i| a.actions[*i].clone()).collect();
         let deps = order
             .iter()
             .map(|i| {
-                let mut d: Vec<u32> =
-                    a.actions[*i].inputs.iter().filter_map(|x| producer.get(x.path()).map(|p| new_index[p])).collect();
+                let mut d: Vec<u32> = a.actions[*i]
+                    .inputs
+                    .iter()
+                    .filter_map(|x| producer.get(x.path()).map(|p| new_index[p]))
+                    .collect();
                 d.sort_unstable();
                 d.dedup();
                 d
             })
             .collect();
-        Plan { actions, deps, targets }
+        Plan {
+            actions,
+            deps,
+            targets,
+        }
     }
 }
 
@@ -134,7 +152,13 @@ pub fn watched_files(loader: &Loader, g: &TargetGraph) -> Vec<String> {
     let mut v = vec![crate::workspace::CONFIG_FILE.to_owned()];
     v.extend(g.packages.values().map(|p| p.build_file.clone()));
     v.extend(loader.star_files());
-    v.extend(g.walked_dirs.iter().map(|d| if d.is_empty() { ".".to_owned() } else { d.clone() }));
+    v.extend(g.walked_dirs.iter().map(|d| {
+        if d.is_empty() {
+            ".".to_owned()
+        } else {
+            d.clone()
+        }
+    }));
     v.sort();
     v.dedup();
     v
@@ -163,7 +187,12 @@ pub type Watched = Vec<(String, Option<Stat>)>;
 
 /// Save `plan`, valid while `watched` keep their current state. Returns
 /// the watched files with those states.
-pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &Plan) -> std::io::Result<Watched> {
+pub fn save(
+    root: &Path,
+    patterns: &[TargetPattern],
+    watched: &[String],
+    plan: &Plan,
+) -> std::io::Result<Watched> {
     let mut states = Vec::with_capacity(watched.len());
     let mut w = W(Vec::with_capacity(64 * 1024 + plan.actions.len() * 256));
     w.0.extend(b"KILNPLAN");
@@ -191,7 +220,10 @@ pub fn save(root: &Path, patterns: &[TargetPattern], watched: &[String], plan: &
 pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<(Plan, Watched)> {
     let bytes = fs::read(plan_path(root, patterns)).ok()?;
     let mut r = R(&bytes);
-    if r.take(8)? != b"KILNPLAN" || r.u32()? != PLAN_FORMAT || r.bytes()? != engine_stamp().as_slice() {
+    if r.take(8)? != b"KILNPLAN"
+        || r.u32()? != PLAN_FORMAT
+        || r.bytes()? != engine_stamp().as_slice()
+    {
         return None;
     }
     let n = r.u32()?;
@@ -305,7 +337,9 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         } else {
             Artifact(std::sync::Arc::new(crate::artifact::ArtifactData {
                 path,
-                kind: ArtifactKind::Output { owner: labels.get(owner as usize)?.clone() },
+                kind: ArtifactKind::Output {
+                    owner: labels.get(owner as usize)?.clone(),
+                },
             }))
         });
     }
@@ -317,11 +351,17 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         let owner = labels.get(r.u32()? as usize)?.clone();
         let index = r.u32()? as usize;
         let mnemonic = r.str()?.to_owned();
-        let location = Location { file: r.str()?.to_owned(), line: r.u32()? as usize, col: r.u32()? as usize };
+        let location = Location {
+            file: r.str()?.to_owned(),
+            line: r.u32()? as usize,
+            col: r.u32()? as usize,
+        };
         let kind = match r.u8()? {
             0 => {
                 let n = r.u32()?;
-                let argv = (0..n).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+                let argv = (0..n)
+                    .map(|_| r.str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?;
                 let m = r.u32()?;
                 let mut env = BTreeMap::new();
                 for _ in 0..m {
@@ -330,28 +370,52 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                 }
                 ActionKind::Run(RunAction { argv, env })
             }
-            1 => ActionKind::Write(WriteAction { content: r.str()?.to_owned(), is_executable: r.u8()? != 0 }),
+            1 => ActionKind::Write(WriteAction {
+                content: r.str()?.to_owned(),
+                is_executable: r.u8()? != 0,
+            }),
             _ => return None,
         };
         let ni = r.u32()?;
-        let inputs = (0..ni).map(|_| art(r, &labels)).collect::<Option<Vec<_>>>()?;
+        let inputs = (0..ni)
+            .map(|_| art(r, &labels))
+            .collect::<Option<Vec<_>>>()?;
         let no = r.u32()?;
-        let outputs = (0..no).map(|_| art(r, &labels)).collect::<Option<Vec<_>>>()?;
+        let outputs = (0..no)
+            .map(|_| art(r, &labels))
+            .collect::<Option<Vec<_>>>()?;
         let nd = r.u32()?;
         deps.push((0..nd).map(|_| r.u32()).collect::<Option<Vec<_>>>()?);
-        actions.push(Action { owner, index, mnemonic, kind, inputs, outputs, location });
+        actions.push(Action {
+            owner,
+            index,
+            mnemonic,
+            kind,
+            inputs,
+            outputs,
+            location,
+        });
     }
     let nt = r.u32()?;
     let mut targets = Vec::with_capacity(nt as usize);
     for _ in 0..nt {
         let l = Label::parse_absolute(r.str()?).ok()?;
         let n = r.u32()?;
-        targets.push((l, (0..n).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?));
+        targets.push((
+            l,
+            (0..n)
+                .map(|_| r.str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?,
+        ));
     }
     if !r.0.is_empty() {
         return None;
     }
-    Some(Plan { actions, deps, targets })
+    Some(Plan {
+        actions,
+        deps,
+        targets,
+    })
 }
 
 struct W(Vec<u8>);
@@ -395,10 +459,13 @@ impl<'a> R<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -410,7 +477,11 @@ impl<'a> R<'a> {
     fn stat(&mut self) -> Option<Option<Stat>> {
         Some(match self.u8()? {
             0 => None,
-            _ => Some(Stat { size: self.u64()?, mtime_ns: self.u64()? as i64, inode: self.u64()? }),
+            _ => Some(Stat {
+                size: self.u64()?,
+                mtime_ns: self.u64()? as i64,
+                inode: self.u64()?,
+            }),
         })
     }
 }
@@ -431,22 +502,40 @@ mod tests {
                 argv: vec!["/bin/bash".into(), "-c".into(), "x".into()],
                 env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
             }),
-            inputs: vec![Artifact::source("p/s.txt".into()), Artifact::output(&dep, "u.out")],
+            inputs: vec![
+                Artifact::source("p/s.txt".into()),
+                Artifact::output(&dep, "u.out"),
+            ],
             outputs: vec![Artifact::output(&owner, "t.out")],
-            location: Location { file: "p/BUILD.star".into(), line: 3, col: 1 },
+            location: Location {
+                file: "p/BUILD.star".into(),
+                line: 3,
+                col: 1,
+            },
         };
         let w = Action {
-            kind: ActionKind::Write(WriteAction { content: "hi\n".into(), is_executable: true }),
+            kind: ActionKind::Write(WriteAction {
+                content: "hi\n".into(),
+                is_executable: true,
+            }),
             index: 0,
             inputs: vec![],
             outputs: vec![Artifact::output(&dep, "u.out")],
             owner: dep.clone(),
             ..a.clone()
         };
-        let plan = Plan { actions: vec![w, a], deps: vec![vec![], vec![0]], targets: vec![(owner, vec!["kiln-out/p/t.out".into()])] };
+        let plan = Plan {
+            actions: vec![w, a],
+            deps: vec![vec![], vec![0]],
+            targets: vec![(owner, vec!["kiln-out/p/t.out".into()])],
+        };
         let mut wr = W(Vec::new());
         encode_plan(&mut wr, &plan);
         assert_eq!(decode_plan(&mut R(&wr.0)), Some(plan));
-        assert_eq!(decode_plan(&mut R(&wr.0[..wr.0.len() - 1])), None, "truncated data is rejected");
+        assert_eq!(
+            decode_plan(&mut R(&wr.0[..wr.0.len() - 1])),
+            None,
+            "truncated data is rejected"
+        );
     }
 }

@@ -94,20 +94,31 @@ impl Record {
             let p = String::from_utf8(take(n)?.to_vec()).ok()?;
             inputs.push((p, Digest::from_slice(take(32)?)?));
         }
-        Some(Record { reason, key, command, inputs })
+        Some(Record {
+            reason,
+            key,
+            command,
+            inputs,
+        })
     }
 }
 
 /// Why an action whose outputs are not up to date must run, given its last
 /// record (if any) and its current command digest, inputs and key.
-pub fn reason(prev: Option<&Record>, command: Digest, inputs: &[(String, Digest)], key: Digest) -> String {
+pub fn reason(
+    prev: Option<&Record>,
+    command: Digest,
+    inputs: &[(String, Digest)],
+    key: Digest,
+) -> String {
     let Some(prev) = prev else {
         return "new action (never built in this workspace)".to_owned();
     };
     if prev.command != command {
         return "command changed".to_owned();
     }
-    let old: std::collections::HashMap<&str, Digest> = prev.inputs.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    let old: std::collections::HashMap<&str, Digest> =
+        prev.inputs.iter().map(|(p, d)| (p.as_str(), *d)).collect();
     let mut changed: Vec<&str> = Vec::new();
     for (p, d) in inputs {
         match old.get(p.as_str()) {
@@ -117,8 +128,16 @@ pub fn reason(prev: Option<&Record>, command: Digest, inputs: &[(String, Digest)
     }
     if !changed.is_empty() {
         let shown: Vec<String> = changed.iter().take(3).map(|p| format!("`{p}`")).collect();
-        let more = if changed.len() > 3 { format!(" and {} more", changed.len() - 3) } else { String::new() };
-        let noun = if changed.len() == 1 { "input" } else { "inputs" };
+        let more = if changed.len() > 3 {
+            format!(" and {} more", changed.len() - 3)
+        } else {
+            String::new()
+        };
+        let noun = if changed.len() == 1 {
+            "input"
+        } else {
+            "inputs"
+        };
         return format!("{noun} {}{more} changed", shown.join(", "));
     }
     if inputs.len() != prev.inputs.len() {
@@ -144,11 +163,26 @@ mod tests {
             inputs: vec![("a".into(), d("1")), ("b".into(), d("2"))],
         };
         assert_eq!(Record::decode(&prev.encode()), Some(prev.clone()));
-        assert_eq!(reason(None, d("c"), &[], d("k")), "new action (never built in this workspace)");
-        assert_eq!(reason(Some(&prev), d("x"), &prev.inputs, d("k")), "command changed");
+        assert_eq!(
+            reason(None, d("c"), &[], d("k")),
+            "new action (never built in this workspace)"
+        );
+        assert_eq!(
+            reason(Some(&prev), d("x"), &prev.inputs, d("k")),
+            "command changed"
+        );
         let changed = vec![("a".into(), d("1")), ("b".into(), d("3"))];
-        assert_eq!(reason(Some(&prev), d("c"), &changed, d("k2")), "input `b` changed");
-        assert_eq!(reason(Some(&prev), d("c"), &prev.inputs, d("k")), "cache entry missing");
-        assert_eq!(reason(Some(&prev), d("c"), &prev.inputs, d("k3")), "toolchain changed");
+        assert_eq!(
+            reason(Some(&prev), d("c"), &changed, d("k2")),
+            "input `b` changed"
+        );
+        assert_eq!(
+            reason(Some(&prev), d("c"), &prev.inputs, d("k")),
+            "cache entry missing"
+        );
+        assert_eq!(
+            reason(Some(&prev), d("c"), &prev.inputs, d("k3")),
+            "toolchain changed"
+        );
     }
 }

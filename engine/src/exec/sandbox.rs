@@ -16,6 +16,7 @@
 //! Materializing outputs into `kiln-out/` is done by the scheduler
 //! (`mod.rs`), outside these namespaces.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -23,7 +24,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
@@ -63,10 +63,19 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
     let mut notes = Vec::new();
     match unshare(CloneFlags::CLONE_NEWNET) {
         Ok(()) => iso.network = true,
-        Err(e) => notes.push(format!("no network namespace ({e}): actions can reach the network")),
+        Err(e) => notes.push(format!(
+            "no network namespace ({e}): actions can reach the network"
+        )),
     }
-    let ns = unshare(CloneFlags::CLONE_NEWNS)
-        .and_then(|()| mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>));
+    let ns = unshare(CloneFlags::CLONE_NEWNS).and_then(|()| {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+    });
     match ns {
         Ok(()) => {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -95,7 +104,10 @@ impl Running {
     pub fn kill_all(&self) {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for pgid in map.values() {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pgid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -167,7 +179,13 @@ impl Sandbox {
         let tmp = base.join("tmp");
         io(fs::create_dir_all(&root), "cannot create sandbox", &root)?;
         io(fs::create_dir_all(&tmp), "cannot create sandbox", &tmp)?;
-        Ok(Sandbox { base, root, tmp, dirs: HashSet::new(), fresh: tmpfs })
+        Ok(Sandbox {
+            base,
+            root,
+            tmp,
+            dirs: HashSet::new(),
+            fresh: tmpfs,
+        })
     }
 
     fn ensure_dir(&mut self, rel: &Path) -> Result<(), String> {
@@ -175,7 +193,11 @@ impl Sandbox {
             return Ok(());
         }
         let p = self.root.join(rel);
-        io(fs::create_dir_all(&p), "cannot create sandbox directory", &p)?;
+        io(
+            fs::create_dir_all(&p),
+            "cannot create sandbox directory",
+            &p,
+        )?;
         let mut cur = rel;
         loop {
             self.dirs.insert(cur.to_path_buf());
@@ -193,14 +215,26 @@ impl Sandbox {
             remove_tree(&self.root);
             remove_tree(&self.tmp);
             self.dirs.clear();
-            io(fs::create_dir_all(&self.root), "cannot create sandbox", &self.root)?;
-            io(fs::create_dir_all(&self.tmp), "cannot create sandbox", &self.tmp)?;
+            io(
+                fs::create_dir_all(&self.root),
+                "cannot create sandbox",
+                &self.root,
+            )?;
+            io(
+                fs::create_dir_all(&self.tmp),
+                "cannot create sandbox",
+                &self.tmp,
+            )?;
             return Ok(());
         }
         if self.dirs.len() > MAX_KEPT_DIRS {
             remove_tree(&self.root);
             self.dirs.clear();
-            io(fs::create_dir_all(&self.root), "cannot create sandbox", &self.root)?;
+            io(
+                fs::create_dir_all(&self.root),
+                "cannot create sandbox",
+                &self.root,
+            )?;
         }
         let mut scan: Vec<PathBuf> = self.dirs.iter().map(|d| self.root.join(d)).collect();
         scan.push(self.root.clone());
@@ -210,7 +244,10 @@ impl Sandbox {
             for e in rd.flatten() {
                 let p = e.path();
                 let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                let known = p.strip_prefix(&self.root).map(|r| self.dirs.contains(r)).unwrap_or(false);
+                let known = p
+                    .strip_prefix(&self.root)
+                    .map(|r| self.dirs.contains(r))
+                    .unwrap_or(false);
                 if is_dir && !known {
                     remove_tree(&p);
                 } else if !is_dir {
@@ -218,9 +255,16 @@ impl Sandbox {
                 }
             }
         }
-        if fs::read_dir(&self.tmp).map(|mut r| r.next().is_some()).unwrap_or(true) {
+        if fs::read_dir(&self.tmp)
+            .map(|mut r| r.next().is_some())
+            .unwrap_or(true)
+        {
             remove_tree(&self.tmp);
-            io(fs::create_dir_all(&self.tmp), "cannot create sandbox", &self.tmp)?;
+            io(
+                fs::create_dir_all(&self.tmp),
+                "cannot create sandbox",
+                &self.tmp,
+            )?;
         }
         Ok(())
     }
@@ -230,22 +274,42 @@ impl Sandbox {
     /// `workspace` (a view of the workspace root that stays readable to the
     /// worker after the root is hidden) and checked against their digest.
     /// `slot` identifies the worker in `running`.
-    pub fn run(&mut self, blobs: &Blobs, workspace: &Path, action: &Action, inputs: &[Digest], running: &Running, slot: usize) -> RunOutcome {
+    pub fn run(
+        &mut self,
+        blobs: &Blobs,
+        workspace: &Path,
+        action: &Action,
+        inputs: &[Digest],
+        running: &Running,
+        slot: usize,
+    ) -> RunOutcome {
         let result = self.run_in(blobs, workspace, action, inputs, running, slot);
         let reset = self.reset();
         match (result, reset) {
             (Ok(o), Ok(())) => o,
-            (Ok(_), Err(message)) | (Err(message), _) => RunOutcome::Failed { message, log: String::new() },
+            (Ok(_), Err(message)) | (Err(message), _) => RunOutcome::Failed {
+                message,
+                log: String::new(),
+            },
         }
     }
 
-    fn run_in(&mut self, blobs: &Blobs, workspace: &Path, action: &Action, inputs: &[Digest], running: &Running, slot: usize) -> Result<RunOutcome, String> {
+    fn run_in(
+        &mut self,
+        blobs: &Blobs,
+        workspace: &Path,
+        action: &Action,
+        inputs: &[Digest],
+        running: &Running,
+        slot: usize,
+    ) -> Result<RunOutcome, String> {
         for (a, d) in action.inputs.iter().zip(inputs) {
             let rel = Path::new(a.path());
             self.ensure_dir(rel.parent().unwrap_or(Path::new("")))?;
             let dest = self.root.join(rel);
             if a.is_source() {
-                copy_checked(&workspace.join(rel), &dest, d).map_err(|e| format!("cannot stage source `{}`: {e}", a.path()))?;
+                copy_checked(&workspace.join(rel), &dest, d)
+                    .map_err(|e| format!("cannot stage source `{}`: {e}", a.path()))?;
             } else {
                 let src = blobs.path(d);
                 if fs::hard_link(&src, &dest).is_err() {
@@ -261,14 +325,25 @@ impl Sandbox {
         match &action.kind {
             ActionKind::Write(w) => {
                 let dest = self.root.join(action.outputs[0].path());
-                io(fs::write(&dest, w.content.as_bytes()), "cannot write", &dest)?;
+                io(
+                    fs::write(&dest, w.content.as_bytes()),
+                    "cannot write",
+                    &dest,
+                )?;
                 if w.is_executable {
-                    io(fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)), "cannot chmod", &dest)?;
+                    io(
+                        fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)),
+                        "cannot chmod",
+                        &dest,
+                    )?;
                 }
             }
             ActionKind::Run(r) => {
-                let (mut reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-                let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
+                let (mut reader, writer) =
+                    std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+                let writer2 = writer
+                    .try_clone()
+                    .map_err(|e| format!("cannot create a pipe: {e}"))?;
                 let mut cmd = Command::new(&r.argv[0]);
                 cmd.args(&r.argv[1..])
                     .current_dir(&self.root)
@@ -283,7 +358,11 @@ impl Sandbox {
                 let spawned = cmd.spawn();
                 drop(cmd);
                 let mut child = spawned.map_err(|e| format!("cannot run `{}`: {e}", r.argv[0]))?;
-                running.0.lock().unwrap_or_else(|e| e.into_inner()).insert(slot, child.id() as i32);
+                running
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(slot, child.id() as i32);
                 let mut tail: Vec<u8> = Vec::new();
                 let mut buf = [0u8; 16 * 1024];
                 loop {
@@ -298,7 +377,11 @@ impl Sandbox {
                     }
                 }
                 let status = child.wait();
-                running.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&slot);
+                running
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&slot);
                 let status = status.map_err(|e| format!("cannot wait for `{}`: {e}", r.argv[0]))?;
                 if tail.len() > LOG_TAIL {
                     tail.drain(..tail.len() - LOG_TAIL);
@@ -310,7 +393,10 @@ impl Sandbox {
                         (None, Some(s)) => format!("was killed by signal {s}"),
                         _ => "failed".to_owned(),
                     };
-                    return Ok(RunOutcome::Failed { message: format!("the command {how}"), log });
+                    return Ok(RunOutcome::Failed {
+                        message: format!("the command {how}"),
+                        log,
+                    });
                 }
             }
         }
@@ -322,8 +408,15 @@ impl Sandbox {
                 Ok(m) if m.is_file() => {
                     let d = io(Digest::of_file(&p), "cannot read output", &p)?;
                     let executable = m.permissions().mode() & 0o111 != 0;
-                    blobs.put_file(&p, &d, executable).map_err(|e| e.to_string())?;
-                    outputs.push(OutputEntry { path: o.path().to_owned(), digest: d, size: m.len(), executable });
+                    blobs
+                        .put_file(&p, &d, executable)
+                        .map_err(|e| e.to_string())?;
+                    outputs.push(OutputEntry {
+                        path: o.path().to_owned(),
+                        digest: d,
+                        size: m.len(),
+                        executable,
+                    });
                 }
                 Ok(_) => missing.push(format!("`{}` (not a regular file)", o.path())),
                 Err(_) => missing.push(format!("`{}`", o.path())),
@@ -331,11 +424,18 @@ impl Sandbox {
         }
         if !missing.is_empty() {
             return Ok(RunOutcome::Failed {
-                message: format!("the command succeeded but did not create its declared output(s) {}", missing.join(", ")),
+                message: format!(
+                    "the command succeeded but did not create its declared output(s) {}",
+                    missing.join(", ")
+                ),
                 log,
             });
         }
-        let log = if log.is_empty() { None } else { Some(blobs.put_bytes(log.as_bytes()).map_err(|e| e.to_string())?) };
+        let log = if log.is_empty() {
+            None
+        } else {
+            Some(blobs.put_bytes(log.as_bytes()).map_err(|e| e.to_string())?)
+        };
         Ok(RunOutcome::Done(ActionResult { outputs, log }))
     }
 }
@@ -366,7 +466,9 @@ fn copy_checked(src: &Path, dest: &Path, want: &Digest) -> std::io::Result<()> {
         to.write_all(&buf[..n])?;
     }
     if Digest(*h.finalize().as_bytes()) != *want {
-        return Err(std::io::Error::other("the file changed during the build; build again"));
+        return Err(std::io::Error::other(
+            "the file changed during the build; build again",
+        ));
     }
     Ok(())
 }

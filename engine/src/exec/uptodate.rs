@@ -124,10 +124,13 @@ impl<'a> R<'a> {
         Some(a)
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
     fn str(&mut self) -> Option<&'a str> {
         let n = self.u32()? as usize;
@@ -136,7 +139,11 @@ impl<'a> R<'a> {
     fn stat(&mut self) -> Option<Option<Stat>> {
         Some(match self.take(1)?[0] {
             0 => None,
-            _ => Some(Stat { size: self.u64()?, mtime_ns: self.u64()? as i64, inode: self.u64()? }),
+            _ => Some(Stat {
+                size: self.u64()?,
+                mtime_ns: self.u64()? as i64,
+                inode: self.u64()?,
+            }),
         })
     }
 }
@@ -161,7 +168,9 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     for _ in 0..nt {
         let l = r.str()?.to_owned();
         let no = r.u32()?;
-        let outs = (0..no).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+        let outs = (0..no)
+            .map(|_| r.str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()?;
         targets.push((l, outs));
     }
     let nf = r.u32()? as usize;
@@ -170,17 +179,30 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
         files.push((r.str()?, r.stat()?));
     }
     let nc = r.u32()? as usize;
-    let changed = (0..nc).map(|_| r.str().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
-    let unchanged = files.par_iter().with_min_len(256).all(|(p, st)| stat_of(Path::new(p)) == *st);
-    unchanged.then_some(NoOp { total, targets, changed })
+    let changed = (0..nc)
+        .map(|_| r.str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()?;
+    let unchanged = files
+        .par_iter()
+        .with_min_len(256)
+        .all(|(p, st)| stat_of(Path::new(p)) == *st);
+    unchanged.then_some(NoOp {
+        total,
+        targets,
+        changed,
+    })
 }
 
 /// Clear the list of changed actions once their records are updated.
 pub fn clear_changed(root: &Path, patterns: &[TargetPattern]) {
     let path = path_for(root, patterns, "uptodate");
-    let Ok(mut bytes) = fs::read(&path) else { return };
+    let Ok(mut bytes) = fs::read(&path) else {
+        return;
+    };
     // The list is the file's tail: find it by parsing the rest again.
-    let Some(tail) = changed_offset(&bytes) else { return };
+    let Some(tail) = changed_offset(&bytes) else {
+        return;
+    };
     bytes.truncate(tail);
     bytes.extend(0u32.to_le_bytes());
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -205,7 +205,12 @@ impl Loader {
     /// Workspace-relative paths of the `.star` files evaluated so far.
     pub fn star_files(&self) -> Vec<String> {
         let cache = self.star.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> = cache.modules.keys().filter(|f| !f.starts_with(BUILTIN_PREFIX)).cloned().collect();
+        let mut v: Vec<String> = cache
+            .modules
+            .keys()
+            .filter(|f| !f.starts_with(BUILTIN_PREFIX))
+            .cloned()
+            .collect();
         v.sort();
         v
     }

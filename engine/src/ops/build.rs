@@ -63,7 +63,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("kiln");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache").join("kiln")
 }
 
@@ -78,7 +80,10 @@ pub fn parse_patterns(patterns: &[String]) -> Result<Vec<TargetPattern>, LabelEr
 /// The plan for `patterns`: persisted if still valid, else from loading and
 /// analysis (and then persisted), with the files it depends on. The bool
 /// says whether it was reused.
-pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, plan::Watched, bool), BuildError> {
+pub fn make_plan(
+    ws: &Workspace,
+    patterns: &[TargetPattern],
+) -> Result<(Plan, plan::Watched, bool), BuildError> {
     if let Some((p, w)) = plan::load(&ws.root, patterns) {
         return Ok((p, w, true));
     }
@@ -88,7 +93,8 @@ pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<(Plan, pl
     ActionGraph::build(&analysis)?;
     let p = Plan::from_analysis(&g, &analysis);
     // A plan that cannot be saved is rebuilt next time; not an error.
-    let w = plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p).unwrap_or_default();
+    let w =
+        plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p).unwrap_or_default();
     Ok((p, w, false))
 }
 
@@ -120,15 +126,32 @@ pub fn build(
         if !noop.changed.is_empty() {
             let mut cache = Cache::open(cache_dir)?;
             let ws_key = root.to_string_lossy();
-            cache.transaction(|t| noop.changed.iter().try_for_each(|name| t.set_up_to_date(&ws_key, name)))?;
+            cache.transaction(|t| {
+                noop.changed
+                    .iter()
+                    .try_for_each(|name| t.set_up_to_date(&ws_key, name))
+            })?;
             uptodate::clear_changed(root, patterns);
         }
-        let report = ExecReport { total: noop.total, local_hits: noop.total, ..Default::default() };
-        return Ok(BuildOutcome { report, targets: noop.targets, duration: t0.elapsed(), plan_reused: true });
+        let report = ExecReport {
+            total: noop.total,
+            local_hits: noop.total,
+            ..Default::default()
+        };
+        return Ok(BuildOutcome {
+            report,
+            targets: noop.targets,
+            duration: t0.elapsed(),
+            plan_reused: true,
+        });
     }
     uptodate::invalidate(root, patterns);
     let (p, watched, plan_reused) = make_plan(ws, patterns)?;
-    let targets: Vec<(String, Vec<String>)> = p.targets.iter().map(|(l, o)| (l.to_string(), o.clone())).collect();
+    let targets: Vec<(String, Vec<String>)> = p
+        .targets
+        .iter()
+        .map(|(l, o)| (l.to_string(), o.clone()))
+        .collect();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
     if let Some(snapshot) = &report.snapshot {
@@ -138,16 +161,32 @@ pub fn build(
             .chain(snapshot.iter().map(|(p, st)| (p.clone(), Some(*st))))
             .collect();
         // Without the record the next no-op takes the normal path; not an error.
-        let _ = uptodate::write(root, patterns, cache_dir, &files, report.total, &targets, &report.changed);
+        let _ = uptodate::write(
+            root,
+            patterns,
+            cache_dir,
+            &files,
+            report.total,
+            &targets,
+            &report.changed,
+        );
     }
-    Ok(BuildOutcome { report, targets, duration: t0.elapsed(), plan_reused })
+    Ok(BuildOutcome {
+        report,
+        targets,
+        duration: t0.elapsed(),
+        plan_reused,
+    })
 }
 
 /// The `--summary-json` document (DESIGN.md section 5).
 pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
     let r = &o.report;
-    let outputs: serde_json::Map<String, serde_json::Value> =
-        o.targets.iter().map(|(l, outs)| (l.clone(), serde_json::json!(outs))).collect();
+    let outputs: serde_json::Map<String, serde_json::Value> = o
+        .targets
+        .iter()
+        .map(|(l, outs)| (l.clone(), serde_json::json!(outs)))
+        .collect();
     serde_json::json!({
         "actions": {
             "total": r.total,

@@ -20,7 +20,10 @@ pub fn clean_cache(dir: &Path) -> Result<(), String> {
     }
     let version = fs::read_to_string(dir.join("VERSION")).unwrap_or_default();
     if !version.starts_with("kiln-cache ") {
-        return Err(format!("`{}` does not look like a kiln cache (no VERSION file); not removing it", dir.display()));
+        return Err(format!(
+            "`{}` does not look like a kiln cache (no VERSION file); not removing it",
+            dir.display()
+        ));
     }
     remove_tree(dir);
     Ok(())
@@ -42,13 +45,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 'G' => 1 << 30,
                 'T' => 1 << 40,
                 'B' => 1,
-                _ => return Err(format!("Invalid size `{s}`: expected a number with an optional K, M, G or T suffix")),
+                _ => {
+                    return Err(format!(
+                        "Invalid size `{s}`: expected a number with an optional K, M, G or T suffix"
+                    ));
+                }
             };
             (&t[..i], m)
         }
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("Invalid size `{s}`: expected a number with an optional K, M, G or T suffix"))?;
+    let n: f64 = num.trim().parse().map_err(|_| {
+        format!("Invalid size `{s}`: expected a number with an optional K, M, G or T suffix")
+    })?;
     if n < 0.0 {
         return Err(format!("Invalid size `{s}`: must not be negative"));
     }

@@ -11,7 +11,11 @@ use crate::label::TargetPattern;
 use crate::workspace::Workspace;
 
 /// The explanation text.
-pub fn explain(ws: &Workspace, pattern: &TargetPattern, cache_dir: &std::path::Path) -> Result<String, BuildError> {
+pub fn explain(
+    ws: &Workspace,
+    pattern: &TargetPattern,
+    cache_dir: &std::path::Path,
+) -> Result<String, BuildError> {
     let (plan, _, _) = make_plan(ws, std::slice::from_ref(pattern))?;
     let cache = Cache::open(cache_dir)?;
     let ws_key = ws.root.to_string_lossy().into_owned();
@@ -24,8 +28,14 @@ pub fn explain(ws: &Workspace, pattern: &TargetPattern, cache_dir: &std::path::P
             None => "not built yet".to_owned(),
             Some((_, code, rec)) => {
                 let rec = Record::decode(&rec);
-                let why = rec.as_ref().map(|r| r.reason.as_str()).unwrap_or("(no record)");
-                let key = rec.as_ref().map(|r| format!(" [key {}]", &r.key.hex()[..12])).unwrap_or_default();
+                let why = rec
+                    .as_ref()
+                    .map(|r| r.reason.as_str())
+                    .unwrap_or("(no record)");
+                let key = rec
+                    .as_ref()
+                    .map(|r| format!(" [key {}]", &r.key.hex()[..12]))
+                    .unwrap_or_default();
                 match Outcome::from_code(code) {
                     Some(Outcome::UpToDate) => format!("cached: outputs were up to date{key}"),
                     Some(Outcome::Executed) => format!("executed: {why}{key}"),

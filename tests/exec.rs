@@ -1,0 +1,514 @@
+//! `kiln build` end to end through the binary: incrementality, early
+//! cutoff, the sandbox, the local cache under corruption, concurrency and
+//! kills, interrupts, `explain`, `--summary-json`, `--profile`, `clean` and
+//! `cache stats|gc`. Each test makes its own workspace and cache in a
+//! temporary directory and removes them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Ws {
+    dir: PathBuf,
+}
+
+impl Ws {
+    fn new(name: &str) -> Ws {
+        let dir = std::env::temp_dir().join(format!("kiln-exec-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("ws")).unwrap();
+        fs::write(dir.join("ws/kiln.toml"), "").unwrap();
+        fs::write(dir.join("ws/BUILD.star"), "").unwrap();
+        Ws { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("ws")
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.root().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.root().join(rel)).unwrap()
+    }
+
+    fn kiln_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        let summary = self.dir.join("summary.json");
+        let _ = fs::remove_file(&summary);
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .arg("--cache-dir")
+            .arg(self.cache())
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    }
+
+    /// `kiln build ARGS`; returns (exit code, summary json, stderr).
+    fn build(&self, args: &[&str]) -> (i32, serde_json::Value, String) {
+        self.build_in(&self.root(), args)
+    }
+
+    fn build_in(&self, cwd: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+        let summary = self.dir.join("summary.json");
+        let mut all = vec![
+            "build",
+            "--progress",
+            "none",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let o = self.kiln_in(cwd, &all);
+        let s = fs::read_to_string(&summary)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or(serde_json::Value::Null);
+        (
+            o.status.code().unwrap_or(-1),
+            s,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Build that must succeed; returns the number of executed actions.
+    fn executed(&self, args: &[&str]) -> u64 {
+        let (code, s, err) = self.build(args);
+        assert_eq!(code, 0, "build failed: {err}");
+        s["actions"]["executed"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Ws {
+    fn drop(&mut self) {
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(&self.dir)
+            .status();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A three-level graph: a/x <- b/y (via a normalizing step) <- c/z.
+fn chain(ws: &Ws) {
+    ws.write("a/in.txt", "hello\n");
+    ws.write("a/other.txt", "other\n");
+    ws.write(
+        "a/BUILD.star",
+        r#"
+genrule(name = "upper", srcs = ["in.txt"], outs = ["upper.txt"], cmd = "tr a-z A-Z < $< > $@")
+genrule(name = "count", srcs = [":upper"], outs = ["count.txt"], cmd = "wc -c < $< | tr -d ' ' > $@")
+genrule(name = "other", srcs = ["other.txt"], outs = ["other.out"], cmd = "cat $< > $@")
+"#,
+    );
+    ws.write(
+        "b/BUILD.star",
+        r#"
+genrule(name = "size_class", srcs = ["//a:count"], outs = ["class.txt"], cmd = "if [ $$(cat $<) -gt 100 ]; then echo big; else echo small; fi > $@")
+genrule(name = "final", srcs = [":size_class", "//a:other"], outs = ["final.txt"], cmd = "cat $(SRCS) > $@")
+"#,
+    );
+}
+
+#[test]
+fn incremental_builds_do_the_least_work() {
+    let ws = Ws::new("incr");
+    chain(&ws);
+    let (code, s, err) = ws.build(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["total"], 5);
+    assert_eq!(s["actions"]["executed"], 5);
+    assert_eq!(s["actions"]["remote_hits"], 0);
+    assert_eq!(
+        s["outputs"]["//b:final"],
+        serde_json::json!(["kiln-out/b/final.txt"])
+    );
+    assert_eq!(ws.read("kiln-out/a/upper.txt"), "HELLO\n");
+    assert_eq!(ws.read("kiln-out/b/final.txt"), "small\nother\n");
+    assert!(err.contains("5 actions: 5 executed, 0 cached"), "{err}");
+
+    // A second build runs nothing.
+    assert_eq!(ws.executed(&[]), 0);
+
+    // Touching every source (same bytes) runs nothing.
+    for f in ["a/in.txt", "a/other.txt"] {
+        let p = ws.root().join(f);
+        let t = fs::File::options().write(true).open(&p).unwrap();
+        t.set_modified(std::time::SystemTime::now() + Duration::from_secs(3))
+            .unwrap();
+    }
+    assert_eq!(ws.executed(&[]), 0);
+
+    // Editing one source runs exactly what depends on it; `count` changes
+    // (6 -> 9 bytes) but `size_class` writes the same bytes, so `final`
+    // does not run (early cutoff).
+    ws.write("a/in.txt", "hello!!!\n");
+    assert_eq!(ws.executed(&[]), 3);
+    assert_eq!(ws.read("kiln-out/a/count.txt"), "9\n");
+    let explain = ws.kiln_in(&ws.root(), &["explain", "//b:final"]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("//a:upper#0 Genrule: executed: input `a/in.txt` changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("//b:size_class#0 Genrule: executed: input `kiln-out/a/count.txt` changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("//b:final#0 Genrule: cached: outputs were up to date"),
+        "{text}"
+    );
+    assert!(
+        text.contains("//a:other#0 Genrule: cached: outputs were up to date"),
+        "{text}"
+    );
+
+    // Deleting kiln-out restores everything from the cache.
+    fs::remove_dir_all(ws.root().join("kiln-out")).unwrap();
+    let (code, s, _) = ws.build(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(s["actions"]["executed"], 0);
+    assert_eq!(s["actions"]["local_hits"], 5);
+    assert_eq!(ws.read("kiln-out/b/final.txt"), "small\nother\n");
+    let explain = ws.kiln_in(&ws.root(), &["explain", "//a:upper"]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("cached: restored from the local cache"),
+        "{text}"
+    );
+
+    // Changing a command re-runs that action and says why.
+    let build = ws
+        .read("a/BUILD.star")
+        .replace("cat $< > $@", "cat $< $< > $@");
+    ws.write("a/BUILD.star", &build);
+    assert_eq!(ws.executed(&[]), 2);
+    let text = String::from_utf8_lossy(&ws.kiln_in(&ws.root(), &["explain", "//a:other"]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("//a:other#0 Genrule: executed: command changed"),
+        "{text}"
+    );
+
+    // A new target is a new action.
+    ws.write(
+        "c/BUILD.star",
+        "genrule(name = \"n\", srcs = [], outs = [\"n.txt\"], cmd = \"echo n > $@\")\n",
+    );
+    assert_eq!(ws.executed(&["//c:n"]), 1);
+    let text =
+        String::from_utf8_lossy(&ws.kiln_in(&ws.root(), &["explain", "//c:n"]).stdout).into_owned();
+    assert!(text.contains("new action"), "{text}");
+}
+
+#[test]
+fn checkouts_in_different_directories_share_the_cache() {
+    let ws = Ws::new("share");
+    chain(&ws);
+    assert_eq!(ws.executed(&[]), 5);
+    let copy = ws.dir.join("elsewhere");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(ws.root())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::remove_dir_all(copy.join("kiln-out")).unwrap();
+    let (code, s, err) = ws.build_in(&copy, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "keys hold no absolute paths");
+    assert_eq!(
+        fs::read_to_string(copy.join("kiln-out/b/final.txt")).unwrap(),
+        "small\nother\n"
+    );
+}
+
+#[test]
+fn sandbox_holds_only_declared_inputs() {
+    let ws = Ws::new("sandbox");
+    ws.write("a/secret.txt", "secret\n");
+    ws.write("a/in.txt", "in\n");
+    let abs = ws.root().join("a/secret.txt");
+    // A server the actions would reach if they had the host's network.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    ws.write(
+        "a/BUILD.star",
+        &format!(
+            r#"
+genrule(name = "relative", srcs = ["in.txt"], outs = ["r.txt"], cmd = "cat a/secret.txt > $@")
+genrule(name = "absolute", srcs = ["in.txt"], outs = ["abs.txt"], cmd = "cat {} > $@")
+genrule(name = "no_output", srcs = [], outs = ["never.txt"], cmd = "true")
+genrule(name = "network", srcs = [], outs = ["net.txt"], cmd = "exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected > $@")
+genrule(name = "env", srcs = ["in.txt"], outs = ["env.txt"], cmd = "echo $$HOME $$LANG $$SOURCE_DATE_EPOCH > $@; ls -A > kiln-out/a/listing.txt; cat kiln-out/a/listing.txt >> $@")
+"#,
+            abs.display(),
+            port = port,
+        ),
+    );
+    let (code, s, err) = ws.build(&["-k", "//a:all"]);
+    drop(listener);
+    assert_eq!(code, 1, "{err}");
+    let iso = &s["sandbox"];
+    let expected_failures =
+        2 + (iso["workspace_hidden"] == true) as u64 + (iso["network_isolated"] == true) as u64;
+    assert_eq!(s["actions"]["failed"], expected_failures, "{err}");
+    assert!(
+        err.contains("ERROR: //a:relative#0 failed (Genrule): the command exited with status 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cat: a/secret.txt: No such file or directory"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  command: /bin/bash -c 'cat a/secret.txt > kiln-out/a/r.txt'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did not create its declared output(s) `kiln-out/a/never.txt`"),
+        "{err}"
+    );
+    // Where the kernel allows namespaces, the network and the workspace
+    // are out of reach; where it does not, the summary says so.
+    if iso["network_isolated"] == true {
+        assert!(err.contains("//a:network#0 failed"), "{err}");
+    } else {
+        assert!(iso["note"].as_str().unwrap().contains("network"), "{s}");
+    }
+    if iso["workspace_hidden"] == true {
+        assert!(err.contains("//a:absolute#0 failed"), "{err}");
+    } else {
+        assert!(
+            iso["note"].as_str().unwrap().contains("absolute path"),
+            "{s}"
+        );
+    }
+    // The environment is scrubbed and the sandbox holds only the input.
+    assert_eq!(
+        ws.read("kiln-out/a/env.txt"),
+        "/nonexistent C 0\na\nkiln-out\n"
+    );
+    // Nothing partial was left for failed actions.
+    assert!(!ws.root().join("kiln-out/a/r.txt").exists());
+    assert!(!ws.root().join("kiln-out/a/never.txt").exists());
+}
+
+#[test]
+fn corrupted_blobs_are_detected_and_rebuilt() {
+    let ws = Ws::new("corrupt");
+    chain(&ws);
+    assert_eq!(ws.executed(&[]), 5);
+    // Corrupt every blob in the cache, then lose the outputs.
+    let blobs = ws.cache().join("blobs");
+    for shard in fs::read_dir(&blobs).unwrap() {
+        for b in fs::read_dir(shard.unwrap().path()).unwrap() {
+            let p = b.unwrap().path();
+            let mut perm = fs::metadata(&p).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            fs::set_permissions(&p, perm).unwrap();
+            fs::write(&p, "garbage").unwrap();
+        }
+    }
+    fs::remove_dir_all(ws.root().join("kiln-out")).unwrap();
+    let (code, s, err) = ws.build(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 5, "every corrupt entry re-runs");
+    assert_eq!(ws.read("kiln-out/b/final.txt"), "small\nother\n");
+    let text = String::from_utf8_lossy(&ws.kiln_in(&ws.root(), &["explain", "//a:upper"]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("executed: cache entry corrupt: blob"),
+        "{text}"
+    );
+}
+
+/// Many independent slow-ish actions, for concurrency and kill tests.
+fn wide(ws: &Ws, n: usize, sleep: &str) {
+    let mut b = String::new();
+    for i in 0..n {
+        b.push_str(&format!(
+            "genrule(name = \"t{i}\", srcs = [], outs = [\"t{i}.txt\"], cmd = \"sleep {sleep}; echo {i} > $@\")\n"
+        ));
+    }
+    ws.write("w/BUILD.star", &b);
+}
+
+fn check_wide(root: &Path, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            fs::read_to_string(root.join(format!("kiln-out/w/t{i}.txt"))).unwrap(),
+            format!("{i}\n")
+        );
+    }
+}
+
+#[test]
+fn two_processes_share_one_cache() {
+    let ws = Ws::new("concurrent");
+    wide(&ws, 12, "0.05");
+    let other = ws.dir.join("other");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(ws.root())
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let spawn = |cwd: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--progress", "none", "--cache-dir"])
+            .arg(ws.cache())
+            .current_dir(cwd)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&ws.root());
+    let b = spawn(&other);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    check_wide(&ws.root(), 12);
+    check_wide(&other, 12);
+    // Both results are in the cache: a third checkout runs nothing.
+    fs::remove_dir_all(other.join("kiln-out")).unwrap();
+    let (code, s, _) = ws.build_in(&other, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(s["actions"]["executed"], 0);
+}
+
+fn wait_for_outputs(root: &Path, at_least: usize, deadline: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < deadline {
+        let n = fs::read_dir(root.join("kiln-out/w"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        if n >= at_least {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no progress within {deadline:?}");
+}
+
+#[test]
+fn sigkill_mid_build_then_rebuild_is_correct() {
+    let ws = Ws::new("sigkill");
+    wide(&ws, 16, "0.2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "-j2", "--progress", "none", "--cache-dir"])
+        .arg(ws.cache())
+        .current_dir(ws.root())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_outputs(&ws.root(), 10, Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Orphaned actions may still finish in the sandbox; give them a moment.
+    std::thread::sleep(Duration::from_millis(400));
+    let (code, s, err) = ws.build(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        s["actions"]["executed"].as_u64().unwrap() < 16,
+        "finished work was kept"
+    );
+    check_wide(&ws.root(), 16);
+    assert_eq!(ws.executed(&[]), 0);
+}
+
+#[test]
+fn sigint_stops_children_and_exits_8() {
+    let ws = Ws::new("sigint");
+    wide(&ws, 8, "30");
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "-j2", "--progress", "none", "--cache-dir"])
+        .arg(ws.cache())
+        .current_dir(ws.root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until both actions are running (their shells exist).
+    std::thread::sleep(Duration::from_millis(700));
+    let t = Instant::now();
+    let st = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the 30 s actions were killed"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        fs::read_dir(ws.root().join("kiln-out/w"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+            == 0,
+        "no partial outputs"
+    );
+    let stats = ws.kiln_in(&ws.root(), &["cache", "stats"]);
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        text.contains("action results: 0"),
+        "no cache entries: {text}"
+    );
+}
+
+#[test]
+fn profile_clean_and_cache_commands() {
+    let ws = Ws::new("misc");
+    chain(&ws);
+    let trace = ws.dir.join("trace.json");
+    let (code, _, err) = ws.build(&["--profile", trace.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    assert_eq!(events.len(), 5);
+    for e in events {
+        assert_eq!(e["ph"], "X");
+        assert_eq!(e["args"]["cache"], "executed");
+        assert_eq!(e["args"]["key"].as_str().unwrap().len(), 64);
+    }
+
+    let stats =
+        String::from_utf8_lossy(&ws.kiln_in(&ws.root(), &["cache", "stats"]).stdout).into_owned();
+    assert!(stats.contains("action results: 5"), "{stats}");
+
+    // gc to zero drops every result; the next build runs everything again.
+    let gc = ws.kiln_in(&ws.root(), &["cache", "gc", "--max-size", "0"]);
+    assert!(gc.status.success());
+    assert!(String::from_utf8_lossy(&gc.stdout).contains("removed 5 action results"));
+    let bad = ws.kiln_in(&ws.root(), &["cache", "gc", "--max-size", "lots"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let clean = ws.kiln_in(&ws.root(), &["clean"]);
+    assert!(clean.status.success());
+    assert!(!ws.root().join("kiln-out").exists());
+    assert_eq!(ws.executed(&[]), 5);
+
+    let clean = ws.kiln_in(&ws.root(), &["clean", "--cache"]);
+    assert!(clean.status.success());
+    assert!(!ws.cache().exists());
+}
