@@ -666,11 +666,17 @@ impl Cache {
     pub fn stats(&self) -> Result<Stats, CacheError> {
         let count = |table: &str| {
             self.db
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .map(|n| n as u64)
                 .map_err(self.dberr())
         };
-        let mut s = Stats { actions: count("actions")?, files: count("files")?, ..Stats::default() };
+        let mut s = Stats {
+            actions: count("actions")?,
+            files: count("files")?,
+            ..Stats::default()
+        };
         for (_, size) in self.list_blobs()? {
             s.blobs += 1;
             s.blob_bytes += size;

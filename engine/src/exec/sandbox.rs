@@ -307,14 +307,18 @@ impl Sandbox {
             let rel = Path::new(a.path());
             self.ensure_dir(rel.parent().unwrap_or(Path::new("")))?;
             let dest = self.root.join(rel);
+            // Every input is copied and checked against its digest: a source
+            // may have changed since it was hashed, a blob may be corrupt.
             if a.is_source() {
                 copy_checked(&workspace.join(rel), &dest, d)
                     .map_err(|e| format!("cannot stage source `{}`: {e}", a.path()))?;
             } else {
-                let src = blobs.path(d);
-                if fs::hard_link(&src, &dest).is_err() {
-                    io(fs::copy(&src, &dest), "cannot stage input", &dest)?;
-                }
+                copy_checked(&blobs.path(d), &dest, d).map_err(|e| {
+                    format!(
+                        "cannot stage `{}` from the cache ({e}); run `kiln clean` and build again",
+                        a.path()
+                    )
+                })?;
             }
             let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(0o444));
         }
@@ -449,8 +453,7 @@ impl Drop for Sandbox {
     }
 }
 
-/// Copy `src` to `dest`, failing unless the bytes copied hash to `want`
-/// (the file may have changed since it was hashed).
+/// Copy `src` to `dest`, failing unless the bytes copied hash to `want`.
 fn copy_checked(src: &Path, dest: &Path, want: &Digest) -> std::io::Result<()> {
     use std::io::Write;
     let mut from = fs::File::open(src)?;
