@@ -368,6 +368,9 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                     let k = r.str()?.to_owned();
                     env.insert(k, r.str()?.to_owned());
                 }
+                if argv.is_empty() {
+                    return None;
+                }
                 ActionKind::Run(RunAction { argv, env })
             }
             1 => ActionKind::Write(WriteAction {
@@ -386,6 +389,9 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
             .collect::<Option<Vec<_>>>()?;
         let nd = r.u32()?;
         deps.push((0..nd).map(|_| r.u32()).collect::<Option<Vec<_>>>()?);
+        if outputs.is_empty() || deps.last()?.iter().any(|d| *d as usize >= actions.len()) {
+            return None;
+        }
         actions.push(Action {
             owner,
             index,
