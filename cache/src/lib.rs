@@ -50,6 +50,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod codec;
+
+use codec::Reader;
+
 /// The schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -170,23 +174,23 @@ pub struct ActionResult {
 impl ActionResult {
     /// Versioned binary encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = vec![1u8];
-        b.extend((self.outputs.len() as u32).to_le_bytes());
+        let mut w = codec::Writer::default();
+        w.u8(1);
+        w.u32(self.outputs.len() as u32);
         for o in &self.outputs {
-            b.extend((o.path.len() as u32).to_le_bytes());
-            b.extend(o.path.as_bytes());
-            b.extend(o.digest.0);
-            b.extend(o.size.to_le_bytes());
-            b.push(o.executable as u8);
+            w.str(&o.path);
+            w.digest(&o.digest);
+            w.u64(o.size);
+            w.u8(o.executable as u8);
         }
-        match self.log {
+        match &self.log {
             Some(d) => {
-                b.push(1);
-                b.extend(d.0);
+                w.u8(1);
+                w.digest(d);
             }
-            None => b.push(0),
+            None => w.u8(0),
         }
-        b
+        w.0
     }
 
     /// Decode; `None` for a malformed or unknown-version record.
@@ -198,10 +202,9 @@ impl ActionResult {
         let n = r.u32()? as usize;
         let mut outputs = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
-            let len = r.u32()? as usize;
-            let path = String::from_utf8(r.take(len)?.to_vec()).ok()?;
-            let digest = Digest::from_slice(r.take(32)?)?;
-            let size = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+            let path = r.str()?.to_owned();
+            let digest = r.digest()?;
+            let size = r.u64()?;
             let executable = r.u8()? != 0;
             outputs.push(OutputEntry {
                 path,
@@ -211,30 +214,10 @@ impl ActionResult {
             });
         }
         let log = match r.u8()? {
-            1 => Some(Digest::from_slice(r.take(32)?)?),
+            1 => Some(r.digest()?),
             _ => None,
         };
-        Some(ActionResult { outputs, log })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        r.is_empty().then_some(ActionResult { outputs, log })
     }
 }
 

@@ -16,6 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kiln_cache::Stat;
+use kiln_cache::codec::{Reader as R, Writer as W};
 
 use crate::action::{Action, ActionKind, RunAction, WriteAction};
 use crate::analysis::Analysis;
@@ -422,74 +423,6 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         deps,
         targets,
     })
-}
-
-struct W(Vec<u8>);
-
-impl W {
-    fn u32(&mut self, n: u32) {
-        self.0.extend(n.to_le_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.u32(b.len() as u32);
-        self.0.extend(b);
-    }
-    fn str(&mut self, s: &str) {
-        self.bytes(s.as_bytes());
-    }
-    fn stat(&mut self, s: Option<Stat>) {
-        match s {
-            None => self.0.push(0),
-            Some(s) => {
-                self.0.push(1);
-                self.0.extend(s.size.to_le_bytes());
-                self.0.extend(s.mtime_ns.to_le_bytes());
-                self.0.extend(s.inode.to_le_bytes());
-            }
-        }
-    }
-}
-
-struct R<'a>(&'a [u8]);
-
-impl<'a> R<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
-    fn stat(&mut self) -> Option<Option<Stat>> {
-        Some(match self.u8()? {
-            0 => None,
-            _ => Some(Stat {
-                size: self.u64()?,
-                mtime_ns: self.u64()? as i64,
-                inode: self.u64()?,
-            }),
-        })
-    }
 }
 
 #[cfg(test)]

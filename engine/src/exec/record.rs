@@ -7,6 +7,7 @@
 //! changed, toolchain changed, or the cache entry missing or corrupt.
 
 use kiln_cache::Digest;
+use kiln_cache::codec::{Reader, Writer};
 
 /// Outcome codes in the `runs` table (0 is the cache crate's "up to date").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,51 +51,34 @@ pub struct Record {
 impl Record {
     /// Versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = vec![1u8];
-        let s = |b: &mut Vec<u8>, x: &[u8]| {
-            b.extend((x.len() as u32).to_le_bytes());
-            b.extend(x);
-        };
-        s(&mut b, self.reason.as_bytes());
-        b.extend(self.key.0);
-        b.extend(self.command.0);
-        b.extend((self.inputs.len() as u32).to_le_bytes());
+        let mut w = Writer::default();
+        w.u8(1);
+        w.str(&self.reason);
+        w.digest(&self.key);
+        w.digest(&self.command);
+        w.u32(self.inputs.len() as u32);
         for (p, d) in &self.inputs {
-            s(&mut b, p.as_bytes());
-            b.extend(d.0);
+            w.str(p);
+            w.digest(d);
         }
-        b
+        w.0
     }
 
     /// Decode; `None` if malformed or of another version.
     pub fn decode(b: &[u8]) -> Option<Self> {
-        let mut r = b;
-        let mut take = |n: usize| -> Option<&[u8]> {
-            if r.len() < n {
-                return None;
-            }
-            let (a, rest) = r.split_at(n);
-            r = rest;
-            Some(a)
-        };
-        if take(1)? != [1] {
+        let mut r = Reader(b);
+        if r.u8()? != 1 {
             return None;
         }
-        fn u32_of(x: &[u8]) -> u32 {
-            u32::from_le_bytes([x[0], x[1], x[2], x[3]])
-        }
-        let n = u32_of(take(4)?) as usize;
-        let reason = String::from_utf8(take(n)?.to_vec()).ok()?;
-        let key = Digest::from_slice(take(32)?)?;
-        let command = Digest::from_slice(take(32)?)?;
-        let count = u32_of(take(4)?) as usize;
+        let reason = r.str()?.to_owned();
+        let key = r.digest()?;
+        let command = r.digest()?;
+        let count = r.u32()? as usize;
         let mut inputs = Vec::with_capacity(count.min(4096));
         for _ in 0..count {
-            let n = u32_of(take(4)?) as usize;
-            let p = String::from_utf8(take(n)?.to_vec()).ok()?;
-            inputs.push((p, Digest::from_slice(take(32)?)?));
+            inputs.push((r.str()?.to_owned(), r.digest()?));
         }
-        Some(Record {
+        r.is_empty().then_some(Record {
             reason,
             key,
             command,

@@ -14,6 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use kiln_cache::codec::{Reader as R, Writer};
 use kiln_cache::{Digest, Stat};
 use rayon::prelude::*;
 
@@ -47,23 +48,6 @@ pub fn plan_file(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
     path_for(root, patterns, "plan")
 }
 
-fn put_stat(b: &mut Vec<u8>, st: Option<Stat>) {
-    match st {
-        None => b.push(0),
-        Some(s) => {
-            b.push(1);
-            b.extend(s.size.to_le_bytes());
-            b.extend(s.mtime_ns.to_le_bytes());
-            b.extend(s.inode.to_le_bytes());
-        }
-    }
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    b.extend((s.len() as u32).to_le_bytes());
-    b.extend(s.as_bytes());
-}
-
 /// Record a successful build.
 pub fn write(
     root: &Path,
@@ -74,32 +58,27 @@ pub fn write(
     targets: &[(String, Vec<String>)],
     changed: &[String],
 ) -> std::io::Result<()> {
-    let mut b = Vec::with_capacity(64 + files.len() * 80);
-    b.extend(b"KILNUP2D");
-    b.extend(FORMAT.to_le_bytes());
-    let stamp = engine_stamp();
-    b.extend((stamp.len() as u32).to_le_bytes());
-    b.extend(&stamp);
-    put_str(&mut b, &cache_dir.to_string_lossy());
-    put_stat(&mut b, stat_of(&plan_file(root, patterns)));
-    b.extend((total as u64).to_le_bytes());
-    b.extend((targets.len() as u32).to_le_bytes());
+    let mut w = Writer(Vec::with_capacity(64 + files.len() * 80));
+    w.0.extend(b"KILNUP2D");
+    w.u32(FORMAT);
+    w.bytes(&engine_stamp());
+    w.str(&cache_dir.to_string_lossy());
+    w.stat(stat_of(&plan_file(root, patterns)));
+    w.u64(total as u64);
+    w.u32(targets.len() as u32);
     for (l, outs) in targets {
-        put_str(&mut b, l);
-        b.extend((outs.len() as u32).to_le_bytes());
-        for o in outs {
-            put_str(&mut b, o);
-        }
+        w.str(l);
+        w.u32(outs.len() as u32);
+        outs.iter().for_each(|o| w.str(o));
     }
-    b.extend((files.len() as u32).to_le_bytes());
+    w.u32(files.len() as u32);
     for (p, st) in files {
-        put_str(&mut b, &p.to_string_lossy());
-        put_stat(&mut b, *st);
+        w.str(&p.to_string_lossy());
+        w.stat(*st);
     }
-    b.extend((changed.len() as u32).to_le_bytes());
-    for c in changed {
-        put_str(&mut b, c);
-    }
+    w.u32(changed.len() as u32);
+    changed.iter().for_each(|c| w.str(c));
+    let b = w.0;
     let path = path_for(root, patterns, "uptodate");
     fs::create_dir_all(plan_dir(root))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -112,42 +91,6 @@ pub fn invalidate(root: &Path, patterns: &[TargetPattern]) {
     let _ = fs::remove_file(path_for(root, patterns, "uptodate"));
 }
 
-struct R<'a>(&'a [u8]);
-
-impl<'a> R<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    }
-    fn str(&mut self) -> Option<&'a str> {
-        let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-    fn stat(&mut self) -> Option<Option<Stat>> {
-        Some(match self.take(1)?[0] {
-            0 => None,
-            _ => Some(Stat {
-                size: self.u64()?,
-                mtime_ns: self.u64()? as i64,
-                inode: self.u64()?,
-            }),
-        })
-    }
-}
-
 /// `Some` when the last build of `patterns` is provably still complete.
 pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Option<NoOp> {
     let bytes = fs::read(path_for(root, patterns, "uptodate")).ok()?;
@@ -155,8 +98,7 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     if r.take(8)? != b"KILNUP2D" || r.u32()? != FORMAT {
         return None;
     }
-    let n = r.u32()? as usize;
-    if r.take(n)? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
+    if r.bytes()? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
         return None;
     }
     if r.stat()? != stat_of(&plan_file(root, patterns)) {
@@ -214,8 +156,7 @@ pub fn clear_changed(root: &Path, patterns: &[TargetPattern]) {
 fn changed_offset(bytes: &[u8]) -> Option<usize> {
     let mut r = R(bytes);
     r.take(12)?;
-    let n = r.u32()? as usize;
-    r.take(n)?;
+    r.bytes()?;
     r.str()?;
     r.stat()?;
     r.u64()?;
