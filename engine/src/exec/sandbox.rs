@@ -209,32 +209,28 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Delete the whole tree under `root` (and `tmp`) and start empty.
+    fn wipe(&mut self, tmp_too: bool) -> Result<(), String> {
+        self.dirs.clear();
+        let dirs = if tmp_too {
+            vec![self.root.clone(), self.tmp.clone()]
+        } else {
+            vec![self.root.clone()]
+        };
+        for d in dirs {
+            remove_tree(&d);
+            io(fs::create_dir_all(&d), "cannot create sandbox", &d)?;
+        }
+        Ok(())
+    }
+
     /// Remove every file (and unexpected directory) the last action left.
     fn reset(&mut self) -> Result<(), String> {
         if self.fresh {
-            remove_tree(&self.root);
-            remove_tree(&self.tmp);
-            self.dirs.clear();
-            io(
-                fs::create_dir_all(&self.root),
-                "cannot create sandbox",
-                &self.root,
-            )?;
-            io(
-                fs::create_dir_all(&self.tmp),
-                "cannot create sandbox",
-                &self.tmp,
-            )?;
-            return Ok(());
+            return self.wipe(true);
         }
         if self.dirs.len() > MAX_KEPT_DIRS {
-            remove_tree(&self.root);
-            self.dirs.clear();
-            io(
-                fs::create_dir_all(&self.root),
-                "cannot create sandbox",
-                &self.root,
-            )?;
+            self.wipe(false)?;
         }
         let mut scan: Vec<PathBuf> = self.dirs.iter().map(|d| self.root.join(d)).collect();
         scan.push(self.root.clone());
