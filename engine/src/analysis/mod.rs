@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
-use starlark::environment::{GlobalsBuilder, Module};
+use starlark::environment::Module;
 use starlark::eval::Evaluator;
 use starlark::values::list::{AllocList, ListRef};
 use starlark::values::structs::AllocStruct;
@@ -29,10 +29,6 @@ use crate::label::Label;
 use crate::load::attr::AttrValue;
 use crate::load::loader::Loader;
 use crate::load::provider::{DEFAULT_INFO, LabelValue, ProviderInstance};
-
-/// Analysis-time globals (none beyond the load-time set today; `ctx` and
-/// `ctx.actions` carry their own methods).
-pub fn register_globals(_builder: &mut GlobalsBuilder) {}
 
 /// Errors during analysis.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -24,7 +24,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
 
@@ -480,18 +479,4 @@ pub fn verify_result(blobs: &Blobs, r: &ActionResult) -> Result<(), Digest> {
         }
     }
     Ok(())
-}
-
-/// Timing of one job, for the profile.
-#[derive(Clone, Copy, Debug)]
-pub struct Span {
-    /// Start.
-    pub start: Instant,
-    /// End.
-    pub end: Instant,
-}
-
-/// Absolute path of an output inside the workspace.
-pub fn out_path(ws_root: &Path, exec_path: &str) -> PathBuf {
-    ws_root.join(exec_path)
 }

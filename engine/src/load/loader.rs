@@ -135,7 +135,6 @@ fn globals() -> Globals {
     build_file::register(&mut b);
     provider::register(&mut b);
     rule::register(&mut b);
-    crate::analysis::register_globals(&mut b);
     b.build()
 }
 

@@ -4,8 +4,8 @@
 //! One file per native family, next to its Rust type: `attr.rs` (`attr.*`),
 //! `rule.rs` (`rule()`, declaring targets), `provider.rs` (`provider()`,
 //! `DefaultInfo`), `build_file.rs` (`package()`, per-file state);
-//! `loader.rs` evaluates files. Nothing here depends on `analysis/`, except
-//! that the loader asks it for analysis-time globals.
+//! `loader.rs` evaluates files. Nothing here depends on `analysis/`: `ctx`
+//! and `ctx.actions` carry their own methods.
 
 pub mod attr;
 pub mod build_file;
