@@ -614,10 +614,17 @@ impl Scheduler<'_> {
             if self.in_flight == 0 {
                 return Ok(());
             }
-            self.progress.tick(
-                self.report.executed + self.report.local_hits + self.report.failed,
-                self.in_flight,
-            );
+            if self.progress.due() {
+                let first = self.status.iter().position(|s| *s == Status::InFlight);
+                let what = first
+                    .map(|i| format!("{} {}", self.plan.actions[i].mnemonic, self.name(i)))
+                    .unwrap_or_default();
+                self.progress.tick(
+                    self.report.executed + self.report.local_hits + self.report.failed,
+                    self.in_flight,
+                    &what,
+                );
+            }
             match done_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(d) => self.handle(d)?,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -1051,14 +1058,17 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, done: usize, running: usize) {
-        if !self.live() || self.last.elapsed() < Duration::from_millis(100) {
-            return;
-        }
+    /// Whether a live line should be redrawn now.
+    fn due(&self) -> bool {
+        self.live() && self.last.elapsed() >= Duration::from_millis(100)
+    }
+
+    /// Redraw the live line: done/total, running actions, elapsed time.
+    fn tick(&mut self, done: usize, running: usize, what: &str) {
         self.last = Instant::now();
         let _ = write!(
             std::io::stderr(),
-            "\r\x1b[K[{done}/{}] {running} running, {:.1}s",
+            "\r\x1b[K[{done}/{}] {:.1}s, {running} running: {what}",
             self.total,
             self.start.elapsed().as_secs_f64()
         );
