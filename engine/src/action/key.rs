@@ -63,6 +63,10 @@ fn encode_command(e: &mut Enc, a: &Action) {
             e.str(&w.content);
             e.u64(w.is_executable as u64);
         }
+        ActionKind::WitBindgenC(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::Componentize(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::Compose(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::Inspect(k) => k.key_material().iter().for_each(|x| e.str(x)),
     }
     e.u64(a.outputs.len() as u64);
     for o in &a.outputs {

@@ -15,7 +15,11 @@ use crate::artifact::Artifact;
 use crate::error::Location;
 use crate::label::Label;
 
+pub use kinds::componentize::Componentize;
+pub use kinds::compose::Compose;
+pub use kinds::inspect::Inspect;
 pub use kinds::run::RunAction;
+pub use kinds::wit_bindgen_c::WitBindgenC;
 pub use kinds::write::WriteAction;
 
 /// Index of an action in an analysis result.
@@ -29,6 +33,33 @@ pub enum ActionKind {
     Run(RunAction),
     /// Write literal content to a file (`ctx.actions.write`).
     Write(WriteAction),
+    /// C bindings for a WIT world, in-process (`ctx.actions.wit_bindgen_c`).
+    WitBindgenC(WitBindgenC),
+    /// Core module + WIT world -> component (`ctx.actions.componentize`).
+    Componentize(Componentize),
+    /// Plug components into a socket (`ctx.actions.compose`).
+    Compose(Compose),
+    /// Validate a component and list its interfaces
+    /// (`ctx.actions.inspect_component`).
+    Inspect(Inspect),
+}
+
+impl ActionKind {
+    /// Run an in-process kind in the sandbox at `root`; `None` for kinds
+    /// that are not in-process (`Run`, `Write`).
+    pub fn execute_in_process(
+        &self,
+        root: &std::path::Path,
+        a: &Action,
+    ) -> Option<Result<(), String>> {
+        Some(match self {
+            ActionKind::WitBindgenC(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::Componentize(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::Compose(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::Inspect(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::Run(_) | ActionKind::Write(_) => return None,
+        })
+    }
 }
 
 /// One declared action.
@@ -62,6 +93,10 @@ impl Action {
         match &self.kind {
             ActionKind::Run(r) => r.dump(&mut s),
             ActionKind::Write(w) => w.dump(&mut s),
+            ActionKind::WitBindgenC(k) => k.dump(&mut s),
+            ActionKind::Componentize(k) => k.dump(&mut s),
+            ActionKind::Compose(k) => k.dump(&mut s),
+            ActionKind::Inspect(k) => k.dump(&mut s),
         }
         let _ = writeln!(s, "  inputs:");
         for i in &self.inputs {

@@ -30,7 +30,9 @@ use starlark::values::{
     UnpackValue, Value, ValueLifetimeless, ValueLike, starlark_value,
 };
 
-use crate::action::{Action, ActionKind, RunAction, WriteAction};
+use crate::action::{
+    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WriteAction,
+};
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
 use crate::label::{Label, TargetName};
@@ -269,7 +271,12 @@ impl fmt::Display for Actions {
     }
 }
 
-starlark::methods_static!(ACTIONS_METHODS = actions_methods);
+fn all_actions_methods(builder: &mut MethodsBuilder) {
+    actions_methods(builder);
+    wasm_actions_methods(builder);
+}
+
+starlark::methods_static!(ACTIONS_METHODS = all_actions_methods);
 
 #[starlark_value(type = "actions")]
 impl<'v> StarlarkValue<'v> for Actions {
@@ -431,6 +438,138 @@ fn actions_methods(builder: &mut MethodsBuilder) {
             is_executable,
         });
         ctx.add_action("Write", kind, Vec::new(), vec![out.clone()], loc)?;
+        Ok(NoneType)
+    }
+}
+
+/// `ctx.actions.*` for the in-process wasm tools.
+///
+/// ```python
+/// ctx.actions.wit_bindgen_c(wit = wit_files, world = "sqlite-import", c = c, h = h, obj = o)
+/// ctx.actions.componentize(module = core, wit = wit_files, world = "w", output = comp, adapter = "reactor")
+/// ctx.actions.compose(socket = main, plugs = [provider], output = out)
+/// ctx.actions.inspect_component(component = comp, output = txt)
+/// ```
+#[starlark_module]
+fn wasm_actions_methods(builder: &mut MethodsBuilder) {
+    /// Generate C bindings (`c`, `h`, `obj` are declared outputs) for a WIT world.
+    fn wit_bindgen_c<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] world: &str,
+        #[starlark(require = named)] c: Value<'v>,
+        #[starlark(require = named)] h: Value<'v>,
+        #[starlark(require = named)] obj: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let mut ins = Vec::new();
+        collect_files(wit, "wit", &mut ins)?;
+        let mut outs = Vec::new();
+        for (v, what) in [(c, "c"), (h, "h"), (obj, "obj")] {
+            collect_files(v, what, &mut outs)?;
+        }
+        let kind = ActionKind::WitBindgenC(WitBindgenC {
+            world: world.to_owned(),
+        });
+        ctx.add_action("WitBindgenC", kind, ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Embed `world` into a core `module` and make a component with the
+    /// WASI adapter (`reactor` for libraries, `command` for programs).
+    fn componentize<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] module: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] world: &str,
+        #[starlark(require = named)] output: Value<'v>,
+        #[starlark(require = named, default = "reactor")] adapter: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let command = match adapter {
+            "reactor" => false,
+            "command" => true,
+            _ => anyhow::bail!("`adapter` must be \"reactor\" or \"command\", got `{adapter}`"),
+        };
+        let mut ins = Vec::new();
+        collect_files(module, "module", &mut ins)?;
+        if ins.len() != 1 || !ins[0].path().ends_with(".wasm") {
+            anyhow::bail!("`module` must be one `.wasm` file");
+        }
+        collect_files(wit, "wit", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::Componentize(Componentize {
+            world: world.to_owned(),
+            command,
+        });
+        ctx.add_action("Componentize", kind, ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Plug the exports of `plugs` into the imports of `socket`.
+    fn compose<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] socket: Value<'v>,
+        #[starlark(require = named)] plugs: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let socket = socket
+            .downcast_ref::<Artifact>()
+            .ok_or_else(|| anyhow::anyhow!("`socket` must be a file, got `{}`", socket.get_type()))?
+            .clone();
+        let mut plug_files = Vec::new();
+        collect_files(plugs, "plugs", &mut plug_files)?;
+        let mut seen = BTreeSet::new();
+        seen.insert(socket.path().to_owned());
+        for p in &plug_files {
+            if !seen.insert(p.path().to_owned()) {
+                anyhow::bail!(
+                    "`{}` is given twice to `compose` (as the socket or as a plug)",
+                    p.path()
+                );
+            }
+        }
+        let plug_paths = plug_files.iter().map(|p| p.path().to_owned()).collect();
+        let mut ins = vec![socket.clone()];
+        ins.extend(plug_files);
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::Compose(Compose {
+            socket: socket.path().to_owned(),
+            plugs: plug_paths,
+        });
+        ctx.add_action("Compose", kind, ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Validate `component` and write its imports and exports to `output`.
+    fn inspect_component<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] component: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let mut ins = Vec::new();
+        collect_files(component, "component", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        ctx.add_action(
+            "InspectComponent",
+            ActionKind::Inspect(Inspect),
+            ins,
+            outs,
+            loc,
+        )?;
         Ok(NoneType)
     }
 }

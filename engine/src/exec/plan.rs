@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
-use crate::action::{Action, ActionKind, RunAction, WriteAction};
+use crate::action::{
+    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WriteAction,
+};
 use crate::analysis::Analysis;
 use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
 use crate::error::Location;
@@ -306,6 +308,22 @@ fn encode_plan(w: &mut W, p: &Plan) {
                 w.str(&x.content);
                 w.0.push(x.is_executable as u8);
             }
+            ActionKind::WitBindgenC(k) => {
+                w.u8(2);
+                w.str(&k.world);
+            }
+            ActionKind::Componentize(k) => {
+                w.u8(3);
+                w.str(&k.world);
+                w.u8(k.command as u8);
+            }
+            ActionKind::Compose(k) => {
+                w.u8(4);
+                w.str(&k.socket);
+                w.u32(k.plugs.len() as u32);
+                k.plugs.iter().for_each(|p| w.str(p));
+            }
+            ActionKind::Inspect(_) => w.u8(5),
         }
         w.u32(a.inputs.len() as u32);
         a.inputs.iter().for_each(|x| art(w, x));
@@ -378,6 +396,22 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                 content: r.str()?.to_owned(),
                 is_executable: r.u8()? != 0,
             }),
+            2 => ActionKind::WitBindgenC(WitBindgenC {
+                world: r.str()?.to_owned(),
+            }),
+            3 => ActionKind::Componentize(Componentize {
+                world: r.str()?.to_owned(),
+                command: r.u8()? != 0,
+            }),
+            4 => {
+                let socket = r.str()?.to_owned();
+                let n = r.u32()?;
+                let plugs = (0..n)
+                    .map(|_| r.str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?;
+                ActionKind::Compose(Compose { socket, plugs })
+            }
+            5 => ActionKind::Inspect(Inspect),
             _ => return None,
         };
         let ni = r.u32()?;

@@ -321,7 +321,17 @@ impl Sandbox {
             self.ensure_dir(Path::new(o.path()).parent().unwrap_or(Path::new("")))?;
         }
         let mut log = String::new();
+        if let Some(Err(message)) = action.kind.execute_in_process(&self.root, action) {
+            return Ok(RunOutcome::Failed {
+                message,
+                log: String::new(),
+            });
+        }
         match &action.kind {
+            ActionKind::WitBindgenC(_)
+            | ActionKind::Componentize(_)
+            | ActionKind::Compose(_)
+            | ActionKind::Inspect(_) => {}
             ActionKind::Write(w) => {
                 let dest = self.root.join(action.outputs[0].path());
                 io(

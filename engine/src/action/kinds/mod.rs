@@ -1,3 +1,9 @@
-//! One file per action kind: its data, its dump form and its checks.
+//! One file per action kind: its data, its dump form, its key material and,
+//! for in-process kinds, its execution.
+pub mod componentize;
+pub mod compose;
+pub mod inspect;
 pub mod run;
+pub mod wasm;
+pub mod wit_bindgen_c;
 pub mod write;

@@ -1,0 +1,86 @@
+//! `ctx.actions.componentize`: embed a WIT world's type information into a
+//! core wasm module and turn it into a component with the WASI preview1
+//! adapter, in-process (wit-component).
+//!
+//! Inputs: the core module (the one `*.wasm` input) and the world's WIT
+//! files. The adapter is `reactor` for libraries (no `main`) and `command`
+//! for programs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+};
+use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
+
+use super::wasm::{TOOL_VERSIONS, resolve_world};
+use crate::artifact::Artifact;
+
+/// Make a component from a core module.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Componentize {
+    /// The world the module implements.
+    pub world: String,
+    /// `true`: the command adapter (a program with `main`); `false`: the
+    /// reactor adapter (a library).
+    pub command: bool,
+}
+
+impl Componentize {
+    /// Append the dump lines of this kind.
+    pub fn dump(&self, s: &mut String) {
+        let adapter = if self.command { "command" } else { "reactor" };
+        let _ = writeln!(
+            s,
+            "  componentize: world {}, {adapter} adapter ({TOOL_VERSIONS})",
+            self.world
+        );
+    }
+
+    /// What enters the key besides inputs and outputs.
+    pub fn key_material(&self) -> Vec<&str> {
+        vec![
+            "componentize",
+            &self.world,
+            if self.command { "command" } else { "reactor" },
+            TOOL_VERSIONS,
+        ]
+    }
+
+    /// Build the component into the sandbox at `root`.
+    pub fn execute(
+        &self,
+        root: &Path,
+        inputs: &[Artifact],
+        outputs: &[Artifact],
+    ) -> Result<(), String> {
+        let module = inputs
+            .iter()
+            .find(|a| a.path().ends_with(".wasm"))
+            .ok_or("componentize needs one `.wasm` core module among its inputs")?;
+        let wit: Vec<&str> = inputs
+            .iter()
+            .map(Artifact::path)
+            .filter(|p| p.ends_with(".wit"))
+            .collect();
+        let (resolve, world) = resolve_world(root, &wit, &self.world)?;
+        let mut bytes = std::fs::read(root.join(module.path()))
+            .map_err(|e| format!("cannot read `{}`: {e}", module.path()))?;
+        embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8, false)
+            .map_err(|e| format!("cannot embed the world: {e:#}"))?;
+        let adapter: &[u8] = if self.command {
+            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
+        } else {
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
+        };
+        let component = ComponentEncoder::default()
+            .module(&bytes)
+            .and_then(|e| e.adapter("wasi_snapshot_preview1", adapter))
+            .and_then(|e| e.validate(true).encode())
+            .map_err(|e| format!("cannot make a component of `{}`: {e:#}", module.path()))?;
+        let out = &outputs[0];
+        std::fs::write(root.join(out.path()), component)
+            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+    }
+}

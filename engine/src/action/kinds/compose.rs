@@ -1,0 +1,117 @@
+//! `ctx.actions.compose`: plug components' exports into a socket
+//! component's imports, in-process (wac-graph), and encode the result.
+//!
+//! Unlike `wac plug`, a plug that satisfies none of the socket's imports is
+//! an error, naming it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions};
+
+use super::wasm::TOOL_VERSIONS;
+use crate::artifact::Artifact;
+
+/// Compose a socket with plugs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compose {
+    /// Execution path of the socket component (one of the inputs).
+    pub socket: String,
+    /// Execution paths of the plugs, in the order given (inputs too).
+    pub plugs: Vec<String>,
+}
+
+impl Compose {
+    /// Append the dump lines of this kind.
+    pub fn dump(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "  compose: socket {}, plugs {} ({TOOL_VERSIONS})",
+            self.socket,
+            self.plugs.join(" ")
+        );
+    }
+
+    /// What enters the key besides inputs and outputs.
+    pub fn key_material(&self) -> Vec<&str> {
+        let mut v = vec!["compose", TOOL_VERSIONS, &self.socket];
+        v.extend(self.plugs.iter().map(String::as_str));
+        v
+    }
+
+    /// Compose into the sandbox at `root`.
+    pub fn execute(
+        &self,
+        root: &Path,
+        _inputs: &[Artifact],
+        outputs: &[Artifact],
+    ) -> Result<(), String> {
+        let mut graph = CompositionGraph::new();
+        let mut register = |path: &str, name: &str| -> Result<_, String> {
+            let bytes =
+                std::fs::read(root.join(path)).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+            let pkg = Package::from_bytes(name, None, bytes, graph.types_mut())
+                .map_err(|e| format!("`{path}` is not a valid component: {e:#}"))?;
+            graph
+                .register_package(pkg)
+                .map_err(|e| format!("cannot register `{path}`: {e:#}"))
+        };
+        let socket = register(&self.socket, "kiln:socket")?;
+        let mut plugs = Vec::new();
+        for (i, p) in self.plugs.iter().enumerate() {
+            plugs.push((p.clone(), register(p, &format!("kiln:plug{i}"))?));
+        }
+        let socket_inst = graph.instantiate(socket);
+        for (path, plug) in plugs {
+            let before = graph.get_instantiation_arguments(socket_inst).count();
+            let mut matches = Vec::new();
+            {
+                let types = graph.types();
+                let socket_imports = &types[graph[socket].ty()].imports;
+                for name in types[graph[plug].ty()].exports.keys() {
+                    if socket_imports.contains_key(name) {
+                        matches.push(name.clone());
+                    }
+                }
+            }
+            if !matches.is_empty() {
+                let inst = graph.instantiate(plug);
+                for name in &matches {
+                    let export = graph
+                        .alias_instance_export(inst, name)
+                        .map_err(|e| format!("{e:#}"))?;
+                    graph
+                        .set_instantiation_argument(socket_inst, name, export)
+                        .map_err(|e| format!("`{path}` cannot satisfy import `{name}`: {e:#}"))?;
+                }
+            }
+            if graph.get_instantiation_arguments(socket_inst).count() == before {
+                return Err(format!(
+                    "plug `{path}` satisfies none of the socket's imports; remove it or fix its exports"
+                ));
+            }
+        }
+        let exports: Vec<String> = graph.types()[graph[socket].ty()]
+            .exports
+            .keys()
+            .cloned()
+            .collect();
+        for name in exports {
+            let e = graph
+                .alias_instance_export(socket_inst, &name)
+                .map_err(|e| format!("{e:#}"))?;
+            graph.export(e, &name).map_err(|e| format!("{e:#}"))?;
+        }
+        let bytes = graph
+            .encode(EncodeOptions {
+                define_components: true,
+                validate: true,
+                processor: None,
+            })
+            .map_err(|e| format!("cannot encode the composition: {e:#}"))?;
+        let out = &outputs[0];
+        std::fs::write(root.join(out.path()), bytes)
+            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+    }
+}

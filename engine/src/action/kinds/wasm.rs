@@ -1,0 +1,55 @@
+//! What the in-process wasm action kinds share: the pinned tool versions
+//! that enter their keys, and resolving a set of WIT files.
+
+use std::path::Path;
+
+use wit_bindgen_core::wit_parser::{PackageId, Resolve, WorldId};
+
+/// The versions of the in-process wasm tools. Part of every wasm action's
+/// key: a new version may produce different bytes.
+pub const TOOL_VERSIONS: &str = "wit-bindgen-c 0.63.0; wit-component 0.262.0; wasmparser 0.262.0; wac-graph 0.12.0; wasi-preview1-adapter 48.0.8";
+
+/// Parse WIT files (one package per file; in any order: a file whose
+/// dependencies are not known yet is retried after the others) and select
+/// `world` (`name`, or `ns:pkg/name`).
+pub fn resolve_world(
+    root: &Path,
+    files: &[&str],
+    world: &str,
+) -> Result<(Resolve, WorldId), String> {
+    let mut resolve = Resolve::default();
+    let mut pending: Vec<(&str, String)> = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(root.join(f)).map_err(|e| format!("cannot read `{f}`: {e}"))?;
+        pending.push((f, text));
+    }
+    let mut pkgs: Vec<PackageId> = Vec::new();
+    while !pending.is_empty() {
+        let mut progress = false;
+        let mut last_err = String::new();
+        let mut still = Vec::new();
+        for (f, text) in pending {
+            let mut attempt = resolve.clone();
+            match attempt.push_str(f, &text) {
+                Ok(id) => {
+                    resolve = attempt;
+                    pkgs.push(id);
+                    progress = true;
+                }
+                Err(e) => {
+                    last_err = format!("{e:#}");
+                    still.push((f, text));
+                }
+            }
+        }
+        if !progress {
+            return Err(format!("invalid WIT: {last_err}"));
+        }
+        pending = still;
+    }
+    let id = resolve
+        .select_world(&pkgs, Some(world))
+        .map_err(|e| format!("no world `{world}` in the WIT files: {e:#}"))?;
+    Ok((resolve, id))
+}
