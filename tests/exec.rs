@@ -512,3 +512,44 @@ fn profile_clean_and_cache_commands() {
     assert!(clean.status.success());
     assert!(!ws.cache().exists());
 }
+
+#[test]
+fn toolchain_files_are_part_of_the_key() {
+    let ws = Ws::new("tools");
+    let tool = ws.dir.join("fake-compiler");
+    fs::write(&tool, "version 1\n").unwrap();
+    ws.write("tools/BUILD.star", "");
+    ws.write(
+        "tools/defs.star",
+        r#"
+def _impl(ctx):
+    out = ctx.actions.declare_output("out.txt")
+    ctx.actions.run(arguments = ["/bin/bash", "-c", "echo built > " + out.path], outputs = [out], tools = [ctx.attr.tool])
+    return [DefaultInfo(files = [out])]
+
+with_tool = rule(impl = _impl, attrs = {"tool": attr.string()})
+"#,
+    );
+    ws.write(
+        "a/BUILD.star",
+        &format!("load(\"//tools:defs.star\", \"with_tool\")\n\nwith_tool(name = \"t\", tool = \"{}\")\n", tool.display()),
+    );
+    assert_eq!(ws.executed(&[]), 1);
+    assert_eq!(ws.executed(&[]), 0);
+    fs::write(&tool, "version 2\n").unwrap();
+    assert_eq!(
+        ws.executed(&[]),
+        1,
+        "a changed toolchain file re-runs the action"
+    );
+    let text =
+        String::from_utf8_lossy(&ws.kiln_in(&ws.root(), &["explain", "//a:t"]).stdout).into_owned();
+    assert!(text.contains("executed: toolchain changed"), "{text}");
+    fs::remove_file(&tool).unwrap();
+    let (code, _, err) = ws.build(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the toolchain file") && err.contains("does not exist"),
+        "{err}"
+    );
+}

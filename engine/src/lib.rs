@@ -40,4 +40,5 @@ pub mod graph;
 pub mod label;
 pub mod load;
 pub mod ops;
+pub mod toolchain;
 pub mod workspace;

@@ -113,6 +113,7 @@ mod tests {
             kind: ActionKind::Run(RunAction {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 env: BTreeMap::new(),
+                tools: Vec::new(),
             }),
             inputs: vec![Artifact::source("p/in.txt".into())],
             outputs: vec![Artifact::output(&owner, "out.txt")],

@@ -22,8 +22,11 @@ use starlark::starlark_complex_value;
 use starlark::starlark_module;
 use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
+use starlark::values::list::AllocList;
 use starlark::values::list::ListRef;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
+use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{
     Freeze, Heap, NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, Trace,
@@ -371,10 +374,19 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] inputs: Option<Value<'v>>,
         #[starlark(require = named)] env: Option<Value<'v>>,
         #[starlark(require = named, default = "Run")] mnemonic: &str,
+        #[starlark(require = named)] tools: Option<UnpackListOrTuple<String>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let loc = here(eval);
         let ctx = actx(eval)?;
+        let mut tools = tools.map(|t| t.items).unwrap_or_default();
+        if let Some(t) = tools.iter().find(|t| !t.starts_with('/')) {
+            anyhow::bail!(
+                "`tools` holds absolute paths of toolchain files (see `ctx.toolchain`), got `{t}`"
+            );
+        }
+        tools.sort();
+        tools.dedup();
         let mut argv = Vec::new();
         let mut ins = Vec::new();
         collect_args(arguments, &mut argv, &mut ins)?;
@@ -409,7 +421,11 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         }
         ctx.add_action(
             mnemonic,
-            ActionKind::Run(RunAction { argv, env: envmap }),
+            ActionKind::Run(RunAction {
+                argv,
+                env: envmap,
+                tools,
+            }),
             ins,
             outs,
             loc,
@@ -633,11 +649,33 @@ where
     }
 }
 
-/// Methods of `ctx`.
+/// Methods of `ctx`: `expand_location(text)`, and `toolchain(name)`, a
+/// struct of the named toolchain's entries (`cc`, `cflags`,
+/// `sysroot_setup`, ... for `"c"`; `cargo`, `rustc` for `"rust"`) and its
+/// `files`, to pass as `ctx.actions.run(tools = ...)`.
 #[starlark_module]
 fn ctx_methods(builder: &mut MethodsBuilder) {
     /// Expand `$(location LABEL)` / `$(locations LABEL)` (and the
     /// `execpath`/`rootpath` spellings) to the paths of a dependency's files.
+    fn toolchain<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] name: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let t = crate::toolchain::get(name).map_err(anyhow::Error::msg)?;
+        let heap = eval.heap();
+        let mut fields: Vec<(&str, Value<'v>)> = t
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), heap.alloc(v.as_str())))
+            .collect();
+        fields.push((
+            "files",
+            heap.alloc(AllocList(t.files.iter().map(|f| f.as_str()))),
+        ));
+        Ok(heap.alloc(AllocStruct(fields)))
+    }
+
     fn expand_location<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = pos)] text: &str,

@@ -305,9 +305,16 @@ pub fn execute(
     let mut tool_paths: Vec<&str> = plan
         .actions
         .iter()
-        .filter_map(|a| match &a.kind {
-            ActionKind::Run(r) if r.argv[0].starts_with('/') => Some(r.argv[0].as_str()),
-            _ => None,
+        .flat_map(|a| match &a.kind {
+            ActionKind::Run(r) => r
+                .argv
+                .iter()
+                .take(1)
+                .filter(|p| p.starts_with('/'))
+                .chain(&r.tools)
+                .map(String::as_str)
+                .collect(),
+            _ => Vec::new(),
         })
         .collect();
     tool_paths.sort_unstable();
@@ -659,17 +666,28 @@ impl Scheduler<'_> {
             }
         }
         let mut tools = Vec::new();
-        if let ActionKind::Run(r) = &a.kind
-            && let Some(t) = self.tools.get(&r.argv[0])
-        {
-            match t {
-                Some(d) => tools.push((r.argv[0].clone(), *d)),
-                None => {
-                    let msg = format!("the program `{}` does not exist on this machine", r.argv[0]);
-                    self.fail(i, msg, String::new());
-                    return Ok(None);
+        if let ActionKind::Run(r) = &a.kind {
+            let used = r
+                .argv
+                .iter()
+                .take(1)
+                .filter(|p| p.starts_with('/'))
+                .chain(&r.tools);
+            for t in used {
+                match self.tools.get(t).copied().flatten() {
+                    Some(d) => tools.push((t.clone(), d)),
+                    None => {
+                        let msg = format!(
+                            "the toolchain file `{t}` does not exist on this machine; {}",
+                            crate::toolchain::SETUP_HINT
+                        );
+                        self.fail(i, msg, String::new());
+                        return Ok(None);
+                    }
                 }
             }
+            tools.sort();
+            tools.dedup();
         }
         let key = action_key(a, &digests, &tools);
         self.keys[i] = Some(key);

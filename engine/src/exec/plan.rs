@@ -29,7 +29,7 @@ use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 2;
+const PLAN_FORMAT: u32 = 3;
 
 /// Actions in dependency order and what the requested targets produce.
 ///
@@ -302,6 +302,8 @@ fn encode_plan(w: &mut W, p: &Plan) {
                     w.str(k);
                     w.str(v);
                 }
+                w.u32(r.tools.len() as u32);
+                r.tools.iter().for_each(|t| w.str(t));
             }
             ActionKind::Write(x) => {
                 w.0.push(1);
@@ -387,10 +389,14 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                     let k = r.str()?.to_owned();
                     env.insert(k, r.str()?.to_owned());
                 }
+                let nt = r.u32()?;
+                let tools = (0..nt)
+                    .map(|_| r.str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?;
                 if argv.is_empty() {
                     return None;
                 }
-                ActionKind::Run(RunAction { argv, env })
+                ActionKind::Run(RunAction { argv, env, tools })
             }
             1 => ActionKind::Write(WriteAction {
                 content: r.str()?.to_owned(),
@@ -474,6 +480,7 @@ mod tests {
             kind: ActionKind::Run(RunAction {
                 argv: vec!["/bin/bash".into(), "-c".into(), "x".into()],
                 env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
+                tools: vec!["/usr/bin/tool".into()],
             }),
             inputs: vec![
                 Artifact::source("p/s.txt".into()),

@@ -15,6 +15,9 @@ pub struct RunAction {
     pub argv: Vec<String>,
     /// Extra environment variables on top of the sandbox's scrubbed set.
     pub env: BTreeMap<String, String>,
+    /// Absolute paths of toolchain files the command uses (sorted); their
+    /// digests enter the key, like `argv[0]`'s when it is absolute.
+    pub tools: Vec<String>,
 }
 
 impl RunAction {
@@ -24,6 +27,9 @@ impl RunAction {
         let _ = writeln!(s, "  run: {}", argv.join(" "));
         for (k, v) in &self.env {
             let _ = writeln!(s, "  env: {k}={}", shell_quote(v));
+        }
+        if !self.tools.is_empty() {
+            let _ = writeln!(s, "  tools: {} files", self.tools.len());
         }
     }
 }

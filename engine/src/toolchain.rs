@@ -1,0 +1,156 @@
+//! Toolchains: the compilers and libraries outside the workspace that
+//! actions run, resolved once per process.
+//!
+//! A toolchain is a set of absolute paths (binaries, headers, libraries).
+//! Rules get it with `ctx.toolchain("c")` / `ctx.toolchain("rust")` and pass
+//! its `files` to `ctx.actions.run(tools = ...)`; execution digests every
+//! tool file (cached by stat in the cache's `files` table) into the action
+//! key, so upgrading clang or wasi-libc rebuilds what they built. A missing
+//! toolchain is an error that says how to install it.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// How to install what is missing.
+pub const SETUP_HINT: &str = "run `.ci/setup` from the kiln repository";
+
+/// A resolved toolchain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toolchain {
+    /// Named entries (`cc`, `ar`, `cargo`, ...) -> absolute path.
+    pub entries: Vec<(String, String)>,
+    /// Every file whose content can change what the toolchain produces.
+    pub files: Vec<String>,
+}
+
+fn real(p: &str) -> Option<PathBuf> {
+    std::fs::canonicalize(p).ok().filter(|x| x.is_file())
+}
+
+fn files_under(dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files_under(&p, out),
+            Ok(t) if t.is_file() => out.push(p.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+}
+
+/// Debian's clang/lld/wasi-libc for wasm32-wasi.
+fn resolve_c() -> Result<Toolchain, String> {
+    let missing = |what: &str| {
+        format!(
+            "The C toolchain for wasm32-wasi is incomplete: `{what}` is missing; {SETUP_HINT} (it installs Debian's clang, lld, llvm, wasi-libc and libclang-rt-14-dev-wasm32)"
+        )
+    };
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    for (name, path) in [
+        ("cc", "/usr/bin/clang"),
+        ("ld", "/usr/bin/wasm-ld"),
+        ("ar", "/usr/bin/llvm-ar"),
+    ] {
+        let r = real(path).ok_or_else(|| missing(path))?;
+        let r = r.to_string_lossy().into_owned();
+        entries.push((name.to_owned(), path.to_owned()));
+        files.push(r);
+    }
+    for dir in ["/usr/include/wasm32-wasi", "/usr/lib/wasm32-wasi"] {
+        if !Path::new(dir).is_dir() {
+            return Err(missing(dir));
+        }
+        files_under(Path::new(dir), &mut files);
+    }
+    let mut builtins = Vec::new();
+    files_under(Path::new("/usr/lib/llvm-14/lib/clang"), &mut builtins);
+    builtins.retain(|f| f.ends_with("libclang_rt.builtins-wasm32.a"));
+    if builtins.is_empty() {
+        return Err(missing("libclang_rt.builtins-wasm32.a"));
+    }
+    files.extend(builtins);
+    files.sort();
+    files.dedup();
+    // A clean sysroot: Debian's clang would otherwise also search the
+    // host's /usr/include.
+    entries.push((
+        "sysroot_setup".to_owned(),
+        "mkdir -p $TMPDIR/sysroot/lib && ln -sfn /usr/include/wasm32-wasi $TMPDIR/sysroot/include && ln -sfn /usr/lib/wasm32-wasi $TMPDIR/sysroot/lib/wasm32-wasi".to_owned(),
+    ));
+    entries.push((
+        "cflags".to_owned(),
+        "--target=wasm32-wasi --sysroot=$TMPDIR/sysroot".to_owned(),
+    ));
+    Ok(Toolchain { entries, files })
+}
+
+/// rustup's stable toolchain with the wasm32-wasip1/wasip2 targets.
+fn resolve_rust() -> Result<Toolchain, String> {
+    let home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .ok_or_else(|| format!("The Rust toolchain is missing: no rustup home; {SETUP_HINT}"))?;
+    let toolchains = home.join("toolchains");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&toolchains)
+        .map_err(|_| {
+            format!(
+                "The Rust toolchain is missing: no `{}`; install Rust with rustup",
+                toolchains.display()
+            )
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("stable-"))
+        })
+        .collect();
+    found.sort();
+    let sysroot = found.pop().ok_or_else(|| {
+        "The Rust toolchain is missing: no stable toolchain; install it with rustup".to_owned()
+    })?;
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for (name, bin) in [("cargo", "cargo"), ("rustc", "rustc")] {
+        let p = sysroot.join("bin").join(bin);
+        if !p.is_file() {
+            return Err(format!(
+                "The Rust toolchain is incomplete: `{}` is missing; install Rust with rustup",
+                p.display()
+            ));
+        }
+        entries.push((name.to_owned(), p.to_string_lossy().into_owned()));
+        files.push(p.to_string_lossy().into_owned());
+    }
+    for target in ["wasm32-wasip1", "wasm32-wasip2"] {
+        let lib = sysroot.join("lib/rustlib").join(target).join("lib");
+        if !lib.is_dir() {
+            return Err(format!(
+                "The Rust target `{target}` is not installed; run `rustup target add {target}` ({SETUP_HINT})"
+            ));
+        }
+        files_under(&lib, &mut files);
+    }
+    files.sort();
+    Ok(Toolchain { entries, files })
+}
+
+/// The toolchain called `name` (`c` or `rust`), resolved once per process.
+pub fn get(name: &str) -> Result<&'static Toolchain, String> {
+    static C: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    static RUST: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    let cell = match name {
+        "c" => C.get_or_init(resolve_c),
+        "rust" => RUST.get_or_init(resolve_rust),
+        _ => {
+            return Err(format!(
+                "Unknown toolchain `{name}`; known toolchains: c, rust"
+            ));
+        }
+    };
+    cell.as_ref().map_err(Clone::clone)
+}
