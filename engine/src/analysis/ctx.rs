@@ -8,6 +8,8 @@
 // Starlark value types: `#[derive(ProvidesStaticType, Trace)]` expand to
 // `unsafe impl`s; no unsafe code is written by hand here.
 #![allow(unsafe_code)]
+// Starlark natives take their named parameters as Rust arguments.
+#![allow(clippy::too_many_arguments)]
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -343,8 +345,6 @@ fn collect_args(
 /// ctx.actions.run(arguments = ["clang", "-c", src, "-o", out], outputs = [out])
 /// ctx.actions.write(ctx.actions.declare_output("x.txt"), "hello\n")
 /// ```
-// Starlark natives take their named parameters as Rust arguments.
-#[allow(clippy::too_many_arguments)]
 #[starlark_module]
 fn actions_methods(builder: &mut MethodsBuilder) {
     /// Declare an output file of this target at `kiln-out/<package>/<name>`.
