@@ -109,3 +109,36 @@ fn components_are_built_composed_and_deterministic() {
         "{err}"
     );
 }
+
+#[test]
+fn repository_wit_and_providers_build() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-wasm-repo-{}", std::process::id())));
+    let ws = tmp.0.join("ws");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    copy_dir(&repo.join("providers"), &ws.join("providers"));
+    fs::write(ws.join("kiln.toml"), "").unwrap();
+    fs::write(ws.join("BUILD.star"), "").unwrap();
+    let cache = tmp.0.join("cache");
+    let (ok, err) = build(&ws, &cache, &["//providers/..."]);
+    assert!(ok, "{err}");
+    let read = |f: &str| fs::read_to_string(ws.join("kiln-out").join(f)).unwrap();
+    assert_eq!(
+        read("providers/wit/dynlink.wit.txt"),
+        "package compose:dynlink@0.1.0\n  interface endpoint\n  interface linker\n  world cap\n  world provider\n"
+    );
+    assert_eq!(
+        read("providers/crc32c/crc32c.interfaces.txt"),
+        "export compose:dynlink/endpoint@0.1.0\n"
+    );
+    assert_eq!(read("providers/crc32c/crc32c.dynlink-check"), "crc32c\n");
+
+    // Invalid WIT fails the build with wit-parser's message.
+    fs::write(
+        ws.join("providers/wit/compose-dynlink.wit"),
+        "package compose:dynlink@0.1.0;\ninterface x { f: func() -> nope; }\n",
+    )
+    .unwrap();
+    let (ok, err) = build(&ws, &cache, &["//providers/wit:dynlink"]);
+    assert!(!ok);
+    assert!(err.contains("invalid WIT") && err.contains("nope"), "{err}");
+}

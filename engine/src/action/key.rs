@@ -67,6 +67,7 @@ fn encode_command(e: &mut Enc, a: &Action) {
         ActionKind::Componentize(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::Compose(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::Inspect(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::WitCheck(k) => k.key_material().iter().for_each(|x| e.str(x)),
     }
     e.u64(a.outputs.len() as u64);
     for o in &a.outputs {

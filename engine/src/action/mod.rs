@@ -20,6 +20,7 @@ pub use kinds::compose::Compose;
 pub use kinds::inspect::Inspect;
 pub use kinds::run::RunAction;
 pub use kinds::wit_bindgen_c::WitBindgenC;
+pub use kinds::wit_check::WitCheck;
 pub use kinds::write::WriteAction;
 
 /// Index of an action in an analysis result.
@@ -42,6 +43,8 @@ pub enum ActionKind {
     /// Validate a component and list its interfaces
     /// (`ctx.actions.inspect_component`).
     Inspect(Inspect),
+    /// Parse and validate WIT packages (`ctx.actions.wit_check`).
+    WitCheck(WitCheck),
 }
 
 impl ActionKind {
@@ -57,6 +60,7 @@ impl ActionKind {
             ActionKind::Componentize(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Compose(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Inspect(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::WitCheck(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Run(_) | ActionKind::Write(_) => return None,
         })
     }
@@ -97,6 +101,7 @@ impl Action {
             ActionKind::Componentize(k) => k.dump(&mut s),
             ActionKind::Compose(k) => k.dump(&mut s),
             ActionKind::Inspect(k) => k.dump(&mut s),
+            ActionKind::WitCheck(k) => k.dump(&mut s),
         }
         let _ = writeln!(s, "  inputs:");
         for i in &self.inputs {

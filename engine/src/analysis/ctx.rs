@@ -36,7 +36,8 @@ use starlark::values::{
 };
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WriteAction,
+    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WitCheck,
+    WriteAction,
 };
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
@@ -565,6 +566,24 @@ fn wasm_actions_methods(builder: &mut MethodsBuilder) {
             plugs: plug_paths,
         });
         ctx.add_action("Compose", kind, ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Parse and validate WIT files; write their packages, interfaces and
+    /// worlds to `output`.
+    fn wit_check<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let mut ins = Vec::new();
+        collect_files(wit, "wit", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        ctx.add_action("WitCheck", ActionKind::WitCheck(WitCheck), ins, outs, loc)?;
         Ok(NoneType)
     }
 

@@ -19,7 +19,8 @@ use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WriteAction,
+    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WitCheck,
+    WriteAction,
 };
 use crate::analysis::Analysis;
 use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
@@ -326,6 +327,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
                 k.plugs.iter().for_each(|p| w.str(p));
             }
             ActionKind::Inspect(_) => w.u8(5),
+            ActionKind::WitCheck(_) => w.u8(6),
         }
         w.u32(a.inputs.len() as u32);
         a.inputs.iter().for_each(|x| art(w, x));
@@ -418,6 +420,7 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                 ActionKind::Compose(Compose { socket, plugs })
             }
             5 => ActionKind::Inspect(Inspect),
+            6 => ActionKind::WitCheck(WitCheck),
             _ => return None,
         };
         let ni = r.u32()?;

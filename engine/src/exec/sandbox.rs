@@ -331,7 +331,8 @@ impl Sandbox {
             ActionKind::WitBindgenC(_)
             | ActionKind::Componentize(_)
             | ActionKind::Compose(_)
-            | ActionKind::Inspect(_) => {}
+            | ActionKind::Inspect(_)
+            | ActionKind::WitCheck(_) => {}
             ActionKind::Write(w) => {
                 let dest = self.root.join(action.outputs[0].path());
                 io(

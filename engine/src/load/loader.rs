@@ -31,6 +31,18 @@ pub const RULESET: &[(&str, &str)] = &[
         "filegroup.star",
         include_str!("../../../rules/filegroup.star"),
     ),
+    (
+        "wit_library.star",
+        include_str!("../../../rules/wit_library.star"),
+    ),
+    (
+        "wasm_common.star",
+        include_str!("../../../rules/wasm_common.star"),
+    ),
+    (
+        "provider.star",
+        include_str!("../../../rules/provider.star"),
+    ),
 ];
 
 /// How built-in ruleset files are named in labels and messages.
@@ -350,10 +362,9 @@ impl Loader {
             .map_err(LoadError::from)
             .and_then(|ast| {
                 let loads = self.preload(cache, &ast, &pkg, builtin, stack)?;
+                // `.star` files see the globals only; the ruleset is
+                // available to them through `load("@kiln//rules:x.star", ...)`.
                 let frozen = Module::with_temp_heap(|module| -> Result<FrozenModule, LoadError> {
-                    for p in &self.prelude {
-                        module.import_public_symbols(p);
-                    }
                     {
                         let ml = MapLoader(&loads);
                         let mut eval = Evaluator::new(&module);

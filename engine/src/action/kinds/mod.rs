@@ -6,4 +6,5 @@ pub mod inspect;
 pub mod run;
 pub mod wasm;
 pub mod wit_bindgen_c;
+pub mod wit_check;
 pub mod write;

@@ -10,13 +10,9 @@ use wit_bindgen_core::wit_parser::{PackageId, Resolve, WorldId};
 pub const TOOL_VERSIONS: &str = "wit-bindgen-c 0.63.0; wit-component 0.262.0; wasmparser 0.262.0; wac-graph 0.12.0; wasi-preview1-adapter 48.0.8";
 
 /// Parse WIT files (one package per file; in any order: a file whose
-/// dependencies are not known yet is retried after the others) and select
-/// `world` (`name`, or `ns:pkg/name`).
-pub fn resolve_world(
-    root: &Path,
-    files: &[&str],
-    world: &str,
-) -> Result<(Resolve, WorldId), String> {
+/// dependencies are not known yet is retried after the others). Returns the
+/// resolve and the packages in the order they were added.
+pub fn resolve_all(root: &Path, files: &[&str]) -> Result<(Resolve, Vec<PackageId>), String> {
     let mut resolve = Resolve::default();
     let mut pending: Vec<(&str, String)> = Vec::new();
     for f in files {
@@ -48,6 +44,16 @@ pub fn resolve_world(
         }
         pending = still;
     }
+    Ok((resolve, pkgs))
+}
+
+/// `resolve_all`, then select `world` (`name`, or `ns:pkg/name`).
+pub fn resolve_world(
+    root: &Path,
+    files: &[&str],
+    world: &str,
+) -> Result<(Resolve, WorldId), String> {
+    let (resolve, pkgs) = resolve_all(root, files)?;
     let id = resolve
         .select_world(&pkgs, Some(world))
         .map_err(|e| format!("no world `{world}` in the WIT files: {e:#}"))?;
