@@ -132,6 +132,34 @@ fn repository_wit_and_providers_build() {
     );
     assert_eq!(read("providers/crc32c/crc32c.dynlink-check"), "crc32c\n");
 
+    // The provider really computes CRC-32C: run it under wasmtime.
+    let python = repo.join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no wasmtime virtualenv at {}: run .ci/setup",
+        python.display()
+    );
+    let call = |method: &str, payload: &[u8]| {
+        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+        let o = Command::new(&python)
+            .arg(repo.join("tests/support/call_endpoint.py"))
+            .arg(ws.join("kiln-out/providers/crc32c/crc32c.wasm"))
+            .args([method, &hex])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(
+        call("compute", b"123456789"),
+        "839206e3",
+        "CRC-32C(\"123456789\") = 0xE3069283, little-endian"
+    );
+    assert!(
+        call("nope", b"").starts_with("error:"),
+        "unknown methods are errors"
+    );
+
     // Invalid WIT fails the build with wit-parser's message.
     fs::write(
         ws.join("providers/wit/compose-dynlink.wit"),
