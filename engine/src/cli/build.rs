@@ -35,8 +35,8 @@ pub struct BuildFlags {
     /// Write a Chrome trace (one slice per action), viewable in Perfetto.
     #[arg(long = "profile", value_name = "FILE")]
     profile: Option<PathBuf>,
-    /// Progress display: a live line on a terminal (auto), one line per
-    /// action run (plain), or nothing.
+    /// Progress display: a live line on a terminal and plain lines
+    /// otherwise (auto), one line per action run (plain), or nothing.
     #[arg(long = "progress", value_enum, default_value = "auto")]
     progress: Progress,
 }

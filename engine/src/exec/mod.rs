@@ -55,7 +55,7 @@ use crate::error::ErrorClass;
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressMode {
-    /// A live status line on a terminal, nothing otherwise.
+    /// A live status line on a terminal, plain lines otherwise.
     Auto,
     /// One line per action that runs.
     Plain,
@@ -1093,8 +1093,10 @@ impl Progress {
         self.drawn = true;
     }
 
+    /// One line per action that ran: `--progress plain`, or `auto` when
+    /// stderr is not a terminal.
     fn line(&mut self, a: &Action, extra: &str, took: Duration) {
-        if self.mode == ProgressMode::Plain {
+        if self.mode == ProgressMode::Plain || (self.mode == ProgressMode::Auto && !self.tty) {
             let _ = writeln!(
                 std::io::stderr(),
                 "{} {}#{} ({:.2}s){extra}",
