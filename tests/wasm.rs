@@ -131,34 +131,82 @@ fn repository_wit_and_providers_build() {
         "export compose:dynlink/endpoint@0.1.0\n"
     );
     assert_eq!(read("providers/crc32c/crc32c.dynlink-check"), "crc32c\n");
+    let mux = read("providers/id_mux/id_mux.interfaces.txt");
+    assert!(
+        mux.ends_with("export tegmentum:id-multiplexer/id-dispatcher@0.1.0\n"),
+        "{mux}"
+    );
+    assert!(
+        mux.lines()
+            .filter(|l| l.starts_with("import "))
+            .all(|l| l.starts_with("import wasi:")),
+        "{mux}"
+    );
 
-    // The provider really computes CRC-32C: run it under wasmtime.
+    // The providers really work: call them under wasmtime.
     let python = repo.join("target/test-venv/bin/python");
     assert!(
         python.exists(),
         "no wasmtime virtualenv at {}: run .ci/setup",
         python.display()
     );
-    let call = |method: &str, payload: &[u8]| {
-        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    let call = |component: &str, iface: &str, func: &str, args: &[&str]| -> Vec<String> {
         let o = Command::new(&python)
-            .arg(repo.join("tests/support/call_endpoint.py"))
-            .arg(ws.join("kiln-out/providers/crc32c/crc32c.wasm"))
-            .args([method, &hex])
+            .arg(repo.join("tests/support/call_export.py"))
+            .args(["--repeat", "2"])
+            .arg(ws.join("kiln-out/providers").join(component))
+            .args([iface, func])
+            .args(args)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     };
+    let endpoint = "compose:dynlink/endpoint@0.1.0";
+    // CRC-32C("123456789") = 0xE3069283, answered little-endian.
     assert_eq!(
-        call("compute", b"123456789"),
-        "839206e3",
-        "CRC-32C(\"123456789\") = 0xE3069283, little-endian"
+        call(
+            "crc32c/crc32c.wasm",
+            endpoint,
+            "handle",
+            &["compute", "hex:313233343536373839"]
+        )[0],
+        "ok: 839206e3"
     );
-    assert!(
-        call("nope", b"").starts_with("error:"),
-        "unknown methods are errors"
+    assert_eq!(
+        call("crc32c/crc32c.wasm", endpoint, "handle", &["nope", "hex:"])[0],
+        "error: crc32c: unknown method"
     );
+
+    let dispatcher = "tegmentum:id-multiplexer/id-dispatcher@0.1.0";
+    let id = |scheme: &str| call("id_mux/id_mux.wasm", dispatcher, "generate", &[scheme]);
+    let check = |scheme: &str, len: usize, alphabet: &str| {
+        let ids = id(scheme);
+        for line in &ids {
+            let v = line
+                .strip_prefix("ok: ")
+                .unwrap_or_else(|| panic!("{scheme}: {line}"));
+            assert_eq!(v.len(), len, "{scheme} id {v}");
+            assert!(v.chars().all(|c| alphabet.contains(c)), "{scheme} id {v}");
+        }
+        assert_ne!(ids[0], ids[1], "{scheme} ids are unique");
+    };
+    check("ulid", 26, "0123456789ABCDEFGHJKMNPQRSTVWXYZ");
+    check(
+        "ksuid",
+        27,
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    );
+    check(
+        "nanoid",
+        21,
+        "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    );
+    assert!(id("uuid")[0].starts_with("error: unknown id scheme `uuid`"));
 
     // Invalid WIT fails the build with wit-parser's message.
     fs::write(
