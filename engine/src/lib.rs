@@ -14,7 +14,15 @@
 //!    `ctx.actions.*`), dependencies first and each level in parallel. It
 //!    returns providers (`load/provider.rs`) and declares actions
 //!    (`action/`), linked into the action graph (`graph/action.rs`).
-//! 4. **Execution** runs the action graph against the cache (`kiln-cache`).
+//! 4. **Planning** (`exec/plan.rs`): the actions the requested targets
+//!    need, in dependency order; persisted in `kiln-out/.kiln/` and reused
+//!    while no BUILD/.star file changed. `exec/uptodate.rs` proves a no-op
+//!    by stat alone.
+//! 5. **Execution** (`exec/`): keys (`action/key.rs`), the scheduler, the
+//!    sandbox (the one place that spawns), the local cache (`kiln-cache`)
+//!    and the explain records. In-process action kinds (WIT bindings,
+//!    componentize, compose, inspect) live in `action/kinds/`; toolchains
+//!    outside the workspace are resolved in `toolchain.rs`.
 //!
 //! Commands (`cli/`, one file each) are thin wrappers over `ops/`.
 //!
@@ -23,7 +31,10 @@
 //! - `BUILD.star`: one per package; data only.
 //! - `*.star`: rule definitions, loaded by label; the built-in ruleset is the
 //!   repository's `rules/`, embedded in the binary (`load/loader.rs`).
-//! - `kiln-out/<package>/...`: outputs, at the same paths actions see.
+//! - `kiln-out/<package>/...`: outputs, at the same paths actions see;
+//!   `kiln-out/.kiln/`: persisted plans and no-op records.
+//! - the local cache (`--cache-dir`, `$KILN_CACHE_DIR`, `~/.cache/kiln`):
+//!   format documented in `kiln-cache`.
 //!
 //! # Unsafe code
 //! None is written by hand. Starlark's derives (`ProvidesStaticType`,
