@@ -9,18 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
+#[path = "support/fs.rs"]
+mod support;
+
+use support::copy_dir;
 
 fn render(code: i32, stdout: &str, stderr: &str) -> String {
     format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}")

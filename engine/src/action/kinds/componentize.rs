@@ -14,7 +14,7 @@ use wasi_preview1_component_adapter_provider::{
 };
 use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 
-use super::wasm::{TOOL_VERSIONS, resolve_world};
+use super::wasm::{TOOL_VERSIONS, resolve_world, write_output};
 use crate::artifact::Artifact;
 
 /// Make a component from a core module.
@@ -79,8 +79,6 @@ impl Componentize {
             .and_then(|e| e.adapter("wasi_snapshot_preview1", adapter))
             .and_then(|e| e.validate(true).encode())
             .map_err(|e| format!("cannot make a component of `{}`: {e:#}", module.path()))?;
-        let out = &outputs[0];
-        std::fs::write(root.join(out.path()), component)
-            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+        write_output(root, outputs, &component)
     }
 }

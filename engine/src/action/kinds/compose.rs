@@ -10,7 +10,7 @@ use std::path::Path;
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
-use super::wasm::TOOL_VERSIONS;
+use super::wasm::{TOOL_VERSIONS, write_output};
 use crate::artifact::Artifact;
 
 /// Compose a socket with plugs.
@@ -110,8 +110,6 @@ impl Compose {
                 processor: None,
             })
             .map_err(|e| format!("cannot encode the composition: {e:#}"))?;
-        let out = &outputs[0];
-        std::fs::write(root.join(out.path()), bytes)
-            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+        write_output(root, outputs, &bytes)
     }
 }

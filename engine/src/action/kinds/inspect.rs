@@ -7,7 +7,7 @@ use std::path::Path;
 
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-use super::wasm::TOOL_VERSIONS;
+use super::wasm::{TOOL_VERSIONS, write_output};
 use crate::artifact::Artifact;
 
 /// Validate and describe a component.
@@ -76,8 +76,6 @@ impl Inspect {
         for e in exports {
             let _ = writeln!(text, "export {e}");
         }
-        let out = &outputs[0];
-        std::fs::write(root.join(out.path()), text)
-            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+        write_output(root, outputs, text.as_bytes())
     }
 }

@@ -59,3 +59,14 @@ pub fn resolve_world(
         .map_err(|e| format!("no world `{world}` in the WIT files: {e:#}"))?;
     Ok((resolve, id))
 }
+
+/// Write an in-process action's only output into the sandbox at `root`.
+pub fn write_output(
+    root: &Path,
+    outputs: &[crate::artifact::Artifact],
+    bytes: &[u8],
+) -> Result<(), String> {
+    let out = outputs.first().ok_or("the action declares no output")?;
+    std::fs::write(root.join(out.path()), bytes)
+        .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+}

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::wasm::{TOOL_VERSIONS, resolve_all};
+use super::wasm::{TOOL_VERSIONS, resolve_all, write_output};
 use crate::artifact::Artifact;
 
 /// Validate WIT packages.
@@ -55,8 +55,6 @@ impl WitCheck {
                 let _ = writeln!(text, "{i}");
             }
         }
-        let out = &outputs[0];
-        std::fs::write(root.join(out.path()), text)
-            .map_err(|e| format!("cannot write `{}`: {e}", out.path()))
+        write_output(root, outputs, text.as_bytes())
     }
 }
