@@ -4,6 +4,9 @@
 //! `cache stats|gc`. Each test makes its own workspace and cache in a
 //! temporary directory and removes them.
 
+// Integration tests drive the `kiln` binary and system tools directly.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

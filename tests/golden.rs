@@ -5,6 +5,9 @@
 //! match `expected` byte for byte. `KILN_BLESS=1 cargo test --test golden`
 //! rewrites the `expected` files.
 
+// Integration tests drive the `kiln` binary and system tools directly.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,6 +6,9 @@
 //! interface, and their composition. Needs `.ci/setup` (clang, lld,
 //! wasi-libc).
 
+// Integration tests drive the `kiln` binary and system tools directly.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Filesystem helpers shared by the integration tests (each test crate uses
 //! a part of them).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::disallowed_methods)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
