@@ -34,7 +34,7 @@
 //! Several kiln processes may use one cache at once: blob writes are atomic
 //! renames of identical content, and SQLite serializes writers (WAL with a
 //! busy timeout). A blob is verified against its digest before its bytes
-//! are used ([`Blobs::verify`], [`Blobs::read_verified`]).
+//! are used ([`Blobs::verify`]).
 //!
 //! What this crate does not do: decide what to cache (the engine's
 //! scheduler) or talk to remote caches.
@@ -275,14 +275,19 @@ impl Blobs {
         self.path(d).is_file()
     }
 
+    /// The cache's temporary directory (sandboxes, partial files).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
     /// A fresh path under the cache's temporary directory.
     pub fn temp_path(&self, what: &str) -> PathBuf {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         self.tmp.join(format!("{what}-{}-{n}", std::process::id()))
     }
 
-    /// Move (or, if `keep`, hardlink/copy) the file at `src`, whose digest is
-    /// `d`, into the store. Atomic: the blob appears whole or not at all.
+    /// Put the file at `src`, whose digest is `d`, into the store. Atomic:
+    /// the blob appears whole or not at all.
     ///
     /// The file must be complete and no longer written: when it can, this
     /// makes it read-only and hardlinks it into place (one atomic step that
@@ -309,33 +314,6 @@ impl Blobs {
         let tmp = dest.with_file_name(format!(".tmp-{}-{n}", std::process::id()));
         fs::copy(src, &tmp).map_err(io_err(src))?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        Ok(())
-    }
-
-    /// Copy a workspace file whose digest should be `d` into the store,
-    /// checking the copy (the file may change while kiln runs). Never links:
-    /// the store's read-only mode must not leak onto workspace files.
-    pub fn put_copy(&self, src: &Path, d: &Digest) -> Result<(), CacheError> {
-        let dest = self.path(d);
-        if dest.is_file() {
-            return Ok(());
-        }
-        let parent = dest.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let tmp = self.temp_path("copy");
-        fs::copy(src, &tmp).map_err(io_err(src))?;
-        let got = Digest::of_file(&tmp).map_err(io_err(&tmp))?;
-        if got != *d {
-            let _ = fs::remove_file(&tmp);
-            return Err(CacheError::Io {
-                path: src.to_path_buf(),
-                source: io::Error::other(
-                    "the file changed while kiln was reading it; run the build again",
-                ),
-            });
-        }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         Ok(())
     }
@@ -368,12 +346,6 @@ impl Blobs {
             }
             Err(_) => false,
         }
-    }
-
-    /// Read a blob's bytes after verifying them.
-    pub fn read_verified(&self, d: &Digest) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.path(d)).ok()?;
-        (Digest::of(&bytes) == *d).then_some(bytes)
     }
 }
 
@@ -871,11 +843,10 @@ mod tests {
         let d = c.blobs().put_bytes(b"hello").unwrap();
         assert_eq!(d, Digest::of(b"hello"));
         assert!(c.blobs().verify(&d));
-        assert_eq!(c.blobs().read_verified(&d).unwrap(), b"hello");
+        assert_eq!(fs::read(c.blobs().path(&d)).unwrap(), b"hello");
         let p = c.blobs().path(&d);
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"HELLO").unwrap();
-        assert!(c.blobs().read_verified(&d).is_none());
         assert!(!c.blobs().verify(&d));
         assert!(!p.exists(), "a corrupt blob is removed");
         fs::remove_dir_all(&dir).unwrap();

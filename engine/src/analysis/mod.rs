@@ -82,8 +82,7 @@ impl Analysis {
     pub fn default_files(&self, l: &Label) -> Vec<Artifact> {
         self.providers
             .get(l)
-            .and_then(|ps| ps.iter().find(|p| p.0.id == DEFAULT_INFO))
-            .map(ProviderInstance::files)
+            .map(|ps| files_of(ps))
             .unwrap_or_default()
     }
 }

@@ -1026,10 +1026,9 @@ impl Scheduler<'_> {
 /// Remove sandboxes and temporary files left by kiln processes that died
 /// (named `<what>-<pid>-<n>` in the cache's `tmp/`).
 fn remove_stale_temporaries(blobs: &Blobs) {
-    let Some(tmp) = blobs.temp_path("x").parent().map(Path::to_path_buf) else {
+    let Ok(rd) = fs::read_dir(blobs.tmp_dir()) else {
         return;
     };
-    let Ok(rd) = fs::read_dir(&tmp) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
