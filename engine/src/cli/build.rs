@@ -101,7 +101,7 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
     }
     line.push_str(&format!(" ({:.2}s)", o.duration.as_secs_f64()));
     eprintln!("{line}");
-    if let Some(note) = &r.isolation.note {
+    if let Some(note) = r.isolation.as_ref().and_then(|i| i.note.as_ref()) {
         eprintln!("note: sandbox: {note}");
     }
     Ok(if r.interrupted {

@@ -89,8 +89,9 @@ pub struct ExecReport {
     pub failed: usize,
     /// The build was interrupted.
     pub interrupted: bool,
-    /// Isolation the sandbox obtained.
-    pub isolation: Isolation,
+    /// Isolation the sandbox obtained; `None` when no worker started (no
+    /// action had to run or be restored).
+    pub isolation: Option<Isolation>,
     /// After a complete, successful build: the state of every file it
     /// depended on (sources, outputs, tools), for the next no-op check.
     pub snapshot: Option<Vec<(PathBuf, Stat)>>,
@@ -571,7 +572,7 @@ impl Scheduler<'_> {
                 _ => break,
             }
         }
-        self.report.isolation = isolations.into_iter().next().unwrap_or_default();
+        self.report.isolation = Some(isolations.into_iter().next().unwrap_or_default());
         self.job_tx = Some(job_tx);
     }
 

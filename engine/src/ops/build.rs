@@ -199,10 +199,10 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
         "duration_ms": o.duration.as_millis() as u64,
         "analysis_reused": o.plan_reused,
         "interrupted": r.interrupted,
-        "sandbox": {
-            "network_isolated": r.isolation.network,
-            "workspace_hidden": r.isolation.workspace_hidden,
-            "note": r.isolation.note,
-        },
+        "sandbox": r.isolation.as_ref().map(|i| serde_json::json!({
+            "network_isolated": i.network,
+            "workspace_hidden": i.workspace_hidden,
+            "note": i.note,
+        })),
     })
 }
