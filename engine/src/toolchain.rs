@@ -126,6 +126,29 @@ fn resolve_rust() -> Result<Toolchain, String> {
         entries.push((name.to_owned(), p.to_string_lossy().into_owned()));
         files.push(p.to_string_lossy().into_owned());
     }
+    // The compiler itself, and the linkers rustc runs for wasm
+    // (`wasm-component-ld`, `rust-lld`).
+    if let Ok(rd) = std::fs::read_dir(sysroot.join("lib")) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("librustc_driver") || n.starts_with("libstd") {
+                files.push(e.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(sysroot.join("lib/rustlib")) {
+        for e in rd.flatten() {
+            let bin = e.path().join("bin");
+            if bin.is_dir() {
+                files_under(&bin, &mut files);
+            }
+        }
+    }
+    // Build scripts and proc macros run on the host.
+    files_under(
+        &sysroot.join("lib/rustlib/x86_64-unknown-linux-gnu/lib"),
+        &mut files,
+    );
     for target in ["wasm32-wasip1", "wasm32-wasip2"] {
         let lib = sysroot.join("lib/rustlib").join(target).join("lib");
         if !lib.is_dir() {

@@ -57,6 +57,9 @@ fn encode_command(e: &mut Enc, a: &Action) {
                 e.str(k);
                 e.str(v);
             }
+            if r.network {
+                e.str("network");
+            }
         }
         ActionKind::Write(w) => {
             e.str("write");
@@ -68,6 +71,7 @@ fn encode_command(e: &mut Enc, a: &Action) {
         ActionKind::Compose(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::Inspect(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::WitCheck(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::DynlinkPlan(k) => k.key_material().iter().for_each(|x| e.str(x)),
     }
     e.u64(a.outputs.len() as u64);
     for o in &a.outputs {
@@ -115,6 +119,7 @@ mod tests {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 env: BTreeMap::new(),
                 tools: Vec::new(),
+                network: false,
             }),
             inputs: vec![Artifact::source("p/in.txt".into())],
             outputs: vec![Artifact::output(&owner, "out.txt")],

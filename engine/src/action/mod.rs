@@ -17,6 +17,7 @@ use crate::label::Label;
 
 pub use kinds::componentize::Componentize;
 pub use kinds::compose::Compose;
+pub use kinds::dynlink_plan::DynlinkPlan;
 pub use kinds::inspect::Inspect;
 pub use kinds::run::RunAction;
 pub use kinds::wit_bindgen_c::WitBindgenC;
@@ -45,6 +46,9 @@ pub enum ActionKind {
     Inspect(Inspect),
     /// Parse and validate WIT packages (`ctx.actions.wit_check`).
     WitCheck(WitCheck),
+    /// Map dynlink provider ids to component digests
+    /// (`ctx.actions.dynlink_plan`).
+    DynlinkPlan(DynlinkPlan),
 }
 
 impl ActionKind {
@@ -61,6 +65,7 @@ impl ActionKind {
             ActionKind::Compose(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Inspect(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::WitCheck(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::DynlinkPlan(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Run(_) | ActionKind::Write(_) => return None,
         })
     }
@@ -102,6 +107,7 @@ impl Action {
             ActionKind::Compose(k) => k.dump(&mut s),
             ActionKind::Inspect(k) => k.dump(&mut s),
             ActionKind::WitCheck(k) => k.dump(&mut s),
+            ActionKind::DynlinkPlan(k) => k.dump(&mut s),
         }
         let _ = writeln!(s, "  inputs:");
         for i in &self.inputs {

@@ -27,7 +27,7 @@ use starlark::values::dict::DictRef;
 use starlark::values::list::AllocList;
 use starlark::values::list::ListRef;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
-use starlark::values::none::NoneType;
+use starlark::values::none::{NoneOr, NoneType};
 use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{
@@ -36,7 +36,7 @@ use starlark::values::{
 };
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WitCheck,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC, WitCheck,
     WriteAction,
 };
 use crate::artifact::{Artifact, ArtifactKind};
@@ -47,6 +47,10 @@ use crate::load::provider::{LabelValue, ProviderDef, ProviderInstance};
 /// One target's analysis state.
 #[derive(ProvidesStaticType)]
 pub struct AnalysisContext {
+    /// The workspace root (analysis reads source WIT files under it).
+    pub root: std::path::PathBuf,
+    /// Source files read during analysis, execroot-relative.
+    pub read: RefCell<Vec<String>>,
     /// The target being analyzed.
     pub label: Label,
     /// Outputs this target declared: path -> (artifact, where).
@@ -369,7 +373,9 @@ fn actions_methods(builder: &mut MethodsBuilder) {
     }
 
     /// Run a command: `arguments` is the whole argv (strings, ints, files,
-    /// nested lists); files in it become inputs.
+    /// nested lists); files in it become inputs. `network = True` lets it
+    /// reach the network (fetch steps pinned by a lock file); every other
+    /// action runs without.
     fn run<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = named)] arguments: Value<'v>,
@@ -378,6 +384,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] env: Option<Value<'v>>,
         #[starlark(require = named, default = "Run")] mnemonic: &str,
         #[starlark(require = named)] tools: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named, default = false)] network: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let loc = here(eval);
@@ -428,6 +435,7 @@ fn actions_methods(builder: &mut MethodsBuilder) {
                 argv,
                 env: envmap,
                 tools,
+                network,
             }),
             ins,
             outs,
@@ -479,6 +487,7 @@ fn wasm_actions_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] c: Value<'v>,
         #[starlark(require = named)] h: Value<'v>,
         #[starlark(require = named)] obj: Value<'v>,
+        #[starlark(require = named, default = NoneOr::None)] rename_world: NoneOr<&str>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let loc = here(eval);
@@ -491,6 +500,7 @@ fn wasm_actions_methods(builder: &mut MethodsBuilder) {
         }
         let kind = ActionKind::WitBindgenC(WitBindgenC {
             world: world.to_owned(),
+            rename_world: rename_world.into_option().map(str::to_owned),
         });
         ctx.add_action("WitBindgenC", kind, ins, outs, loc)?;
         Ok(NoneType)
@@ -584,6 +594,43 @@ fn wasm_actions_methods(builder: &mut MethodsBuilder) {
         let mut outs = Vec::new();
         collect_files(output, "output", &mut outs)?;
         ctx.add_action("WitCheck", ActionKind::WitCheck(WitCheck), ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Write the dynlink plan `output`: `providers` maps each provider id to
+    /// its component file, whose digest the plan records.
+    fn dynlink_plan<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] providers: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let d = DictRef::from_value(providers).ok_or_else(|| {
+            anyhow::anyhow!(
+                "`providers` expects a dict of id to component file, got `{}`",
+                providers.get_type()
+            )
+        })?;
+        let mut map = BTreeMap::new();
+        let mut ins = Vec::new();
+        for (k, v) in d.iter() {
+            let id = k
+                .unpack_str()
+                .ok_or_else(|| anyhow::anyhow!("`providers` keys must be ids (strings)"))?;
+            let f = v.downcast_ref::<Artifact>().ok_or_else(|| {
+                anyhow::anyhow!("the component of dynlink provider `{id}` must be a file")
+            })?;
+            map.insert(id.to_owned(), f.path().to_owned());
+            ins.push(f.clone());
+        }
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::DynlinkPlan(DynlinkPlan {
+            providers: map.into_iter().collect(),
+        });
+        ctx.add_action("DynlinkPlan", kind, ins, outs, loc)?;
         Ok(NoneType)
     }
 
@@ -703,5 +750,40 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<String> {
         actx(eval)?.expand_location(text)
+    }
+
+    /// Read the WIT `world` (`ns:pkg/name`) from source `.wit` files during
+    /// analysis: a struct with `name` (`ns:pkg/name@version`), `imports` and
+    /// `exports` (interface names with versions, sorted). Lets a rule check
+    /// a composition before anything is built. The files become part of
+    /// what a persisted plan depends on.
+    fn wit_world<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] world: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let ctx = actx(eval)?;
+        let mut files = Vec::new();
+        collect_files(wit, "wit", &mut files)?;
+        for f in &files {
+            if !matches!(f.0.kind, ArtifactKind::Source) {
+                anyhow::bail!(
+                    "`{}` is made by an action; `ctx.wit_world` reads WIT during analysis and needs source files",
+                    f.path()
+                );
+            }
+        }
+        let paths: Vec<&str> = files.iter().map(Artifact::path).collect();
+        let w = super::wit::world_of(&ctx.root, &paths, world).map_err(anyhow::Error::msg)?;
+        ctx.read
+            .borrow_mut()
+            .extend(paths.iter().map(|p| (*p).to_owned()));
+        let heap = eval.heap();
+        Ok(heap.alloc(AllocStruct([
+            ("name", heap.alloc(w.name)),
+            ("imports", heap.alloc(AllocList(w.imports))),
+            ("exports", heap.alloc(AllocList(w.exports))),
+        ])))
     }
 }

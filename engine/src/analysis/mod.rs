@@ -8,8 +8,9 @@
 //! `ctx.actions.*` are in `ctx.rs`; the target graph is `graph/`.
 
 pub mod ctx;
+pub mod wit;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use petgraph::graph::NodeIndex;
@@ -75,6 +76,9 @@ pub struct Analysis {
     pub actions: Vec<Action>,
     /// Actions of each analyzed target.
     pub actions_of: BTreeMap<Label, Vec<ActionId>>,
+    /// Source files read during analysis (by `ctx.wit_world`): a persisted
+    /// plan is valid only while they are unchanged.
+    pub read_files: BTreeSet<String>,
 }
 
 impl Analysis {
@@ -88,7 +92,7 @@ impl Analysis {
 }
 
 /// One target's analysis: its providers and its actions.
-type TargetResult = (Vec<ProviderInstance>, Vec<Action>);
+type TargetResult = (Vec<ProviderInstance>, Vec<Action>, Vec<String>);
 
 /// Analyze every rule target reachable from `roots`.
 pub fn analyze(
@@ -135,7 +139,8 @@ pub fn analyze(
             .map(|n| analyze_one(loader, g, *n, &out.providers))
             .collect();
         for (n, r) in nodes.iter().zip(results) {
-            let (providers, acts) = r?;
+            let (providers, acts, read) = r?;
+            out.read_files.extend(read);
             out.providers
                 .insert(g.graph[*n].label.clone(), Arc::new(providers));
             actions.extend(acts);
@@ -247,6 +252,8 @@ fn analyze_one(
         .map(|(l, d)| (l.clone(), files_of(&d.providers)))
         .collect();
     let actx = AnalysisContext {
+        root: loader.workspace().root.clone(),
+        read: Default::default(),
         label: node.label.clone(),
         declared: Default::default(),
         produced: Default::default(),
@@ -354,7 +361,11 @@ fn analyze_one(
             )));
         }
     }
-    Ok((providers, actx.actions.into_inner()))
+    Ok((
+        providers,
+        actx.actions.into_inner(),
+        actx.read.into_inner(),
+    ))
 }
 
 fn returned_providers(

@@ -11,7 +11,7 @@
 //! near ninja's time). Any mismatch, or a file in a format this version does
 //! not know, means loading and analysis run again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, Inspect, RunAction, WitBindgenC, WitCheck,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC, WitCheck,
     WriteAction,
 };
 use crate::analysis::Analysis;
@@ -30,7 +30,7 @@ use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 3;
+const PLAN_FORMAT: u32 = 4;
 
 /// Actions in dependency order and what the requested targets produce.
 ///
@@ -152,8 +152,9 @@ fn plan_path(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
 }
 
 /// The files (and directories) whose state decides if a plan is current.
-pub fn watched_files(loader: &Loader, g: &TargetGraph) -> Vec<String> {
+pub fn watched_files(loader: &Loader, g: &TargetGraph, read: &BTreeSet<String>) -> Vec<String> {
     let mut v = vec![crate::workspace::CONFIG_FILE.to_owned()];
+    v.extend(read.iter().cloned());
     v.extend(g.packages.values().map(|p| p.build_file.clone()));
     v.extend(loader.star_files());
     v.extend(g.walked_dirs.iter().map(|d| {
@@ -305,6 +306,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
                 }
                 w.u32(r.tools.len() as u32);
                 r.tools.iter().for_each(|t| w.str(t));
+                w.u8(r.network as u8);
             }
             ActionKind::Write(x) => {
                 w.0.push(1);
@@ -314,6 +316,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
             ActionKind::WitBindgenC(k) => {
                 w.u8(2);
                 w.str(&k.world);
+                w.str(k.rename_world.as_deref().unwrap_or(""));
             }
             ActionKind::Componentize(k) => {
                 w.u8(3);
@@ -328,6 +331,14 @@ fn encode_plan(w: &mut W, p: &Plan) {
             }
             ActionKind::Inspect(_) => w.u8(5),
             ActionKind::WitCheck(_) => w.u8(6),
+            ActionKind::DynlinkPlan(k) => {
+                w.u8(7);
+                w.u32(k.providers.len() as u32);
+                for (id, path) in &k.providers {
+                    w.str(id);
+                    w.str(path);
+                }
+            }
         }
         w.u32(a.inputs.len() as u32);
         a.inputs.iter().for_each(|x| art(w, x));
@@ -395,10 +406,16 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                 let tools = (0..nt)
                     .map(|_| r.str().map(str::to_owned))
                     .collect::<Option<Vec<_>>>()?;
+                let network = r.u8()? != 0;
                 if argv.is_empty() {
                     return None;
                 }
-                ActionKind::Run(RunAction { argv, env, tools })
+                ActionKind::Run(RunAction {
+                    argv,
+                    env,
+                    tools,
+                    network,
+                })
             }
             1 => ActionKind::Write(WriteAction {
                 content: r.str()?.to_owned(),
@@ -406,6 +423,7 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
             }),
             2 => ActionKind::WitBindgenC(WitBindgenC {
                 world: r.str()?.to_owned(),
+                rename_world: Some(r.str()?.to_owned()).filter(|x| !x.is_empty()),
             }),
             3 => ActionKind::Componentize(Componentize {
                 world: r.str()?.to_owned(),
@@ -421,6 +439,13 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
             }
             5 => ActionKind::Inspect(Inspect),
             6 => ActionKind::WitCheck(WitCheck),
+            7 => {
+                let n = r.u32()?;
+                let providers = (0..n)
+                    .map(|_| Some((r.str()?.to_owned(), r.str()?.to_owned())))
+                    .collect::<Option<Vec<_>>>()?;
+                ActionKind::DynlinkPlan(DynlinkPlan { providers })
+            }
             _ => return None,
         };
         let ni = r.u32()?;
@@ -484,6 +509,7 @@ mod tests {
                 argv: vec!["/bin/bash".into(), "-c".into(), "x".into()],
                 env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
                 tools: vec!["/usr/bin/tool".into()],
+                network: true,
             }),
             inputs: vec![
                 Artifact::source("p/s.txt".into()),

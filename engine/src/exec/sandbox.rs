@@ -60,8 +60,14 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
     use nix::sched::{CloneFlags, unshare};
     let mut iso = Isolation::default();
     let mut notes = Vec::new();
+    let host_net = fs::File::open("/proc/thread-self/ns/net");
     match unshare(CloneFlags::CLONE_NEWNET) {
-        Ok(()) => iso.network = true,
+        Ok(()) => {
+            iso.network = true;
+            if let (Ok(host), Ok(own)) = (host_net, fs::File::open("/proc/thread-self/ns/net")) {
+                NET_NAMESPACES.with(|n| *n.borrow_mut() = Some((host, own)));
+            }
+        }
         Err(e) => notes.push(format!(
             "no network namespace ({e}): actions can reach the network"
         )),
@@ -92,6 +98,37 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
         iso.note = Some(notes.join("; "));
     }
     iso
+}
+
+thread_local! {
+    /// This worker's way back to the host network and into its own empty
+    /// one, for actions that declare `network = True` (fetch steps).
+    static NET_NAMESPACES: std::cell::RefCell<Option<(fs::File, fs::File)>> =
+        const { std::cell::RefCell::new(None) };
+    /// Set when this worker could not return to its own namespace.
+    static NET_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` (which spawns a process) in the host's network namespace, then
+/// return this thread to its own.
+fn with_host_network<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use nix::sched::{CloneFlags, setns};
+    NET_NAMESPACES.with(|n| {
+        let n = n.borrow();
+        let Some((host, own)) = n.as_ref() else {
+            return Ok(f());
+        };
+        setns(host, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("cannot enter the host network namespace: {e}"))?;
+        let out = f();
+        // Staying in the host namespace would give later actions network:
+        // if the way back fails, this worker refuses every later action.
+        if let Err(e) = setns(own, CloneFlags::CLONE_NEWNET) {
+            NET_LOST.with(|l| l.set(true));
+            return Err(format!("cannot return to the sandbox network namespace: {e}"));
+        }
+        Ok(out)
+    })
 }
 
 /// Process groups of running actions, so an interrupt can kill them.
@@ -321,6 +358,9 @@ impl Sandbox {
             self.ensure_dir(Path::new(o.path()).parent().unwrap_or(Path::new("")))?;
         }
         let mut log = String::new();
+        if NET_LOST.with(|l| l.get()) {
+            return Err("this worker lost its network isolation; run the build again".to_owned());
+        }
         if let Some(Err(message)) = action.kind.execute_in_process(&self.root, action) {
             return Ok(RunOutcome::Failed {
                 message,
@@ -332,7 +372,8 @@ impl Sandbox {
             | ActionKind::Componentize(_)
             | ActionKind::Compose(_)
             | ActionKind::Inspect(_)
-            | ActionKind::WitCheck(_) => {}
+            | ActionKind::WitCheck(_)
+            | ActionKind::DynlinkPlan(_) => {}
             ActionKind::Write(w) => {
                 let dest = self.root.join(action.outputs[0].path());
                 io(
@@ -367,7 +408,11 @@ impl Sandbox {
                     .stdout(writer)
                     .stderr(writer2)
                     .process_group(0);
-                let spawned = cmd.spawn();
+                let spawned = if r.network {
+                    with_host_network(|| cmd.spawn())?
+                } else {
+                    cmd.spawn()
+                };
                 drop(cmd);
                 let mut child = spawned.map_err(|e| format!("cannot run `{}`: {e}", r.argv[0]))?;
                 running

@@ -43,6 +43,12 @@ pub const RULESET: &[(&str, &str)] = &[
         "provider.star",
         include_str!("../../../rules/provider.star"),
     ),
+    ("cap.star", include_str!("../../../rules/cap.star")),
+    (
+        "standin_base.star",
+        include_str!("../../../rules/standin_base.star"),
+    ),
+    ("compose.star", include_str!("../../../rules/compose.star")),
 ];
 
 /// How built-in ruleset files are named in labels and messages.

@@ -94,7 +94,7 @@ pub fn make_plan(
     let p = Plan::from_analysis(&g, &analysis);
     // A plan that cannot be saved is rebuilt next time; not an error.
     let w =
-        plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g), &p).unwrap_or_default();
+        plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g, &analysis.read_files), &p).unwrap_or_default();
     Ok((p, w, false))
 }
 

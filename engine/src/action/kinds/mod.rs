@@ -2,6 +2,7 @@
 //! for in-process kinds, its execution.
 pub mod componentize;
 pub mod compose;
+pub mod dynlink_plan;
 pub mod inspect;
 pub mod run;
 pub mod wasm;

@@ -18,6 +18,9 @@ pub struct RunAction {
     /// Absolute paths of toolchain files the command uses (sorted); their
     /// digests enter the key, like `argv[0]`'s when it is absolute.
     pub tools: Vec<String>,
+    /// The command may use the network (Bazel's `requires-network`): for
+    /// fetch steps whose outputs are pinned by their inputs (a lock file).
+    pub network: bool,
 }
 
 impl RunAction {
@@ -30,6 +33,9 @@ impl RunAction {
         }
         if !self.tools.is_empty() {
             let _ = writeln!(s, "  tools: {} files", self.tools.len());
+        }
+        if self.network {
+            let _ = writeln!(s, "  network: yes");
         }
     }
 }

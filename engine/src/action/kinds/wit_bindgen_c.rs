@@ -15,17 +15,32 @@ use crate::artifact::Artifact;
 pub struct WitBindgenC {
     /// The world (`name` or `ns:pkg/name`).
     pub world: String,
+    /// Name the generated functions and types after this instead of the
+    /// world (`--rename-world`), so several caps' bindings agree.
+    pub rename_world: Option<String>,
 }
 
 impl WitBindgenC {
     /// Append the dump lines of this kind.
     pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(s, "  wit-bindgen-c: world {} ({TOOL_VERSIONS})", self.world);
+        let rename = match &self.rename_world {
+            Some(r) => format!(" as {r}"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  wit-bindgen-c: world {}{rename} ({TOOL_VERSIONS})",
+            self.world
+        );
     }
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        vec!["wit-bindgen-c", &self.world, TOOL_VERSIONS]
+        let mut v = vec!["wit-bindgen-c", &self.world, TOOL_VERSIONS];
+        if let Some(r) = &self.rename_world {
+            v.extend(["rename-world", r.as_str()]);
+        }
+        v
     }
 
     /// Generate into the sandbox at `root`.
@@ -38,7 +53,11 @@ impl WitBindgenC {
         let wit: Vec<&str> = inputs.iter().map(Artifact::path).collect();
         let (mut resolve, world) = resolve_world(root, &wit, &self.world)?;
         let mut files = wit_bindgen_core::Files::default();
-        let mut generator = wit_bindgen_c::Opts::default().build();
+        let opts = wit_bindgen_c::Opts {
+            rename_world: self.rename_world.clone(),
+            ..Default::default()
+        };
+        let mut generator = opts.build();
         generator
             .generate(&mut resolve, world, &mut files)
             .map_err(|e| format!("wit-bindgen-c: {e:#}"))?;
