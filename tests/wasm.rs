@@ -1,10 +1,10 @@
-//! The in-process wasm action kinds end to end through the binary, with the
-//! real C toolchain: WIT -> C bindings (wit-bindgen-c), clang -> core
-//! module, core module -> component (wit-component + WASI adapter),
-//! composition (wac-graph), and inspection (wasmparser). The workspace is
-//! `tests/workspaces/components`: a provider and a consumer of one WIT
-//! interface, and their composition. Needs `.ci/setup` (clang, lld,
-//! wasi-libc).
+//! The wasm ruleset end to end through the binary, with the real
+//! toolchains: WIT -> C bindings (wit-bindgen-c), clang -> core module,
+//! core module -> component (wit-component + WASI adapter), composition
+//! (wac-graph), inspection (wasmparser), Rust providers (cargo), and the
+//! repository's example pylon (`//:pylon`: caps in every linkage mode,
+//! providers from C and from Rust), run under wasmtime. Needs `.ci/setup`
+//! (clang, lld, wasi-libc, the rustup wasm targets, the wasmtime venv).
 
 // Integration tests drive the `kiln` binary and system tools directly.
 #![allow(clippy::disallowed_methods)]
@@ -19,6 +19,11 @@ mod support;
 use support::{Tmp, copy_dir};
 
 fn build(ws: &Path, cache: &Path, args: &[&str]) -> (bool, String) {
+    let (code, err) = build_code(ws, cache, args);
+    (code == 0, err)
+}
+
+fn build_code(ws: &Path, cache: &Path, args: &[&str]) -> (i32, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("build")
         .args(args)
@@ -28,9 +33,76 @@ fn build(ws: &Path, cache: &Path, args: &[&str]) -> (bool, String) {
         .output()
         .unwrap();
     (
-        o.status.success(),
+        o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of the repository's example workspace (root BUILD.star, caps,
+/// providers, the stand-in base) at `to`.
+fn example_workspace(to: &Path) {
+    let repo = repo();
+    for d in ["caps", "providers", "pylon"] {
+        copy_dir(&repo.join(d), &to.join(d));
+    }
+    for f in ["kiln.toml", "BUILD.star"] {
+        fs::copy(repo.join(f), to.join(f)).unwrap();
+    }
+}
+
+fn python() -> PathBuf {
+    let python = repo().join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no wasmtime virtualenv at {}: run .ci/setup",
+        python.display()
+    );
+    python
+}
+
+/// Every file under `dir` (relative path -> bytes), `.kiln` excluded.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_name() == ".kiln" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The actions a build executed (`//pkg:name#i Mnemonic`), from its profile.
+fn executed(ws: &Path, cache: &Path, args: &[&str]) -> Vec<String> {
+    let trace = ws.join("trace.json");
+    let mut all = vec!["--profile", trace.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (ok, err) = build(ws, cache, &all);
+    assert!(ok, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&fs::read_to_string(&trace).unwrap()).unwrap();
+    let mut v: Vec<String> = t["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["args"]["cache"] == "executed")
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -93,15 +165,16 @@ fn components_are_built_composed_and_deterministic() {
 }
 
 #[test]
-fn repository_wit_and_providers_build() {
-    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-wasm-repo-{}", std::process::id())));
+fn repository_wit_is_validated() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-wasm-wit-{}", std::process::id())));
     let ws = tmp.0.join("ws");
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    copy_dir(&repo.join("providers"), &ws.join("providers"));
-    fs::write(ws.join("kiln.toml"), "").unwrap();
-    fs::write(ws.join("BUILD.star"), "").unwrap();
+    example_workspace(&ws);
     let cache = tmp.0.join("cache");
-    let (ok, err) = build(&ws, &cache, &["//providers/..."]);
+    let (ok, err) = build(
+        &ws,
+        &cache,
+        &["//providers/wit/...", "//providers/sqlite:wit"],
+    );
     assert!(ok, "{err}");
     let read = |f: &str| fs::read_to_string(ws.join("kiln-out").join(f)).unwrap();
     assert_eq!(
@@ -109,34 +182,262 @@ fn repository_wit_and_providers_build() {
         "package compose:dynlink@0.1.0\n  interface endpoint\n  interface linker\n  world cap\n  world provider\n"
     );
     assert_eq!(
-        read("providers/crc32c/crc32c.interfaces.txt"),
-        "export compose:dynlink/endpoint@0.1.0\n"
-    );
-    assert_eq!(read("providers/crc32c/crc32c.dynlink-check"), "crc32c\n");
-    let mux = read("providers/id_mux/id_mux.interfaces.txt");
-    assert!(
-        mux.ends_with("export tegmentum:id-multiplexer/id-dispatcher@0.1.0\n"),
-        "{mux}"
-    );
-    assert!(
-        mux.lines()
-            .filter(|l| l.starts_with("import "))
-            .all(|l| l.starts_with("import wasi:")),
-        "{mux}"
+        read("providers/sqlite/wit.wit.txt"),
+        "package pylon:sqlite@0.1.0\n  interface database\n  world cap\n  world provider\n"
     );
 
-    // The providers really work: call them under wasmtime.
-    let python = repo.join("target/test-venv/bin/python");
+    // Invalid WIT fails the build with wit-parser's message.
+    fs::write(
+        ws.join("providers/wit/compose-dynlink.wit"),
+        "package compose:dynlink@0.1.0;\ninterface x { f: func() -> nope; }\n",
+    )
+    .unwrap();
+    let (ok, err) = build(&ws, &cache, &["//providers/wit:dynlink"]);
+    assert!(!ok);
+    assert!(err.contains("invalid WIT") && err.contains("nope"), "{err}");
+    // A cap whose world is read during analysis reports it as a BUILD
+    // error (exit 2), naming the target.
+    let (code, err) = build_code(&ws, &cache, &["//caps/crc32c"]);
+    assert_eq!(code, 2, "{err}");
     assert!(
-        python.exists(),
-        "no wasmtime virtualenv at {}: run .ci/setup",
-        python.display()
+        err.contains("invalid WIT") && err.contains("//caps/crc32c:crc32c"),
+        "{err}"
     );
+}
+
+/// The root BUILD.star of the example with `compose(...)` attributes
+/// replaced.
+fn with_compose(ws: &Path, caps: &str, providers: &str, dynlink: &str) {
+    fs::write(
+        ws.join("BUILD.star"),
+        format!(
+            "# test variant\ncompose(\n    name = \"pylon\",\n    base = \"//pylon/standin\",\n    caps = {caps},\n    providers = {providers},\n    dynlink = {dynlink},\n)\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn compose_checks_fail_at_analysis_with_exit_2() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-wasm-checks-{}", std::process::id())));
+    let ws = tmp.0.join("ws");
+    example_workspace(&ws);
+    let cache = tmp.0.join("cache");
+    let caps = r#"["//caps/crc32c", "//caps/id_mux", "//caps/sqlite"]"#;
+    let fails = |providers: &str, dynlink: &str, caps: &str, want: &[&str]| {
+        with_compose(&ws, caps, providers, dynlink);
+        let (code, err) = build_code(&ws, &cache, &["//:pylon"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("BUILD.star:2:1"),
+            "names the declaration: {err}"
+        );
+        for w in want {
+            assert!(err.contains(w), "missing `{w}` in: {err}");
+        }
+        // Nothing was built.
+        assert!(!ws.join("kiln-out/pylon.wasm").exists());
+    };
+    // An import no provider serves.
+    fails(
+        r#"["//providers/id_mux"]"#,
+        r#"["//providers/crc32c"]"#,
+        caps,
+        &[
+            "import `pylon:sqlite/database@0.1.0` of `//caps/sqlite:sqlite` is unsatisfied",
+            "add the provider that serves it",
+        ],
+    );
+    // A plug that serves no cap.
+    fails(
+        r#"["//providers/id_mux", "//providers/sqlite"]"#,
+        r#"["//providers/crc32c"]"#,
+        r#"["//caps/crc32c", "//caps/sqlite"]"#,
+        &[
+            "provider `//providers/id_mux:id_mux` is an unused plug",
+            "tegmentum:id-multiplexer/id-dispatcher@0.1.0",
+            "remove it from `providers`",
+        ],
+    );
+    // A dynlink id no provider has.
+    fails(
+        r#"["//providers/id_mux", "//providers/sqlite"]"#,
+        "[]",
+        caps,
+        &[
+            "cap `//caps/crc32c:crc32c` resolves dynlink id `crc32c`, but no provider in `dynlink` has it",
+            "dynlink_id = \"crc32c\"",
+        ],
+    );
+    // A dynlink provider listed as a static plug.
+    fails(
+        r#"["//providers/id_mux", "//providers/sqlite", "//providers/crc32c"]"#,
+        "[]",
+        caps,
+        &["`//providers/crc32c:crc32c` is a dynlink provider (id `crc32c`); list it in `dynlink`"],
+    );
+    // A cap whose linkage does not match its world.
+    let cap_build = fs::read_to_string(ws.join("caps/id_mux/BUILD.star")).unwrap();
+    fs::write(
+        ws.join("caps/id_mux/BUILD.star"),
+        cap_build.replace("linkage = \"mux\"", "linkage = \"dynlink\""),
+    )
+    .unwrap();
+    let (code, err) = build_code(&ws, &cache, &["//caps/id_mux"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has linkage \"dynlink\" but world `tegmentum:id-multiplexer/cap@0.1.0` does not import `compose:dynlink/linker`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn example_pylon_end_to_end() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-wasm-pylon-{}", std::process::id())));
+    let (a, b) = (tmp.0.join("a"), tmp.0.join("b"));
+    example_workspace(&a);
+    example_workspace(&b);
+    // The slow part (the Rust SQLite provider) comes from kiln's own cache
+    // when an earlier run (or `.ci/pylon`) filled it; cold on a fresh CI
+    // machine.
+    let shared_cache = std::env::var_os("KILN_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kiln"));
+    let (ok, err) = build(&a, &shared_cache, &["//..."]);
+    assert!(ok, "{err}");
+
+    let out = |ws: &Path, f: &str| fs::read_to_string(ws.join("kiln-out").join(f)).unwrap();
+    let exports = |f: &str| -> Vec<String> {
+        out(&a, f)
+            .lines()
+            .filter(|l| l.starts_with("export "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let non_wasi_imports = |f: &str| -> Vec<String> {
+        out(&a, f)
+            .lines()
+            .filter(|l| l.starts_with("import ") && !l.starts_with("import wasi:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // Every component's interfaces, parsed from the built component.
+    assert_eq!(
+        exports("providers/crc32c/crc32c.interfaces.txt"),
+        ["export compose:dynlink/endpoint@0.1.0"]
+    );
+    assert_eq!(
+        exports("providers/id_mux/id_mux.interfaces.txt"),
+        ["export tegmentum:id-multiplexer/id-dispatcher@0.1.0"]
+    );
+    assert_eq!(
+        exports("providers/sqlite/sqlite.interfaces.txt"),
+        ["export pylon:sqlite/database@0.1.0"]
+    );
+    for p in ["crc32c/crc32c", "id_mux/id_mux", "sqlite/sqlite"] {
+        let f = format!("providers/{p}.interfaces.txt");
+        assert!(non_wasi_imports(&f).is_empty(), "{f}: {}", out(&a, &f));
+    }
+    // pylon: the static and mux providers are plugged in; what is left is
+    // WASI and the runtime linker.
+    assert_eq!(
+        exports("pylon.interfaces.txt"),
+        ["export wasi:cli/run@0.2.12"]
+    );
+    assert_eq!(
+        non_wasi_imports("pylon.interfaces.txt"),
+        ["import compose:dynlink/linker@0.1.0"]
+    );
+    assert_eq!(
+        out(&a, "pylon_world/pylon.wit"),
+        "// The imports of pylon `//:pylon`, one per cap interface (generated).\npackage kiln:pylon;\n\nworld pylon {\n  import compose:dynlink/linker@0.1.0;\n  import pylon:sqlite/database@0.1.0;\n  import tegmentum:id-multiplexer/id-dispatcher@0.1.0;\n}\n"
+    );
+    let plan: serde_json::Value = serde_json::from_str(&out(&a, "pylon.dynlink.json")).unwrap();
+    let crc = &plan["providers"]["crc32c"];
+    assert_eq!(crc["component"], "kiln-out/providers/crc32c/crc32c.wasm");
+    let crc_bytes = fs::read(a.join("kiln-out/providers/crc32c/crc32c.wasm")).unwrap();
+    assert_eq!(crc["size"], crc_bytes.len());
+    assert_eq!(crc["digest"].as_str().unwrap().len(), "blake3:".len() + 64);
+    let cap: serde_json::Value =
+        serde_json::from_str(&out(&a, "caps/crc32c/crc32c.cap.json")).unwrap();
+    assert_eq!(cap["module"], "_crc32c_dynlink_cap");
+    assert_eq!(cap["init"], "PyInit__crc32c_dynlink_cap");
+    assert_eq!(cap["linkage"], "dynlink");
+    assert_eq!(cap["facades"][0], "caps/crc32c/crc32c.py");
+    for (c, module, facade) in [
+        ("id_mux/id_mux", "_id_mux_cap", "caps/id_mux/id_mux.py"),
+        (
+            "sqlite/sqlite",
+            "_sqlite_cap",
+            "caps/sqlite/pylon_sqlite.py",
+        ),
+    ] {
+        let v: serde_json::Value =
+            serde_json::from_str(&out(&a, &format!("caps/{c}.cap.json"))).unwrap();
+        assert_eq!(v["module"], module);
+        assert_eq!(v["facades"][0], facade);
+    }
+
+    // The composed pylon runs: each linkage mode through its cap.
+    let python = python();
+    let run = |args: &[&str]| -> (bool, String, String) {
+        let o = Command::new(&python)
+            .arg(repo().join("tests/support/run_pylon.py"))
+            .arg(&a)
+            .arg(a.join("kiln-out/pylon.wasm"))
+            .arg(a.join("kiln-out/pylon.dynlink.json"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // dynlink: resolved once, invoked twice.
+    let (ok, stdout, stderr) = run(&["crc32c", "123456789"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "crc32c(123456789) = 0xE3069283\ncrc32c(123456789) = 0xE3069283\nresolutions: 1\n"
+    );
+    assert_eq!(
+        stderr.matches("host: instantiated crc32c").count(),
+        1,
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["probe", "nope"]);
+    assert!(!ok);
+    assert!(stderr.contains("dynlink provider `nope`"), "{stderr}");
+    // mux: three schemes through one interface.
+    for (scheme, len) in [("ulid", 26), ("nanoid", 21), ("ksuid", 27)] {
+        let (ok, stdout, stderr) = run(&["id", scheme]);
+        assert!(ok, "{stderr}");
+        assert_eq!(stdout.trim_end().len(), len, "{scheme}: {stdout}");
+    }
+    let (ok, _, stderr) = run(&["id", "uuid"]);
+    assert!(!ok);
+    assert!(stderr.contains("unknown id scheme `uuid`"), "{stderr}");
+    // static: connection and prepared-statement handles.
+    let (ok, stdout, stderr) = run(&["sqlite"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "row: 20 'row 2' 2.5 x'02ff' NULL\nrow: 30 'row 3' 3.5 x'03ff' NULL\nafter close: connection is closed\n"
+    );
+    // The providers on their own.
+    let o = Command::new(&python)
+        .arg(repo().join("tests/support/sqlite_smoke.py"))
+        .arg(a.join("kiln-out/providers/sqlite/sqlite.wasm"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let call = |component: &str, iface: &str, func: &str, args: &[&str]| -> Vec<String> {
         let o = Command::new(&python)
-            .arg(repo.join("tests/support/call_export.py"))
+            .arg(repo().join("tests/support/call_export.py"))
             .args(["--repeat", "2"])
-            .arg(ws.join("kiln-out/providers").join(component))
+            .arg(a.join("kiln-out/providers").join(component))
             .args([iface, func])
             .args(args)
             .output()
@@ -163,11 +464,9 @@ fn repository_wit_and_providers_build() {
         call("crc32c/crc32c.wasm", endpoint, "handle", &["nope", "hex:"])[0],
         "error: crc32c: unknown method"
     );
-
     let dispatcher = "tegmentum:id-multiplexer/id-dispatcher@0.1.0";
-    let id = |scheme: &str| call("id_mux/id_mux.wasm", dispatcher, "generate", &[scheme]);
     let check = |scheme: &str, len: usize, alphabet: &str| {
-        let ids = id(scheme);
+        let ids = call("id_mux/id_mux.wasm", dispatcher, "generate", &[scheme]);
         for line in &ids {
             let v = line
                 .strip_prefix("ok: ")
@@ -188,15 +487,82 @@ fn repository_wit_and_providers_build() {
         21,
         "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     );
-    assert!(id("uuid")[0].starts_with("error: unknown id scheme `uuid`"));
 
-    // Invalid WIT fails the build with wit-parser's message.
+    // Another checkout, a fresh cache: every output byte-identical (the
+    // Rust provider is fetched and compiled again).
+    let (ok, err) = build(&b, &tmp.0.join("cache-b"), &["//..."]);
+    assert!(ok, "{err}");
+    let (ta, tb) = (tree(&a.join("kiln-out")), tree(&b.join("kiln-out")));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (f, bytes) in &ta {
+        assert!(bytes == &tb[f], "{f} differs between checkouts and caches");
+    }
+    assert!(ta.contains_key("pylon.wasm") && ta.contains_key("providers/sqlite/sqlite.wasm"));
+
+    // Edit one cap's C source: only its compile and the steps after it run.
+    let cache_b = tmp.0.join("cache-b");
+    let src = b.join("caps/id_mux/id_mux_cap.c");
+    let text = fs::read_to_string(&src).unwrap();
+    // A change to the code, not a comment (which would compile to the same
+    // object and stop there).
+    fs::write(&src, text.replace("s->len + 1", "s->len + 2")).unwrap();
+    let ran = executed(&b, &cache_b, &["//..."]);
+    assert_eq!(
+        ran,
+        [
+            "//:pylon#3 CcLink",
+            "//:pylon#4 Componentize",
+            "//:pylon#5 Compose",
+            "//:pylon#6 InspectComponent",
+            "//caps/id_mux:id_mux#1 CcCompile",
+        ],
+        "an edit of one cap's source"
+    );
+    assert!(executed(&b, &cache_b, &["//..."]).is_empty(), "no-op");
+
+    // Add a dynlink provider: the plan changes, pylon.wasm does not.
+    let before = fs::read(b.join("kiln-out/pylon.wasm")).unwrap();
+    let plan_before = fs::read_to_string(b.join("kiln-out/pylon.dynlink.json")).unwrap();
+    let mut crc_build = fs::read_to_string(b.join("providers/crc32c/BUILD.star")).unwrap();
+    crc_build.push_str(
+        "\nprovider(\n    name = \"crc32c_alt\",\n    srcs = [\"crc32c.c\"],\n    wit = \"//providers/wit:dynlink\",\n    world = \"compose:dynlink/provider\",\n    dynlink_id = \"crc32c-alt\",\n)\n",
+    );
+    fs::write(b.join("providers/crc32c/BUILD.star"), crc_build).unwrap();
+    let root = fs::read_to_string(b.join("BUILD.star")).unwrap();
     fs::write(
-        ws.join("providers/wit/compose-dynlink.wit"),
-        "package compose:dynlink@0.1.0;\ninterface x { f: func() -> nope; }\n",
+        b.join("BUILD.star"),
+        root.replace(
+            "dynlink = [\"//providers/crc32c\"]",
+            "dynlink = [\"//providers/crc32c\", \"//providers/crc32c:crc32c_alt\"]",
+        ),
     )
     .unwrap();
-    let (ok, err) = build(&ws, &cache, &["//providers/wit:dynlink"]);
-    assert!(!ok);
-    assert!(err.contains("invalid WIT") && err.contains("nope"), "{err}");
+    let ran = executed(&b, &cache_b, &["//:pylon"]);
+    assert!(
+        ran.contains(&"//:pylon#7 DynlinkPlan".to_owned()),
+        "{ran:?}"
+    );
+    assert!(
+        ran.iter()
+            .all(|a| !a.starts_with("//:pylon#") || a.ends_with("DynlinkPlan")),
+        "only the plan of //:pylon re-runs: {ran:?}"
+    );
+    assert_eq!(fs::read(b.join("kiln-out/pylon.wasm")).unwrap(), before);
+    let plan_after = fs::read_to_string(b.join("kiln-out/pylon.dynlink.json")).unwrap();
+    assert_ne!(plan_before, plan_after);
+    let plan: serde_json::Value = serde_json::from_str(&plan_after).unwrap();
+    assert_eq!(
+        plan["providers"]["crc32c-alt"]["component"],
+        "kiln-out/providers/crc32c/crc32c_alt.wasm"
+    );
+    // The new provider is resolvable at run time.
+    let o = Command::new(&python)
+        .arg(repo().join("tests/support/run_pylon.py"))
+        .arg(&b)
+        .arg(b.join("kiln-out/pylon.wasm"))
+        .arg(b.join("kiln-out/pylon.dynlink.json"))
+        .args(["probe", "crc32c-alt"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

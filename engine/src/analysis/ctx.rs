@@ -36,8 +36,8 @@ use starlark::values::{
 };
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC, WitCheck,
-    WriteAction,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC,
+    WitCheck, WriteAction,
 };
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;

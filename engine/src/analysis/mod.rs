@@ -361,11 +361,7 @@ fn analyze_one(
             )));
         }
     }
-    Ok((
-        providers,
-        actx.actions.into_inner(),
-        actx.read.into_inner(),
-    ))
+    Ok((providers, actx.actions.into_inner(), actx.read.into_inner()))
 }
 
 fn returned_providers(

@@ -19,8 +19,8 @@ use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC, WitCheck,
-    WriteAction,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC,
+    WitCheck, WriteAction,
 };
 use crate::analysis::Analysis;
 use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};

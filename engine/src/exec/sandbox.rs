@@ -125,7 +125,9 @@ fn with_host_network<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         // if the way back fails, this worker refuses every later action.
         if let Err(e) = setns(own, CloneFlags::CLONE_NEWNET) {
             NET_LOST.with(|l| l.set(true));
-            return Err(format!("cannot return to the sandbox network namespace: {e}"));
+            return Err(format!(
+                "cannot return to the sandbox network namespace: {e}"
+            ));
         }
         Ok(out)
     })

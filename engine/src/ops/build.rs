@@ -93,8 +93,13 @@ pub fn make_plan(
     ActionGraph::build(&analysis)?;
     let p = Plan::from_analysis(&g, &analysis);
     // A plan that cannot be saved is rebuilt next time; not an error.
-    let w =
-        plan::save(&ws.root, patterns, &plan::watched_files(&loader, &g, &analysis.read_files), &p).unwrap_or_default();
+    let w = plan::save(
+        &ws.root,
+        patterns,
+        &plan::watched_files(&loader, &g, &analysis.read_files),
+        &p,
+    )
+    .unwrap_or_default();
     Ok((p, w, false))
 }
 
