@@ -186,6 +186,11 @@ fn repository_wit_is_validated() {
         "package pylon:sqlite@0.1.0\n  interface database\n  world cap\n  world provider\n"
     );
 
+    // A cap reads its world during analysis; the persisted plan of this
+    // build must not outlive a change to the WIT file.
+    let (ok, err) = build(&ws, &cache, &["//caps/crc32c"]);
+    assert!(ok, "{err}");
+
     // Invalid WIT fails the build with wit-parser's message.
     fs::write(
         ws.join("providers/wit/compose-dynlink.wit"),

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Build figures for the repository's example pylon (`//...`: caps in every
+linkage mode, C and Rust providers, the composed `//:pylon`).
+
+Copies the example workspace (root BUILD.star, kiln.toml, caps/,
+providers/, pylon/) into a fresh directory and measures, with an empty
+cache directory:
+
+  cold       `kiln build //...` from nothing (the Rust provider is fetched
+             and compiled); the slowest actions are listed from --profile
+  no-op      build again (median of --runs)
+  edit cap   change the code of caps/id_mux/id_mux_cap.c, build again
+  restore    delete kiln-out/ and build again (all from the cache)
+
+There is no ninja build of these examples to compare with; kiln against
+ninja on the synthetic graph is tests/bench/build.py.
+
+usage: tests/bench/examples.py [--kiln PATH] [--runs N] [-j N]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kiln", default=os.path.join(REPO, "target/release/kiln"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("-j", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    if not os.path.exists(args.kiln):
+        sys.exit(f"no kiln binary at {args.kiln}: cargo build --release")
+    tmp = tempfile.mkdtemp(prefix="kiln-examples-")
+    try:
+        ws = os.path.join(tmp, "ws")
+        os.makedirs(ws)
+        for d in ["caps", "providers", "pylon"]:
+            shutil.copytree(os.path.join(REPO, d), os.path.join(ws, d))
+        for f in ["kiln.toml", "BUILD.star"]:
+            shutil.copy(os.path.join(REPO, f), ws)
+        cache = os.path.join(tmp, "cache")
+        summary = os.path.join(tmp, "summary.json")
+        trace = os.path.join(tmp, "trace.json")
+
+        def build(profile=False):
+            cmd = [args.kiln, "build", "//...", f"-j{args.j}", "--progress", "none", "--cache-dir", cache,
+                   "--summary-json", summary]
+            if profile:
+                cmd += ["--profile", trace]
+            t = time.perf_counter()
+            r = subprocess.run(cmd, cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            dt = time.perf_counter() - t
+            if r.returncode != 0:
+                sys.exit(f"kiln build failed:\n{r.stderr}")
+            with open(summary) as f:
+                s = json.load(f)["actions"]
+            return dt, s["executed"], s["total"]
+
+        rows = []
+        dt, ran, total = build(profile=True)
+        rows.append(("cold (empty cache)", dt, ran, total))
+        with open(trace) as f:
+            events = json.load(f)["traceEvents"]
+        slowest = sorted(events, key=lambda e: -e["dur"])[:3]
+
+        times = []
+        for _ in range(args.runs):
+            dt, ran, total = build()
+            times.append(dt)
+        rows.append((f"no-op (median of {args.runs})", statistics.median(times), ran, total))
+
+        src = os.path.join(ws, "caps/id_mux/id_mux_cap.c")
+        with open(src) as f:
+            text = f.read()
+        with open(src, "w") as f:
+            f.write(text.replace("s->len + 1", "s->len + 2"))
+        dt, ran, total = build()
+        rows.append(("edit one cap's C file", dt, ran, total))
+
+        shutil.rmtree(os.path.join(ws, "kiln-out"))
+        dt, ran, total = build()
+        rows.append(("delete kiln-out, rebuild", dt, ran, total))
+
+        pylon = os.path.getsize(os.path.join(ws, "kiln-out/pylon.wasm"))
+        print(f"example workspace, -j{args.j}, kiln {args.kiln}")
+        print(f"{'scenario':<28} {'time':>9} {'executed':>9} {'of':>4}")
+        for name, dt, ran, total in rows:
+            print(f"{name:<28} {dt:>8.2f}s {ran:>9} {total:>4}")
+        print("slowest actions of the cold build:")
+        for e in slowest:
+            print(f"  {e['dur'] / 1e6:7.2f}s  {e['name']}")
+        print(f"pylon.wasm: {pylon} bytes")
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", tmp])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
