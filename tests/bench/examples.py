@@ -94,7 +94,7 @@ def main():
         print(f"example workspace, -j{args.j}, kiln {args.kiln}")
         print(f"{'scenario':<28} {'time':>9} {'executed':>9} {'of':>4}")
         for name, dt, ran, total in rows:
-            print(f"{name:<28} {dt:>8.2f}s {ran:>9} {total:>4}")
+            print(f"{name:<28} {dt:>8.3f}s {ran:>9} {total:>4}")
         print("slowest actions of the cold build:")
         for e in slowest:
             print(f"  {e['dur'] / 1e6:7.2f}s  {e['name']}")
