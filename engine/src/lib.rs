@@ -51,5 +51,6 @@ pub mod graph;
 pub mod label;
 pub mod load;
 pub mod ops;
+pub mod run;
 pub mod toolchain;
 pub mod workspace;

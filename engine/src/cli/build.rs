@@ -59,9 +59,19 @@ pub struct BuildArgs {
 
 /// Run `kiln build`.
 pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
+    build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _)| code)
+}
+
+/// Build `patterns` as `kiln build` does (summary line, `--summary-json`);
+/// returns the exit code and the workspace.
+pub fn build_patterns(
+    cwd: &Path,
+    jobs: usize,
+    patterns: &[String],
+    f: &BuildFlags,
+) -> Result<(i32, Workspace), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
-    let patterns = parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
-    let f = &args.flags;
+    let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let opts = ExecOptions {
         jobs,
         keep_going: f.keep_going,
@@ -104,12 +114,13 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
     if let Some(note) = r.isolation.as_ref().and_then(|i| i.note.as_ref()) {
         eprintln!("note: sandbox: {note}");
     }
-    Ok(if r.interrupted {
+    let code = if r.interrupted {
         eprintln!("ERROR: interrupted");
         exit::INTERRUPTED
     } else if r.failed > 0 {
         exit::BUILD_FAILED
     } else {
         exit::OK
-    })
+    };
+    Ok((code, ws))
 }

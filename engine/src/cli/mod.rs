@@ -9,6 +9,7 @@ mod build;
 mod clean;
 mod explain;
 mod query;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -67,6 +68,8 @@ enum Command {
     /// Query the target graph: deps(), rdeps(), kind(), filter(), set
     /// operators, and actions(...) for the declared actions.
     Query(query::QueryArgs),
+    /// Build a pylon, then run it under wasmtime: `kiln run //:pylon -- -c 'print(1)'`.
+    Run(run::RunArgs),
 }
 
 /// An error on its way to the user: message and exit code.
@@ -148,6 +151,7 @@ pub fn main() -> i32 {
         Command::Explain(args) => explain::run(&cwd, args),
         Command::Clean(args) => clean::run_clean(&cwd, args),
         Command::Cache(args) => clean::run_cache(args),
+        Command::Run(args) => run::run_cmd(&cwd, jobs, args),
     };
     match result {
         Ok(code) => code,

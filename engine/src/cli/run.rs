@@ -1,0 +1,64 @@
+//! `kiln run TARGET [-- ARGS]`: build a pylon (a `compose` target), then
+//! run it under wasmtime with ARGS (`-c CODE`, a script path, ...). The
+//! guest's stdout, stderr and exit status pass through.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::Failure;
+use super::build::{BuildFlags, build_patterns};
+use crate::error::ErrorClass;
+use crate::label::{Label, PackagePath};
+use crate::run::{RunOptions, run};
+
+/// Arguments of `kiln run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pylon to run (a `compose` target), e.g. `//:pylon`.
+    target: String,
+    /// Arguments passed to the pylon (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+/// Run `kiln run`.
+pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
+    let label = Label::parse_relative(&args.target, &PackagePath::root()).map_err(|e| {
+        Failure::new(
+            ErrorClass::User,
+            format!("`kiln run` takes one target label: {e}"),
+        )
+    })?;
+    let (code, ws) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    let dir = ws.root.join("kiln-out").join(label.package.as_str());
+    let name = label.name.as_str();
+    let component = dir.join(format!("{name}.wasm"));
+    let plan = dir.join(format!("{name}.dynlink.json"));
+    if !component.is_file() || !plan.is_file() {
+        return Err(Failure::new(
+            ErrorClass::User,
+            format!(
+                "`{label}` is not runnable: `kiln run` runs pylons (`compose` targets), which write `{name}.wasm` and `{name}.dynlink.json`"
+            ),
+        ));
+    }
+    let lib = dir.join(format!("{name}_lib"));
+    let mut guest_args = vec![name.to_owned()];
+    guest_args.extend(args.args);
+    let o = RunOptions {
+        component,
+        plan: Some(plan),
+        plan_root: ws.root.clone(),
+        lib_dir: lib.is_dir().then_some(lib),
+        cwd: cwd.to_owned(),
+        args: guest_args,
+        compiled_cache: args.flags.cache_dir(),
+    };
+    run(&o).map_err(|e| Failure::new(ErrorClass::Internal, e))
+}

@@ -1,0 +1,110 @@
+//! Running a composed pylon (`kiln run`): the component under wasmtime
+//! (component model, WASI preview 2), with the stdlib directory mounted at
+//! `/lib`, the working directory at `/`, and `compose:dynlink/linker`
+//! served from the pylon's dynlink plan (`dynlink.rs`). Compiled code is
+//! cached by the component's digest (`compiled.rs`), so a second run does
+//! not compile again.
+
+mod compiled;
+mod dynlink;
+
+use std::path::PathBuf;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// What to run.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// The component (`kiln-out/<pkg>/<name>.wasm`).
+    pub component: PathBuf,
+    /// Its dynlink plan, if it has one.
+    pub plan: Option<PathBuf>,
+    /// The directory the plan's component paths are relative to (the
+    /// workspace root).
+    pub plan_root: PathBuf,
+    /// Mounted read-only at `/lib` in the guest (the stdlib zip's dir).
+    pub lib_dir: Option<PathBuf>,
+    /// Mounted at `/` in the guest (read-write), so scripts and data files
+    /// given by relative path are found.
+    pub cwd: PathBuf,
+    /// The guest's argv, program name first.
+    pub args: Vec<String>,
+    /// Where compiled code is cached.
+    pub compiled_cache: PathBuf,
+}
+
+/// The store data of a pylon: WASI, and the dynlink host.
+pub(crate) struct Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    dynlink: dynlink::Providers,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine kiln runs components with (Cranelift, component model).
+pub(crate) fn engine() -> Result<Engine, String> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    Engine::new(&config).map_err(|e| format!("cannot create the wasmtime engine: {e:#}"))
+}
+
+/// Load (from the compiled cache, else by compiling) a component.
+pub(crate) fn load(
+    engine: &Engine,
+    path: &std::path::Path,
+    cache: &std::path::Path,
+) -> Result<Component, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    compiled::load(engine, &bytes, cache)
+        .map_err(|e| format!("cannot load `{}`: {e}", path.display()))
+}
+
+/// Run the component; returns its exit status.
+pub fn run(o: &RunOptions) -> Result<i32, String> {
+    let engine = engine()?;
+    let component = load(&engine, &o.component, &o.compiled_cache)?;
+    let providers = match &o.plan {
+        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_cache)?,
+        None => dynlink::Providers::default(),
+    };
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(&o.args).inherit_stdio();
+    wasi.preopened_dir(&o.cwd, "/", FsPerms::ReadWrite)
+        .map_err(|e| format!("cannot mount `{}`: {e:#}", o.cwd.display()))?;
+    if let Some(lib) = &o.lib_dir {
+        wasi.preopened_dir(lib, "/lib", FsPerms::ReadOnly)
+            .map_err(|e| format!("cannot mount `{}`: {e:#}", lib.display()))?;
+    }
+    let host = Host {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        dynlink: providers,
+    };
+    let mut store = Store::new(&engine, host);
+    let mut linker: Linker<Host> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| format!("cannot add WASI: {e:#}"))?;
+    dynlink::add_to_linker(&mut linker)?;
+    let command =
+        wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
+            .map_err(|e| format!("cannot instantiate `{}`: {e:#}", o.component.display()))?;
+    match command.wasi_cli_run().call_run(&mut store) {
+        Ok(Ok(())) => Ok(0),
+        Ok(Err(())) => Ok(1),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(I32Exit(code)) => Ok(*code),
+            None => Err(format!("the guest trapped: {e:?}")),
+        },
+    }
+}
