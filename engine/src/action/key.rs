@@ -72,6 +72,7 @@ fn encode_command(e: &mut Enc, a: &Action) {
         ActionKind::Inspect(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::WitCheck(k) => k.key_material().iter().for_each(|x| e.str(x)),
         ActionKind::DynlinkPlan(k) => k.key_material().iter().for_each(|x| e.str(x)),
+        ActionKind::PylonTest(k) => k.key_material().iter().for_each(|x| e.str(x)),
     }
     e.u64(a.outputs.len() as u64);
     for o in &a.outputs {

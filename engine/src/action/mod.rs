@@ -19,6 +19,7 @@ pub use kinds::componentize::Componentize;
 pub use kinds::compose::Compose;
 pub use kinds::dynlink_plan::DynlinkPlan;
 pub use kinds::inspect::Inspect;
+pub use kinds::pylon_test::PylonTest;
 pub use kinds::run::RunAction;
 pub use kinds::wit_bindgen_c::WitBindgenC;
 pub use kinds::wit_check::WitCheck;
@@ -49,6 +50,8 @@ pub enum ActionKind {
     /// Map dynlink provider ids to component digests
     /// (`ctx.actions.dynlink_plan`).
     DynlinkPlan(DynlinkPlan),
+    /// Run a Python test file in a pylon (`ctx.actions.pylon_test`).
+    PylonTest(PylonTest),
 }
 
 impl ActionKind {
@@ -66,6 +69,7 @@ impl ActionKind {
             ActionKind::Inspect(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::WitCheck(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::DynlinkPlan(k) => k.execute(root, &a.inputs, &a.outputs),
+            ActionKind::PylonTest(k) => k.execute(root, &a.inputs, &a.outputs),
             ActionKind::Run(_) | ActionKind::Write(_) => return None,
         })
     }
@@ -108,6 +112,7 @@ impl Action {
             ActionKind::Inspect(k) => k.dump(&mut s),
             ActionKind::WitCheck(k) => k.dump(&mut s),
             ActionKind::DynlinkPlan(k) => k.dump(&mut s),
+            ActionKind::PylonTest(k) => k.dump(&mut s),
         }
         let _ = writeln!(s, "  inputs:");
         for i in &self.inputs {

@@ -36,8 +36,8 @@ use starlark::values::{
 };
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC,
-    WitCheck, WriteAction,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, PylonTest, RunAction,
+    WitBindgenC, WitCheck, WriteAction,
 };
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
@@ -631,6 +631,57 @@ fn wasm_actions_methods(builder: &mut MethodsBuilder) {
             providers: map.into_iter().collect(),
         });
         ctx.add_action("DynlinkPlan", kind, ins, outs, loc)?;
+        Ok(NoneType)
+    }
+
+    /// Run the Python test `script` in the pylon `component` (with its
+    /// dynlink `plan`, the `providers` the plan names, and `lib`, the stdlib
+    /// zip whose directory is mounted at `/lib`); its output goes to
+    /// `output`. The action fails when the script exits non-zero.
+    fn pylon_test<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] component: Value<'v>,
+        #[starlark(require = named)] plan: Value<'v>,
+        #[starlark(require = named)] script: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        #[starlark(require = named, default = NoneOr::None)] lib: NoneOr<Value<'v>>,
+        #[starlark(require = named)] providers: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let loc = here(eval);
+        let ctx = actx(eval)?;
+        let one = |v: Value<'v>, what: &str| -> anyhow::Result<Artifact> {
+            v.downcast_ref::<Artifact>()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("`{what}` must be a file, got `{}`", v.get_type()))
+        };
+        let component = one(component, "component")?;
+        let plan = one(plan, "plan")?;
+        let script = one(script, "script")?;
+        let mut ins = vec![component.clone(), plan.clone(), script.clone()];
+        let lib = match lib.into_option() {
+            Some(v) => {
+                let f = one(v, "lib")?;
+                ins.push(f.clone());
+                f.path()
+                    .rsplit_once('/')
+                    .map(|(d, _)| d.to_owned())
+                    .unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        if let Some(p) = providers {
+            collect_files(p, "providers", &mut ins)?;
+        }
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::PylonTest(PylonTest {
+            component: component.path().to_owned(),
+            plan: plan.path().to_owned(),
+            lib,
+            script: script.path().to_owned(),
+        });
+        ctx.add_action("PylonTest", kind, ins, outs, loc)?;
         Ok(NoneType)
     }
 

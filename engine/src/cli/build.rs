@@ -25,7 +25,7 @@ pub struct BuildFlags {
     /// Keep going after an action fails: build everything that does not
     /// depend on it.
     #[arg(short = 'k', long = "keep-going")]
-    keep_going: bool,
+    pub keep_going: bool,
     /// The local cache directory (default: $KILN_CACHE_DIR, else ~/.cache/kiln).
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -59,17 +59,18 @@ pub struct BuildArgs {
 
 /// Run `kiln build`.
 pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
-    build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _)| code)
+    build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _, _)| code)
 }
 
 /// Build `patterns` as `kiln build` does (summary line, `--summary-json`);
-/// returns the exit code and the workspace.
+/// returns the exit code, the workspace, and the owner and mnemonic of each
+/// failed action.
 pub fn build_patterns(
     cwd: &Path,
     jobs: usize,
     patterns: &[String],
     f: &BuildFlags,
-) -> Result<(i32, Workspace), Failure> {
+) -> Result<(i32, Workspace, Vec<(String, String)>), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
     let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let opts = ExecOptions {
@@ -122,5 +123,5 @@ pub fn build_patterns(
     } else {
         exit::OK
     };
-    Ok((code, ws))
+    Ok((code, ws, o.report.failures))
 }

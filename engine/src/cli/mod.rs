@@ -10,6 +10,7 @@ mod clean;
 mod explain;
 mod query;
 mod run;
+mod test;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -68,6 +69,9 @@ enum Command {
     /// Query the target graph: deps(), rdeps(), kind(), filter(), set
     /// operators, and actions(...) for the declared actions.
     Query(query::QueryArgs),
+    /// Build and run test targets (rules named `*_test`); passing results
+    /// are cached.
+    Test(test::TestArgs),
     /// Build a pylon, then run it under wasmtime: `kiln run //:pylon -- -c 'print(1)'`.
     Run(run::RunArgs),
 }
@@ -152,6 +156,7 @@ pub fn main() -> i32 {
         Command::Clean(args) => clean::run_clean(&cwd, args),
         Command::Cache(args) => clean::run_cache(args),
         Command::Run(args) => run::run_cmd(&cwd, jobs, args),
+        Command::Test(args) => test::run(&cwd, jobs, args),
     };
     match result {
         Ok(code) => code,

@@ -32,7 +32,7 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
             format!("`kiln run` takes one target label: {e}"),
         )
     })?;
-    let (code, ws) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
+    let (code, ws, _) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
     if code != 0 {
         return Ok(code);
     }
@@ -59,6 +59,9 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
         cwd: cwd.to_owned(),
         args: guest_args,
         compiled_cache: args.flags.cache_dir(),
+        capture: false,
     };
-    run(&o).map_err(|e| Failure::new(ErrorClass::Internal, e))
+    run(&o)
+        .map(|r| r.status)
+        .map_err(|e| Failure::new(ErrorClass::Internal, e))
 }

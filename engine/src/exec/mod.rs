@@ -87,6 +87,8 @@ pub struct ExecReport {
     pub local_hits: usize,
     /// Actions that failed.
     pub failed: usize,
+    /// The owner (label) and mnemonic of each failed action.
+    pub failures: Vec<(String, String)>,
     /// The build was interrupted.
     pub interrupted: bool,
     /// Isolation the sandbox obtained; `None` when no worker started (no
@@ -911,6 +913,9 @@ impl Scheduler<'_> {
         let a = &self.plan.actions[i];
         self.status[i] = Status::Failed;
         self.report.failed += 1;
+        self.report
+            .failures
+            .push((a.owner.to_string(), a.mnemonic.clone()));
         let mut text = format!(
             "ERROR: {} failed ({}): {message}\n",
             self.name(i),

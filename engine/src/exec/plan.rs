@@ -19,8 +19,8 @@ use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
 use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, RunAction, WitBindgenC,
-    WitCheck, WriteAction,
+    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, PylonTest, RunAction,
+    WitBindgenC, WitCheck, WriteAction,
 };
 use crate::analysis::Analysis;
 use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
@@ -331,6 +331,12 @@ fn encode_plan(w: &mut W, p: &Plan) {
             }
             ActionKind::Inspect(_) => w.u8(5),
             ActionKind::WitCheck(_) => w.u8(6),
+            ActionKind::PylonTest(k) => {
+                w.u8(8);
+                for x in [&k.component, &k.plan, &k.lib, &k.script] {
+                    w.str(x);
+                }
+            }
             ActionKind::DynlinkPlan(k) => {
                 w.u8(7);
                 w.u32(k.providers.len() as u32);
@@ -446,6 +452,12 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
                     .collect::<Option<Vec<_>>>()?;
                 ActionKind::DynlinkPlan(DynlinkPlan { providers })
             }
+            8 => ActionKind::PylonTest(PylonTest {
+                component: r.str()?.to_owned(),
+                plan: r.str()?.to_owned(),
+                lib: r.str()?.to_owned(),
+                script: r.str()?.to_owned(),
+            }),
             _ => return None,
         };
         let ni = r.u32()?;

@@ -375,7 +375,8 @@ impl Sandbox {
             | ActionKind::Compose(_)
             | ActionKind::Inspect(_)
             | ActionKind::WitCheck(_)
-            | ActionKind::DynlinkPlan(_) => {}
+            | ActionKind::DynlinkPlan(_)
+            | ActionKind::PylonTest(_) => {}
             ActionKind::Write(w) => {
                 let dest = self.root.join(action.outputs[0].path());
                 io(

@@ -49,6 +49,10 @@ pub const RULESET: &[(&str, &str)] = &[
         include_str!("../../../rules/standin_base.star"),
     ),
     ("compose.star", include_str!("../../../rules/compose.star")),
+    (
+        "pylon_test.star",
+        include_str!("../../../rules/pylon_test.star"),
+    ),
 ];
 
 /// How built-in ruleset files are named in labels and messages.

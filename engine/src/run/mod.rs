@@ -33,7 +33,26 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Where compiled code is cached.
     pub compiled_cache: PathBuf,
+    /// Capture stdout and stderr together (for tests) instead of passing
+    /// them through.
+    pub capture: bool,
 }
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The guest's exit status.
+    pub status: i32,
+    /// Its stdout and stderr, interleaved, when captured.
+    pub output: Vec<u8>,
+}
+
+/// Where `kiln run` and test actions cache compiled code (set once per
+/// process by the build; a per-user default otherwise).
+pub static COMPILED_CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Most output a captured run keeps.
+const CAPTURE_LIMIT: usize = 16 << 20;
 
 /// The store data of a pylon: WASI, and the dynlink host.
 pub(crate) struct Host {
@@ -70,8 +89,8 @@ pub(crate) fn load(
         .map_err(|e| format!("cannot load `{}`: {e}", path.display()))
 }
 
-/// Run the component; returns its exit status.
-pub fn run(o: &RunOptions) -> Result<i32, String> {
+/// Run the component; returns its exit status (and output, if captured).
+pub fn run(o: &RunOptions) -> Result<RunResult, String> {
     let engine = engine()?;
     let component = load(&engine, &o.component, &o.compiled_cache)?;
     let providers = match &o.plan {
@@ -79,7 +98,13 @@ pub fn run(o: &RunOptions) -> Result<i32, String> {
         None => dynlink::Providers::default(),
     };
     let mut wasi = WasiCtxBuilder::new();
-    wasi.args(&o.args).inherit_stdio();
+    wasi.args(&o.args);
+    let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(CAPTURE_LIMIT);
+    if o.capture {
+        wasi.stdout(pipe.clone()).stderr(pipe.clone());
+    } else {
+        wasi.inherit_stdio();
+    }
     wasi.preopened_dir(&o.cwd, "/", FsPerms::ReadWrite)
         .map_err(|e| format!("cannot mount `{}`: {e:#}", o.cwd.display()))?;
     if let Some(lib) = &o.lib_dir {
@@ -99,12 +124,21 @@ pub fn run(o: &RunOptions) -> Result<i32, String> {
     let command =
         wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
             .map_err(|e| format!("cannot instantiate `{}`: {e:#}", o.component.display()))?;
-    match command.wasi_cli_run().call_run(&mut store) {
-        Ok(Ok(())) => Ok(0),
-        Ok(Err(())) => Ok(1),
+    let status = match command.wasi_cli_run().call_run(&mut store) {
+        Ok(Ok(())) => 0,
+        Ok(Err(())) => 1,
         Err(e) => match e.downcast_ref::<I32Exit>() {
-            Some(I32Exit(code)) => Ok(*code),
-            None => Err(format!("the guest trapped: {e:?}")),
+            Some(I32Exit(code)) => *code,
+            None if o.capture => {
+                let mut output = pipe.contents().to_vec();
+                output.extend(format!("\nthe guest trapped: {e:?}\n").as_bytes());
+                return Ok(RunResult { status: 1, output });
+            }
+            None => return Err(format!("the guest trapped: {e:?}")),
         },
-    }
+    };
+    Ok(RunResult {
+        status,
+        output: pipe.contents().to_vec(),
+    })
 }

@@ -4,6 +4,7 @@ pub mod componentize;
 pub mod compose;
 pub mod dynlink_plan;
 pub mod inspect;
+pub mod pylon_test;
 pub mod run;
 pub mod wasm;
 pub mod wit_bindgen_c;
