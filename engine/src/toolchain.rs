@@ -162,16 +162,32 @@ fn resolve_rust() -> Result<Toolchain, String> {
     Ok(Toolchain { entries, files })
 }
 
-/// The toolchain called `name` (`c` or `rust`), resolved once per process.
+/// The host's Python 3.11 (Debian's), the build Python of CPython's cross
+/// build and the tool that packs stdlib zips.
+fn resolve_python() -> Result<Toolchain, String> {
+    let path = "/usr/bin/python3.11";
+    let r = real(path).ok_or_else(|| {
+        format!("The host Python 3.11 is missing: `{path}`; {SETUP_HINT} (it installs Debian's python3.11)")
+    })?;
+    Ok(Toolchain {
+        entries: vec![("python".to_owned(), path.to_owned())],
+        files: vec![r.to_string_lossy().into_owned()],
+    })
+}
+
+/// The toolchain called `name` (`c`, `rust` or `python`), resolved once per
+/// process.
 pub fn get(name: &str) -> Result<&'static Toolchain, String> {
     static C: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static RUST: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    static PYTHON: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     let cell = match name {
         "c" => C.get_or_init(resolve_c),
         "rust" => RUST.get_or_init(resolve_rust),
+        "python" => PYTHON.get_or_init(resolve_python),
         _ => {
             return Err(format!(
-                "Unknown toolchain `{name}`; known toolchains: c, rust"
+                "Unknown toolchain `{name}`; known toolchains: c, rust, python"
             ));
         }
     };

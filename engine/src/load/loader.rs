@@ -44,11 +44,8 @@ pub const RULESET: &[(&str, &str)] = &[
         include_str!("../../../rules/provider.star"),
     ),
     ("cap.star", include_str!("../../../rules/cap.star")),
-    (
-        "standin_base.star",
-        include_str!("../../../rules/standin_base.star"),
-    ),
     ("compose.star", include_str!("../../../rules/compose.star")),
+    ("cpython.star", include_str!("../../../rules/cpython.star")),
     (
         "pylon_test.star",
         include_str!("../../../rules/pylon_test.star"),
