@@ -43,10 +43,10 @@ fn repo() -> PathBuf {
 }
 
 /// A copy of the repository's example workspace (root BUILD.star, caps,
-/// providers, the stand-in base) at `to`.
+/// providers, CPython and its fetched sources, pylon tests) at `to`.
 fn example_workspace(to: &Path) {
     let repo = repo();
-    for d in ["caps", "providers", "pylon"] {
+    for d in ["caps", "providers", "pylon", "third_party"] {
         copy_dir(&repo.join(d), &to.join(d));
     }
     for f in ["kiln.toml", "BUILD.star"] {
@@ -186,9 +186,9 @@ fn repository_wit_is_validated() {
         "package pylon:sqlite@0.1.0\n  interface database\n  world cap\n  world provider\n"
     );
 
-    // A cap reads its world during analysis; the persisted plan of this
-    // build must not outlive a change to the WIT file.
-    let (ok, err) = build(&ws, &cache, &["//caps/crc32c"]);
+    // A provider reads its world during analysis; the persisted plan of
+    // this build must not outlive a change to the WIT file.
+    let (ok, err) = build(&ws, &cache, &["//providers/crc32c"]);
     assert!(ok, "{err}");
 
     // Invalid WIT fails the build with wit-parser's message.
@@ -216,7 +216,7 @@ fn with_compose(ws: &Path, caps: &str, providers: &str, dynlink: &str) {
     fs::write(
         ws.join("BUILD.star"),
         format!(
-            "# test variant\ncompose(\n    name = \"pylon\",\n    base = \"//pylon/standin\",\n    caps = {caps},\n    providers = {providers},\n    dynlink = {dynlink},\n)\n"
+            "# test variant\ncompose(\n    name = \"pylon\",\n    base = \"//third_party/cpython\",\n    caps = {caps},\n    providers = {providers},\n    dynlink = {dynlink},\n)\n"
         ),
     )
     .unwrap();
@@ -302,9 +302,9 @@ fn example_pylon_end_to_end() {
     let (a, b) = (tmp.0.join("a"), tmp.0.join("b"));
     example_workspace(&a);
     example_workspace(&b);
-    // The slow part (the Rust SQLite provider) comes from kiln's own cache
-    // when an earlier run (or `.ci/pylon`) filled it; cold on a fresh CI
-    // machine.
+    // The slow parts (CPython, the Rust SQLite provider) come from kiln's
+    // own cache when an earlier run (or `.ci/pylon`) filled it; cold on a
+    // fresh CI machine.
     let shared_cache = std::env::var_os("KILN_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kiln"));
@@ -383,54 +383,56 @@ fn example_pylon_end_to_end() {
         assert_eq!(v["facades"][0], facade);
     }
 
-    // The composed pylon runs: each linkage mode through its cap.
-    let python = python();
-    let run = |args: &[&str]| -> (bool, String, String) {
-        let o = Command::new(&python)
-            .arg(repo().join("tests/support/run_pylon.py"))
-            .arg(&a)
-            .arg(a.join("kiln-out/pylon.wasm"))
-            .arg(a.join("kiln-out/pylon.dynlink.json"))
+    // The composed pylon runs Python: each linkage mode through its cap,
+    // as pylon_test targets (`kiln test`) and through `kiln run`.
+    let kiln = |ws: &Path, cache: &Path, args: &[&str]| -> (i32, String, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(args)
+            .args(["--progress", "none", "--cache-dir"])
+            .arg(cache)
+            .current_dir(ws)
             .output()
             .unwrap();
         (
-            o.status.success(),
+            o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    // dynlink: resolved once, invoked twice.
-    let (ok, stdout, stderr) = run(&["crc32c", "123456789"]);
-    assert!(ok, "{stderr}");
-    assert_eq!(
-        stdout,
-        "crc32c(123456789) = 0xE3069283\ncrc32c(123456789) = 0xE3069283\nresolutions: 1\n"
+    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/..."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("//pylon/tests:caps_test") && err.contains("PASSED"),
+        "{err}"
     );
-    assert_eq!(
-        stderr.matches("host: instantiated crc32c").count(),
-        1,
-        "{stderr}"
-    );
-    let (ok, _, stderr) = run(&["probe", "nope"]);
-    assert!(!ok);
-    assert!(stderr.contains("dynlink provider `nope`"), "{stderr}");
-    // mux: three schemes through one interface.
-    for (scheme, len) in [("ulid", 26), ("nanoid", 21), ("ksuid", 27)] {
-        let (ok, stdout, stderr) = run(&["id", scheme]);
-        assert!(ok, "{stderr}");
-        assert_eq!(stdout.trim_end().len(), len, "{scheme}: {stdout}");
-    }
-    let (ok, _, stderr) = run(&["id", "uuid"]);
-    assert!(!ok);
-    assert!(stderr.contains("unknown id scheme `uuid`"), "{stderr}");
-    // static: connection and prepared-statement handles.
-    let (ok, stdout, stderr) = run(&["sqlite"]);
-    assert!(ok, "{stderr}");
-    assert_eq!(
-        stdout,
-        "row: 20 'row 2' 2.5 x'02ff' NULL\nrow: 30 'row 3' 3.5 x'03ff' NULL\nafter close: connection is closed\n"
-    );
+    let run = |code_: &str| kiln(&a, &shared_cache, &["run", "//:pylon", "--", "-c", code_]);
+    let (code, out, err) = run("import crc32c, id_mux, pylon_sqlite as s\n\
+         print(hex(crc32c.crc32c(b'123456789')), len(id_mux.generate('ulid')))\n\
+         db = s.connect(':memory:'); db.execute('create table t (x)')\n\
+         db.execute('insert into t values (?)', ('hi',)); print(db.execute('select x from t').fetchall())");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0xe3069283 26\n[('hi',)]\n");
+    // Exit status and stderr pass through; an unknown scheme is ValueError.
+    let (code, _, err) = run("import id_mux; id_mux.generate('uuid')");
+    assert_ne!(code, 0);
+    assert!(err.contains("ValueError") && err.contains("uuid"), "{err}");
+    // A script path, relative to the working directory.
+    fs::write(
+        a.join("hello.py"),
+        "import json, re, zlib\nprint(json.dumps([zlib.crc32(b'abc'), re.sub('a', 'b', 'aa')]))\n",
+    )
+    .unwrap();
+    let (code, out, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", "hello.py"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[891568578, \"bb\"]\n");
+    // Not a pylon: a clear error.
+    let (code, _, err) = kiln(&a, &shared_cache, &["run", "//providers/crc32c"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not runnable"), "{err}");
+    // No test targets: exit 4.
+    let (code, _, _) = kiln(&a, &shared_cache, &["test", "//caps/..."]);
+    assert_eq!(code, 4);
+    let python = python();
     // The providers on their own.
     let o = Command::new(&python)
         .arg(repo().join("tests/support/sqlite_smoke.py"))
@@ -493,8 +495,8 @@ fn example_pylon_end_to_end() {
         "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     );
 
-    // Another checkout, a fresh cache: every output byte-identical (the
-    // Rust provider is fetched and compiled again).
+    // Another checkout, a fresh cache: every output byte-identical (CPython
+    // and the Rust provider are built again).
     let (ok, err) = build(&b, &tmp.0.join("cache-b"), &["//..."]);
     assert!(ok, "{err}");
     let (ta, tb) = (tree(&a.join("kiln-out")), tree(&b.join("kiln-out")));
@@ -511,19 +513,19 @@ fn example_pylon_end_to_end() {
     // A change to the code, not a comment (which would compile to the same
     // object and stop there).
     fs::write(&src, text.replace("s->len + 1", "s->len + 2")).unwrap();
-    let ran = executed(&b, &cache_b, &["//..."]);
+    let ran = executed(&b, &cache_b, &["//:pylon"]);
     assert_eq!(
         ran,
         [
-            "//:pylon#3 CcLink",
-            "//:pylon#4 Componentize",
-            "//:pylon#5 Compose",
-            "//:pylon#6 InspectComponent",
+            "//:pylon#5 CcLink",
+            "//:pylon#6 Componentize",
+            "//:pylon#7 Compose",
+            "//:pylon#8 InspectComponent",
             "//caps/id_mux:id_mux#1 CcCompile",
         ],
         "an edit of one cap's source"
     );
-    assert!(executed(&b, &cache_b, &["//..."]).is_empty(), "no-op");
+    assert!(executed(&b, &cache_b, &["//:pylon"]).is_empty(), "no-op");
 
     // Add a dynlink provider: the plan changes, pylon.wasm does not.
     let before = fs::read(b.join("kiln-out/pylon.wasm")).unwrap();
@@ -544,7 +546,7 @@ fn example_pylon_end_to_end() {
     .unwrap();
     let ran = executed(&b, &cache_b, &["//:pylon"]);
     assert!(
-        ran.contains(&"//:pylon#7 DynlinkPlan".to_owned()),
+        ran.contains(&"//:pylon#9 DynlinkPlan".to_owned()),
         "{ran:?}"
     );
     assert!(
@@ -561,13 +563,16 @@ fn example_pylon_end_to_end() {
         "kiln-out/providers/crc32c/crc32c_alt.wasm"
     );
     // The new provider is resolvable at run time.
-    let o = Command::new(&python)
-        .arg(repo().join("tests/support/run_pylon.py"))
-        .arg(&b)
-        .arg(b.join("kiln-out/pylon.wasm"))
-        .arg(b.join("kiln-out/pylon.dynlink.json"))
-        .args(["probe", "crc32c-alt"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, _, err) = kiln(
+        &b,
+        &cache_b,
+        &[
+            "run",
+            "//:pylon",
+            "--",
+            "-c",
+            "import _crc32c_dynlink_cap as c; c.probe('crc32c-alt')",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
 }

@@ -70,7 +70,8 @@ impl PylonTest {
             plan_root: root.to_owned(),
             lib_dir: (!self.lib.is_empty()).then(|| root.join(&self.lib)),
             cwd: root.to_owned(),
-            args: vec!["pylon".to_owned(), self.script.clone()],
+            // Absolute in the guest, whose `/` is the sandbox root.
+            args: vec!["pylon".to_owned(), format!("/{}", self.script)],
             compiled_cache: cache,
             capture: true,
         };
