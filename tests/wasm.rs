@@ -405,6 +405,38 @@ fn example_pylon_end_to_end() {
         err.contains("//pylon/tests:caps_test") && err.contains("PASSED"),
         "{err}"
     );
+    // Passing results are cached.
+    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/..."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" 0 executed"), "{err}");
+    // A failing test: exit 3, its output printed, the others still pass.
+    fs::write(
+        a.join("pylon/tests/test_fails.py"),
+        "print('before')\nassert 1 == 2, 'deliberately false'\n",
+    )
+    .unwrap();
+    let tests_build = fs::read_to_string(a.join("pylon/tests/BUILD.star")).unwrap();
+    fs::write(
+        a.join("pylon/tests/BUILD.star"),
+        format!("{tests_build}\npylon_test(name = \"fails_test\", pylon = \"//:pylon\", srcs = [\"test_fails.py\"])\n"),
+    )
+    .unwrap();
+    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/..."]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("before") && err.contains("AssertionError: deliberately false"),
+        "{err}"
+    );
+    assert!(
+        err.contains("//pylon/tests:fails_test") && err.contains("FAILED"),
+        "{err}"
+    );
+    assert!(
+        err.contains("//pylon/tests:caps_test") && err.contains("PASSED"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 3 test targets failed"), "{err}");
+    fs::write(a.join("pylon/tests/BUILD.star"), tests_build).unwrap();
     let run = |code_: &str| kiln(&a, &shared_cache, &["run", "//:pylon", "--", "-c", code_]);
     let (code, out, err) = run("import crc32c, id_mux, pylon_sqlite as s\n\
          print(hex(crc32c.crc32c(b'123456789')), len(id_mux.generate('ulid')))\n\
@@ -505,6 +537,12 @@ fn example_pylon_end_to_end() {
         assert!(bytes == &tb[f], "{f} differs between checkouts and caches");
     }
     assert!(ta.contains_key("pylon.wasm") && ta.contains_key("providers/sqlite/sqlite.wasm"));
+
+    // Another checkout with a cache that has everything: nothing runs,
+    // CPython included.
+    let c = tmp.0.join("c");
+    example_workspace(&c);
+    assert!(executed(&c, &shared_cache, &["//:pylon"]).is_empty());
 
     // Edit one cap's C source: only its compile and the steps after it run.
     let cache_b = tmp.0.join("cache-b");

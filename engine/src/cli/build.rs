@@ -62,6 +62,9 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
     build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _, _)| code)
 }
 
+/// The owner (label) and mnemonic of each failed action of a build.
+pub type Failures = Vec<(String, String)>;
+
 /// Build `patterns` as `kiln build` does (summary line, `--summary-json`);
 /// returns the exit code, the workspace, and the owner and mnemonic of each
 /// failed action.
@@ -70,7 +73,7 @@ pub fn build_patterns(
     jobs: usize,
     patterns: &[String],
     f: &BuildFlags,
-) -> Result<(i32, Workspace, Vec<(String, String)>), Failure> {
+) -> Result<(i32, Workspace, Failures), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
     let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let opts = ExecOptions {
