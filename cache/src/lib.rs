@@ -375,6 +375,8 @@ pub struct Stats {
     pub actions: u64,
     /// File states.
     pub files: u64,
+    /// Cumulative counters kept in `meta` (`remote_hits`, `remote_bytes_down`, ...).
+    pub counters: Vec<(String, u64)>,
 }
 
 impl Cache {
@@ -636,7 +638,33 @@ impl Cache {
             s.blobs += 1;
             s.blob_bytes += size;
         }
+        let mut q = self
+            .db
+            .prepare("SELECT key, value FROM meta WHERE key LIKE 'remote_%' ORDER BY key")
+            .map_err(self.dberr())?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.dberr())?;
+        for row in rows {
+            let (k, v) = row.map_err(self.dberr())?;
+            s.counters.push((k, v.parse().unwrap_or(0)));
+        }
         Ok(s)
+    }
+
+    /// Add to cumulative counters kept in the `meta` table (e.g. remote
+    /// cache traffic, shown by `kiln cache stats`).
+    pub fn add_counters(&self, add: &[(&str, u64)]) -> Result<(), CacheError> {
+        for (k, n) in add {
+            self.db
+                .execute(
+                    "INSERT INTO meta(key, value) VALUES(?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
+                    params![k, n.to_string()],
+                )
+                .map_err(self.dberr())?;
+        }
+        Ok(())
     }
 
     fn list_blobs(&self) -> Result<Vec<(Digest, u64)>, CacheError> {

@@ -51,6 +51,7 @@ pub mod graph;
 pub mod label;
 pub mod load;
 pub mod ops;
+pub mod remote;
 pub mod run;
 pub mod toolchain;
 pub mod workspace;

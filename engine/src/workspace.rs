@@ -21,6 +21,16 @@ pub struct Config {
     /// `default_visibility = "private"` makes targets without a declaration
     /// private to their package (the default is public).
     pub default_private: bool,
+    /// `remote_cache = "grpc://host:port"` (or `grpcs://`, `http://host:port/prefix`).
+    pub remote_cache: Option<String>,
+    /// `remote_instance_name = "name"`.
+    pub remote_instance_name: Option<String>,
+    /// `remote_upload = false` makes the remote cache read-only.
+    pub remote_upload: Option<bool>,
+    /// `remote_header = "KEY=VALUE"`, repeatable.
+    pub remote_headers: Vec<(String, String)>,
+    /// `remote_timeout = 30` (seconds per request).
+    pub remote_timeout: Option<u64>,
 }
 
 /// A found workspace.
@@ -210,11 +220,45 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
                     });
                 }
             },
+            "remote_cache" => config.remote_cache = Some(v.to_owned()),
+            "remote_instance_name" => config.remote_instance_name = Some(v.to_owned()),
+            "remote_upload" => match v {
+                "true" => config.remote_upload = Some(true),
+                "false" => config.remote_upload = Some(false),
+                _ => {
+                    return Err(WorkspaceError::Config {
+                        location: loc(1),
+                        message: format!("`remote_upload` must be true or false, found `{v}`"),
+                    });
+                }
+            },
+            "remote_header" => match v.split_once('=') {
+                Some((hk, hv)) if !hk.trim().is_empty() => config
+                    .remote_headers
+                    .push((hk.trim().to_owned(), hv.trim().to_owned())),
+                _ => {
+                    return Err(WorkspaceError::Config {
+                        location: loc(1),
+                        message: format!("`remote_header` must be \"KEY=VALUE\", found `{v}`"),
+                    });
+                }
+            },
+            "remote_timeout" => match v.parse::<u64>() {
+                Ok(n) if n > 0 => config.remote_timeout = Some(n),
+                _ => {
+                    return Err(WorkspaceError::Config {
+                        location: loc(1),
+                        message: format!(
+                            "`remote_timeout` must be a positive number of seconds, found `{v}`"
+                        ),
+                    });
+                }
+            },
             _ => {
                 return Err(WorkspaceError::Config {
                     location: loc(1),
                     message: format!(
-                        "Unknown key `{k}` in kiln.toml; known keys: default_visibility"
+                        "Unknown key `{k}` in kiln.toml; known keys: default_visibility, remote_cache, remote_instance_name, remote_upload, remote_header, remote_timeout"
                     ),
                 });
             }

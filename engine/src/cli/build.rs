@@ -39,9 +39,66 @@ pub struct BuildFlags {
     /// otherwise (auto), one line per action run (plain), or nothing.
     #[arg(long = "progress", value_enum, default_value = "auto")]
     progress: Progress,
+    /// A remote cache: grpc://HOST:PORT or grpcs://HOST:PORT (REAPI v2),
+    /// http://HOST:PORT/PREFIX (Bazel's HTTP cache protocol). Default:
+    /// `remote_cache` in kiln.toml.
+    #[arg(long = "remote-cache", value_name = "URL")]
+    remote_cache: Option<String>,
+    /// The REAPI instance name.
+    #[arg(long = "remote-instance-name", value_name = "NAME")]
+    remote_instance_name: Option<String>,
+    /// Read from the remote cache but never write to it.
+    #[arg(long = "no-remote-upload")]
+    no_remote_upload: bool,
+    /// A header sent with every remote request (repeatable), e.g.
+    /// `authorization=Bearer ...`.
+    #[arg(long = "remote-header", value_name = "KEY=VALUE")]
+    remote_header: Vec<String>,
+    /// Seconds before a remote request times out (default 30).
+    #[arg(long = "remote-timeout", value_name = "SECONDS")]
+    remote_timeout: Option<u64>,
 }
 
 impl BuildFlags {
+    /// The remote cache these flags and `kiln.toml` ask for, if any.
+    fn remote(
+        &self,
+        config: &crate::workspace::Config,
+    ) -> Result<Option<crate::remote::RemoteCache>, Failure> {
+        let Some(url) = self.remote_cache.clone().or(config.remote_cache.clone()) else {
+            return Ok(None);
+        };
+        let mut headers = config.remote_headers.clone();
+        for h in &self.remote_header {
+            let (k, v) = h.split_once('=').ok_or_else(|| {
+                Failure::new(
+                    ErrorClass::User,
+                    format!("`--remote-header {h}`: expected KEY=VALUE"),
+                )
+            })?;
+            headers.push((k.to_owned(), v.to_owned()));
+        }
+        let options = crate::remote::RemoteOptions {
+            url,
+            instance: self
+                .remote_instance_name
+                .clone()
+                .or(config.remote_instance_name.clone())
+                .unwrap_or_default(),
+            headers,
+            upload: !self.no_remote_upload && config.remote_upload.unwrap_or(true),
+            timeout: std::time::Duration::from_secs(
+                self.remote_timeout
+                    .or(config.remote_timeout)
+                    .unwrap_or(30)
+                    .max(1),
+            ),
+        };
+        crate::remote::RemoteCache::new(options)
+            .map(Some)
+            .map_err(|e| Failure::new(ErrorClass::User, e))
+    }
+
     /// The cache directory to use.
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(default_cache_dir)
@@ -85,6 +142,7 @@ pub fn build_patterns(
             Progress::None => ProgressMode::None,
         },
         profile: f.profile.clone(),
+        remote: f.remote(&ws.config)?.map(Arc::new),
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -106,10 +164,13 @@ pub fn build_patterns(
         "{} actions: {} executed, {} cached",
         r.total, r.executed, r.local_hits
     );
+    if r.remote_hits > 0 || opts.remote.is_some() {
+        line.push_str(&format!(", {} remote hits", r.remote_hits));
+    }
     if r.failed > 0 {
         line.push_str(&format!(", {} failed", r.failed));
     }
-    let skipped = r.total - r.executed - r.local_hits - r.failed;
+    let skipped = r.total - r.executed - r.local_hits - r.remote_hits - r.failed;
     if skipped > 0 {
         line.push_str(&format!(", {skipped} not run"));
     }
@@ -117,6 +178,9 @@ pub fn build_patterns(
     eprintln!("{line}");
     if let Some(note) = r.isolation.as_ref().and_then(|i| i.note.as_ref()) {
         eprintln!("note: sandbox: {note}");
+    }
+    if let Some(w) = opts.remote.as_ref().and_then(|r| r.warning()) {
+        eprintln!("WARNING: {w}");
     }
     let code = if r.interrupted {
         eprintln!("ERROR: interrupted");

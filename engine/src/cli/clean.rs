@@ -61,14 +61,18 @@ pub fn run_cache(args: CacheArgs) -> Result<i32, Failure> {
     match args.command {
         CacheCommand::Stats => {
             let s = clean::stats(&dir).map_err(|e| Failure::new(ErrorClass::Environment, e))?;
-            out(&format!(
+            let mut text = format!(
                 "cache: {}\nblobs: {} ({} bytes)\naction results: {}\nfile states: {}\n",
                 dir.display(),
                 s.blobs,
                 s.blob_bytes,
                 s.actions,
                 s.files
-            ));
+            );
+            for (k, v) in &s.counters {
+                text.push_str(&format!("{}: {v}\n", k.replace('_', " ")));
+            }
+            out(&text);
         }
         CacheCommand::Gc { max_size } => {
             let max =

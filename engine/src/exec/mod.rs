@@ -74,6 +74,8 @@ pub struct ExecOptions {
     pub progress: ProgressMode,
     /// Write a Chrome trace here.
     pub profile: Option<PathBuf>,
+    /// A remote cache, looked up after the local one.
+    pub remote: Option<Arc<crate::remote::RemoteCache>>,
 }
 
 /// What an execution did.
@@ -87,6 +89,8 @@ pub struct ExecReport {
     pub local_hits: usize,
     /// Actions that failed.
     pub failed: usize,
+    /// Actions satisfied by the remote cache.
+    pub remote_hits: usize,
     /// The owner (label) and mnemonic of each failed action.
     pub failures: Vec<(String, String)>,
     /// The build was interrupted.
@@ -126,8 +130,15 @@ impl ExecError {
 }
 
 enum Job {
-    Execute { idx: usize, inputs: Vec<Digest> },
-    Verify { idx: usize, result: ActionResult },
+    Execute {
+        idx: usize,
+        inputs: Vec<Digest>,
+        key: Option<Digest>,
+    },
+    Verify {
+        idx: usize,
+        result: ActionResult,
+    },
 }
 
 enum Done {
@@ -139,6 +150,8 @@ enum Done {
     Executed {
         idx: usize,
         outcome: RunOutcome,
+        /// Fetched from the remote cache instead of run.
+        remote: bool,
         worker: usize,
         start: Instant,
         end: Instant,
@@ -199,6 +212,8 @@ struct Scheduler<'a> {
     stopping: bool,
     in_flight: usize,
     job_tx: Option<Sender<Job>>,
+    /// Results of actions run here, for the remote cache's uploader.
+    upload_tx: Option<Sender<(Digest, ActionResult)>>,
     progress: Progress,
     events: Vec<serde_json::Value>,
     t0: Instant,
@@ -403,6 +418,7 @@ pub fn execute(
         stopping: false,
         in_flight: 0,
         job_tx: None,
+        upload_tx: None,
         progress,
         events: Vec::new(),
         t0,
@@ -417,6 +433,19 @@ pub fn execute(
         message: e.to_string(),
     })?;
 
+    // Uploads to the remote cache run in the background of the build; the
+    // build waits for them before it returns.
+    let uploader = opts.remote.clone().filter(|r| r.options.upload).map(|r| {
+        let (tx, rx) = mpsc::channel::<(Digest, ActionResult)>();
+        s.upload_tx = Some(tx);
+        let blobs = s.blobs.clone();
+        std::thread::spawn(move || {
+            for (key, result) in rx {
+                r.upload(&key, &result, &blobs);
+            }
+        })
+    });
+
     // Workers: started lazily, when the first action must run or be verified.
     let running = Arc::new(Running::default());
     let (done_tx, done_rx) = mpsc::channel::<Done>();
@@ -425,6 +454,10 @@ pub fn execute(
     drop(s.job_tx.take());
     for w in workers {
         let _ = w.join();
+    }
+    drop(s.upload_tx.take());
+    if let Some(u) = uploader {
+        let _ = u.join();
     }
     for d in &s.sandbox_dirs {
         sandbox::remove_tree(d);
@@ -442,7 +475,9 @@ pub fn execute(
     }
     result?;
     flushed?;
-    if s.report.failed == 0 && !s.report.interrupted && s.report.executed + s.report.local_hits == n
+    if s.report.failed == 0
+        && !s.report.interrupted
+        && s.report.executed + s.report.local_hits + s.report.remote_hits == n
     {
         for (p, e) in src_paths.iter().zip(&s.src) {
             if let Some((_, st)) = e {
@@ -493,6 +528,7 @@ impl Scheduler<'_> {
             self.sandbox_dirs.push(base.clone());
             let root = self.root.to_path_buf();
             let stop = self.stop.clone();
+            let remote = self.opts.remote.clone();
             workers.push(std::thread::spawn(move || {
                 let made = fs::create_dir_all(&base);
                 // Opened before the workspace is hidden: sources stay
@@ -525,24 +561,40 @@ impl Scheduler<'_> {
                         continue;
                     }
                     let msg = match job {
-                        Job::Execute { idx, inputs } => {
-                            let outcome = match &mut sb {
-                                Ok(sb) => sb.run(
-                                    &blobs,
-                                    &ws_view,
-                                    &plan.actions[idx],
-                                    &inputs,
-                                    &running,
-                                    w,
-                                ),
-                                Err(message) => RunOutcome::Failed {
-                                    message: message.clone(),
-                                    log: String::new(),
+                        Job::Execute { idx, inputs, key } => {
+                            let fetched = match (&remote, key) {
+                                (Some(r), Some(k)) => {
+                                    let declared: Vec<&str> = plan.actions[idx]
+                                        .outputs
+                                        .iter()
+                                        .map(|o| o.path())
+                                        .collect();
+                                    r.fetch(&k, &declared, &blobs)
+                                }
+                                _ => None,
+                            };
+                            let remote_hit = fetched.is_some();
+                            let outcome = match (fetched, &mut sb) {
+                                (Some(result), _) => RunOutcome::Done(result),
+                                (None, sb) => match sb {
+                                    Ok(sb) => sb.run(
+                                        &blobs,
+                                        &ws_view,
+                                        &plan.actions[idx],
+                                        &inputs,
+                                        &running,
+                                        w,
+                                    ),
+                                    Err(message) => RunOutcome::Failed {
+                                        message: message.clone(),
+                                        log: String::new(),
+                                    },
                                 },
                             };
                             Done::Executed {
                                 idx,
                                 outcome,
+                                remote: remote_hit,
                                 worker: w + 1,
                                 start,
                                 end: Instant::now(),
@@ -736,6 +788,7 @@ impl Scheduler<'_> {
         Ok(Some(Job::Execute {
             idx: i,
             inputs: digests,
+            key: Some(key),
         }))
     }
 
@@ -749,6 +802,7 @@ impl Scheduler<'_> {
             Done::Executed {
                 idx,
                 outcome,
+                remote,
                 worker,
                 start,
                 end,
@@ -762,11 +816,24 @@ impl Scheduler<'_> {
                         }
                         let key = self.keys[idx].unwrap_or(Digest([0; 32]));
                         self.materialize(idx, &result, key)?;
+                        if remote {
+                            self.reasons[idx] =
+                                format!("fetched from the remote cache ({})", self.reasons[idx]);
+                            self.record(idx, Outcome::Restored);
+                            self.report.remote_hits += 1;
+                            self.progress
+                                .line(&self.plan.actions[idx], " (remote cache)", e - s);
+                            self.event(idx, worker, s, e, key, "remote_hit");
+                        } else {
+                            if let Some(tx) = &self.upload_tx {
+                                let _ = tx.send((key, result.clone()));
+                            }
+                            self.record(idx, Outcome::Executed);
+                            self.report.executed += 1;
+                            self.progress.line(&self.plan.actions[idx], "", e - s);
+                            self.event(idx, worker, s, e, key, "executed");
+                        }
                         self.writes.push(Write::Action(key, result));
-                        self.record(idx, Outcome::Executed);
-                        self.report.executed += 1;
-                        self.progress.line(&self.plan.actions[idx], "", e - s);
-                        self.event(idx, worker, s, e, key, "executed");
                         self.complete(idx);
                     }
                     RunOutcome::Failed { message, log } => {
@@ -821,6 +888,7 @@ impl Scheduler<'_> {
                             let _ = tx.send(Job::Execute {
                                 idx,
                                 inputs: digests,
+                                key: Some(key),
                             });
                             self.in_flight += 1;
                         }

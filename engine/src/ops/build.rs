@@ -161,6 +161,18 @@ pub fn build(
         .collect();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
+    if let Some(r) = &opts.remote {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = &r.traffic;
+        // Statistics only: a failure to record them is not a build failure.
+        let _ = cache.add_counters(&[
+            ("remote_hits", t.hits.load(Relaxed)),
+            ("remote_misses", t.misses.load(Relaxed)),
+            ("remote_uploads", t.uploads.load(Relaxed)),
+            ("remote_bytes_down", t.bytes_down.load(Relaxed)),
+            ("remote_bytes_up", t.bytes_up.load(Relaxed)),
+        ]);
+    }
     if let Some(snapshot) = &report.snapshot {
         let files: Vec<(PathBuf, Option<kiln_cache::Stat>)> = watched
             .iter()
@@ -199,7 +211,7 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
             "total": r.total,
             "executed": r.executed,
             "local_hits": r.local_hits,
-            "remote_hits": 0,
+            "remote_hits": r.remote_hits,
             "failed": r.failed,
         },
         "outputs": outputs,

@@ -1,0 +1,515 @@
+//! REAPI v2 over gRPC (tonic): Capabilities, ActionCache, CAS batch calls
+//! within the server's batch limit, ByteStream for larger blobs.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tonic::codec::ProstCodec;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::proto::{self, digest_function};
+use super::{Backend, HashFn, RemoteOptions, WireDigest, WireOutput, with_retries};
+
+const CAPABILITIES: &str = "/build.bazel.remote.execution.v2.Capabilities/GetCapabilities";
+const GET_ACTION: &str = "/build.bazel.remote.execution.v2.ActionCache/GetActionResult";
+const UPDATE_ACTION: &str = "/build.bazel.remote.execution.v2.ActionCache/UpdateActionResult";
+const FIND_MISSING: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/FindMissingBlobs";
+const BATCH_UPDATE: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs";
+const BATCH_READ: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs";
+const BS_READ: &str = "/google.bytestream.ByteStream/Read";
+const BS_WRITE: &str = "/google.bytestream.ByteStream/Write";
+
+/// Batch limit when the server states none.
+const DEFAULT_BATCH: i64 = 4 << 20;
+/// Room left in a batch for message framing.
+const BATCH_OVERHEAD: i64 = 64 << 10;
+/// ByteStream chunk size.
+const CHUNK: usize = 1 << 20;
+
+struct Caps {
+    hash: HashFn,
+    batch: i64,
+}
+
+/// A REAPI client.
+pub struct Grpc {
+    rt: tokio::runtime::Runtime,
+    channel: Channel,
+    instance: String,
+    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    timeout: Duration,
+    caps: OnceLock<Result<Caps, String>>,
+}
+
+fn transient(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted
+    )
+}
+
+fn describe(s: Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+impl Grpc {
+    /// A client for `uri` (`http://` or `https://`); connects on first use.
+    pub fn new(uri: &str, tls: bool, o: &RemoteOptions) -> Result<Grpc, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the gRPC runtime: {e}"))?;
+        let mut ep = Endpoint::from_shared(uri.to_owned())
+            .map_err(|e| format!("bad remote cache address `{uri}`: {e}"))?
+            .connect_timeout(o.timeout)
+            .timeout(o.timeout);
+        if tls {
+            ep = ep
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .map_err(|e| format!("TLS: {e}"))?;
+        }
+        let channel = {
+            let _guard = rt.enter();
+            ep.connect_lazy()
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &o.headers {
+            let key = AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("`--remote-header {k}=...`: not a valid header name"))?;
+            let value = AsciiMetadataValue::try_from(v.as_str())
+                .map_err(|_| format!("`--remote-header {k}=...`: not a valid header value"))?;
+            headers.push((key, value));
+        }
+        Ok(Grpc {
+            rt,
+            channel,
+            instance: o.instance.clone(),
+            headers,
+            timeout: o.timeout,
+            caps: OnceLock::new(),
+        })
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        for (k, v) in &self.headers {
+            r.metadata_mut().insert(k.clone(), v.clone());
+        }
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    fn unary<Req, Resp>(&self, path: &'static str, msg: Req) -> Result<Resp, Status>
+    where
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        with_retries(
+            || {
+                self.rt.block_on(async {
+                    let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                    grpc.ready()
+                        .await
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    let codec = ProstCodec::<Req, Resp>::default();
+                    grpc.unary(
+                        self.request(msg.clone()),
+                        PathAndQuery::from_static(path),
+                        codec,
+                    )
+                    .await
+                    .map(|r| r.into_inner())
+                })
+            },
+            transient,
+        )
+    }
+
+    fn caps(&self) -> Result<&Caps, String> {
+        self.caps
+            .get_or_init(|| {
+                let c: proto::ServerCapabilities = self
+                    .unary(
+                        CAPABILITIES,
+                        proto::GetCapabilitiesRequest {
+                            instance_name: self.instance.clone(),
+                        },
+                    )
+                    .map_err(describe)?;
+                let cc = c.cache_capabilities.unwrap_or_default();
+                let hash = if cc.digest_functions.contains(&digest_function::BLAKE3) {
+                    HashFn::Blake3
+                } else if cc.digest_functions.contains(&digest_function::SHA256)
+                    || cc.digest_functions.is_empty()
+                {
+                    HashFn::Sha256
+                } else {
+                    return Err(format!(
+                        "the server offers neither BLAKE3 nor SHA-256 (digest functions {:?})",
+                        cc.digest_functions
+                    ));
+                };
+                let batch = if cc.max_batch_total_size_bytes > 0 {
+                    cc.max_batch_total_size_bytes
+                } else {
+                    DEFAULT_BATCH
+                };
+                Ok(Caps { hash, batch })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn digest_fn(&self) -> i32 {
+        match self.caps().map(|c| c.hash) {
+            Ok(HashFn::Blake3) => digest_function::BLAKE3,
+            _ => digest_function::SHA256,
+        }
+    }
+
+    fn resource(&self, d: &WireDigest, upload: Option<String>) -> String {
+        let mut parts = Vec::new();
+        if !self.instance.is_empty() {
+            parts.push(self.instance.clone());
+        }
+        if let Some(u) = upload {
+            parts.push(format!("uploads/{u}"));
+        }
+        parts.push("blobs".to_owned());
+        if self.digest_fn() == digest_function::BLAKE3 {
+            parts.push("blake3".to_owned());
+        }
+        parts.push(format!("{}/{}", d.hash, d.size));
+        parts.join("/")
+    }
+
+    fn bytestream_read(&self, d: &WireDigest) -> Result<Vec<u8>, String> {
+        let name = self.resource(d, None);
+        with_retries(
+            || {
+                self.rt.block_on(async {
+                    let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                    grpc.ready()
+                        .await
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    let codec = ProstCodec::<proto::ReadRequest, proto::ReadResponse>::default();
+                    let req = self.request(proto::ReadRequest {
+                        resource_name: name.clone(),
+                        read_offset: 0,
+                        read_limit: 0,
+                    });
+                    let mut stream = grpc
+                        .server_streaming(req, PathAndQuery::from_static(BS_READ), codec)
+                        .await?
+                        .into_inner();
+                    let mut data = Vec::with_capacity(d.size.max(0) as usize);
+                    while let Some(m) = stream.message().await? {
+                        data.extend_from_slice(&m.data);
+                    }
+                    Ok(data)
+                })
+            },
+            transient,
+        )
+        .map_err(describe)
+    }
+
+    fn bytestream_write(&self, d: &WireDigest, bytes: &[u8]) -> Result<(), String> {
+        let upload = {
+            let h =
+                blake3::hash(format!("{}{:?}", d.hash, std::time::SystemTime::now()).as_bytes());
+            let x = h.to_hex();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &x[0..8],
+                &x[8..12],
+                &x[12..16],
+                &x[16..20],
+                &x[20..32]
+            )
+        };
+        let name = self.resource(d, Some(upload));
+        with_retries(
+            || {
+                self.rt.block_on(async {
+                    let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                    grpc.ready()
+                        .await
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    let mut msgs = Vec::new();
+                    let mut offset = 0usize;
+                    loop {
+                        let end = (offset + CHUNK).min(bytes.len());
+                        msgs.push(proto::WriteRequest {
+                            resource_name: if offset == 0 {
+                                name.clone()
+                            } else {
+                                String::new()
+                            },
+                            write_offset: offset as i64,
+                            finish_write: end == bytes.len(),
+                            data: bytes[offset..end].to_vec(),
+                        });
+                        offset = end;
+                        if offset >= bytes.len() {
+                            break;
+                        }
+                    }
+                    let codec = ProstCodec::<proto::WriteRequest, proto::WriteResponse>::default();
+                    let req = self.request(tokio_stream::iter(msgs));
+                    let r = grpc
+                        .client_streaming(req, PathAndQuery::from_static(BS_WRITE), codec)
+                        .await?
+                        .into_inner();
+                    if r.committed_size != bytes.len() as i64 && r.committed_size != -1 {
+                        return Err(Status::data_loss(format!(
+                            "the server committed {} of {} bytes",
+                            r.committed_size,
+                            bytes.len()
+                        )));
+                    }
+                    Ok(())
+                })
+            },
+            transient,
+        )
+        .map_err(describe)
+    }
+}
+
+fn wire(d: &WireDigest) -> proto::Digest {
+    proto::Digest {
+        hash: d.hash.clone(),
+        size_bytes: d.size,
+    }
+}
+
+fn unwire(d: &proto::Digest) -> WireDigest {
+    WireDigest {
+        hash: d.hash.clone(),
+        size: d.size_bytes,
+    }
+}
+
+impl Backend for Grpc {
+    fn hash_fn(&self) -> Result<HashFn, String> {
+        self.caps().map(|c| c.hash)
+    }
+
+    fn get_action(&self, action: &WireDigest) -> Result<Option<Vec<WireOutput>>, String> {
+        let r: Result<proto::ActionResult, Status> = self.unary(
+            GET_ACTION,
+            proto::GetActionResultRequest {
+                instance_name: self.instance.clone(),
+                action_digest: Some(wire(action)),
+                digest_function: self.digest_fn(),
+            },
+        );
+        match r {
+            Ok(ar) => {
+                if ar.exit_code != 0 {
+                    return Ok(None);
+                }
+                let mut out = Vec::new();
+                for f in ar.output_files {
+                    let d = f
+                        .digest
+                        .as_ref()
+                        .ok_or_else(|| format!("output `{}` has no digest", f.path))?;
+                    out.push(WireOutput {
+                        path: f.path.clone(),
+                        digest: unwire(d),
+                        executable: f.is_executable,
+                        contents: (!f.contents.is_empty() || d.size_bytes == 0)
+                            .then(|| f.contents.clone()),
+                    });
+                }
+                Ok(Some(out))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(describe(s)),
+        }
+    }
+
+    fn read_blobs(&self, digests: &[WireDigest]) -> Result<Vec<Vec<u8>>, String> {
+        let limit = self.caps()?.batch - BATCH_OVERHEAD;
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; digests.len()];
+        let mut batch: Vec<usize> = Vec::new();
+        let mut size = 0i64;
+        let flush =
+            |batch: &mut Vec<usize>, out: &mut Vec<Option<Vec<u8>>>| -> Result<(), String> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let r: proto::BatchReadBlobsResponse = self
+                    .unary(
+                        BATCH_READ,
+                        proto::BatchReadBlobsRequest {
+                            instance_name: self.instance.clone(),
+                            digests: batch.iter().map(|i| wire(&digests[*i])).collect(),
+                            digest_function: self.digest_fn(),
+                        },
+                    )
+                    .map_err(describe)?;
+                for resp in r.responses {
+                    let code = resp.status.as_ref().map(|s| s.code).unwrap_or(0);
+                    let d = resp.digest.as_ref().map(unwire);
+                    if code != 0 {
+                        return Err(format!(
+                            "reading blob {}: status {code}: {}",
+                            d.map(|d| d.hash).unwrap_or_default(),
+                            resp.status.map(|s| s.message).unwrap_or_default()
+                        ));
+                    }
+                    for i in batch.iter() {
+                        if Some(&digests[*i]) == d.as_ref() && out[*i].is_none() {
+                            out[*i] = Some(resp.data.clone());
+                        }
+                    }
+                }
+                batch.clear();
+                Ok(())
+            };
+        for (i, d) in digests.iter().enumerate() {
+            if d.size == 0 {
+                out[i] = Some(Vec::new());
+            } else if d.size > limit {
+                out[i] = Some(self.bytestream_read(d)?);
+            } else {
+                if size + d.size > limit {
+                    flush(&mut batch, &mut out)?;
+                    size = 0;
+                }
+                batch.push(i);
+                size += d.size;
+            }
+        }
+        flush(&mut batch, &mut out)?;
+        out.into_iter()
+            .zip(digests)
+            .map(|(b, d)| b.ok_or_else(|| format!("the server did not return blob {}", d.hash)))
+            .collect()
+    }
+
+    fn find_missing(&self, digests: &[WireDigest]) -> Result<Vec<WireDigest>, String> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r: proto::FindMissingBlobsResponse = self
+            .unary(
+                FIND_MISSING,
+                proto::FindMissingBlobsRequest {
+                    instance_name: self.instance.clone(),
+                    blob_digests: digests.iter().map(wire).collect(),
+                    digest_function: self.digest_fn(),
+                },
+            )
+            .map_err(describe)?;
+        Ok(r.missing_blob_digests.iter().map(unwire).collect())
+    }
+
+    fn write_blobs(&self, blobs: &[(WireDigest, Vec<u8>)]) -> Result<(), String> {
+        let limit = self.caps()?.batch - BATCH_OVERHEAD;
+        let mut batch: Vec<proto::UpdateBlob> = Vec::new();
+        let mut size = 0i64;
+        let flush = |batch: &mut Vec<proto::UpdateBlob>| -> Result<(), String> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let r: proto::BatchUpdateBlobsResponse = self
+                .unary(
+                    BATCH_UPDATE,
+                    proto::BatchUpdateBlobsRequest {
+                        instance_name: self.instance.clone(),
+                        requests: std::mem::take(batch),
+                        digest_function: self.digest_fn(),
+                    },
+                )
+                .map_err(describe)?;
+            for resp in r.responses {
+                if let Some(s) = resp.status.filter(|s| s.code != 0) {
+                    return Err(format!("storing a blob: status {}: {}", s.code, s.message));
+                }
+            }
+            Ok(())
+        };
+        for (d, bytes) in blobs {
+            if d.size > limit {
+                self.bytestream_write(d, bytes)?;
+                continue;
+            }
+            if size + d.size > limit {
+                flush(&mut batch)?;
+                size = 0;
+            }
+            batch.push(proto::UpdateBlob {
+                digest: Some(wire(d)),
+                data: bytes.clone(),
+            });
+            size += d.size;
+        }
+        flush(&mut batch)
+    }
+
+    fn put_action(&self, action: &WireDigest, outputs: &[WireOutput]) -> Result<(), String> {
+        let _: proto::ActionResult = self
+            .unary(
+                UPDATE_ACTION,
+                proto::UpdateActionResultRequest {
+                    instance_name: self.instance.clone(),
+                    action_digest: Some(wire(action)),
+                    action_result: Some(action_result(outputs)),
+                    digest_function: self.digest_fn(),
+                },
+            )
+            .map_err(describe)?;
+        Ok(())
+    }
+}
+
+/// The REAPI `ActionResult` of `outputs`.
+pub fn action_result(outputs: &[WireOutput]) -> proto::ActionResult {
+    proto::ActionResult {
+        output_files: outputs
+            .iter()
+            .map(|o| proto::OutputFile {
+                path: o.path.clone(),
+                digest: Some(wire(&o.digest)),
+                is_executable: o.executable,
+                contents: Vec::new(),
+            })
+            .collect(),
+        exit_code: 0,
+        stdout_digest: None,
+    }
+}
+
+/// The outputs of a REAPI `ActionResult` (HTTP protocol), if it succeeded.
+pub fn outputs_of(ar: proto::ActionResult) -> Result<Option<Vec<WireOutput>>, String> {
+    if ar.exit_code != 0 {
+        return Ok(None);
+    }
+    ar.output_files
+        .into_iter()
+        .map(|f| {
+            let d = f
+                .digest
+                .as_ref()
+                .ok_or_else(|| format!("output `{}` has no digest", f.path))?;
+            Ok(WireOutput {
+                path: f.path.clone(),
+                digest: unwire(d),
+                executable: f.is_executable,
+                contents: None,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
+}
