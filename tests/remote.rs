@@ -1,0 +1,313 @@
+//! Remote caches against real servers started here: BuildGrid (REAPI v2
+//! over gRPC, from PyPI) and nginx with WebDAV PUT (Bazel's HTTP cache
+//! protocol). Two caches share results through the server; faults (server
+//! down, killed mid-build, a corrupted blob) never fail a build. Needs
+//! `.ci/setup` (it installs both servers).
+
+// Integration tests drive the `kiln` binary and the servers directly.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "support/fs.rs"]
+mod support;
+
+use support::{Tmp, copy_dir};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process, killed on drop.
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn buildgrid() -> Server {
+    let port = free_port();
+    let child = Command::new(repo().join("tests/support/remote/buildgrid.sh"))
+        .args(["serve", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tests/support/remote/buildgrid.sh (run .ci/setup)");
+    wait_listening(port, "BuildGrid");
+    Server(child, port)
+}
+
+fn nginx(root: &Path) -> Server {
+    let port = free_port();
+    fs::create_dir_all(root).unwrap();
+    let child = Command::new(repo().join("tests/support/remote/nginx.sh"))
+        .args(["serve", &port.to_string()])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tests/support/remote/nginx.sh (run .ci/setup)");
+    wait_listening(port, "nginx");
+    Server(child, port)
+}
+
+/// `kiln build ARGS` in `ws` with cache `cache`; (exit code, summary, stderr).
+fn build(ws: &Path, cache: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let summary = cache.with_extension("summary.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .args(args)
+        .args(["--progress", "none", "--cache-dir"])
+        .arg(cache)
+        .arg("--summary-json")
+        .arg(&summary)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    let s = fs::read_to_string(&summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        o.status.code().unwrap_or(-1),
+        s,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir/kiln-out` (relative path -> bytes), `.kiln` excluded.
+fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == ".kiln" {
+                continue;
+            }
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(&dir.join("kiln-out"), &dir.join("kiln-out"), &mut out);
+    out
+}
+
+/// The repository's example workspace (see tests/wasm.rs) at `to`.
+fn example_workspace(to: &Path) {
+    let repo = repo();
+    for d in ["caps", "providers", "pylon", "third_party"] {
+        copy_dir(&repo.join(d), &to.join(d));
+    }
+    for f in ["kiln.toml", "BUILD.star"] {
+        fs::copy(repo.join(f), to.join(f)).unwrap();
+    }
+}
+
+/// A workspace of `n` genrules that each take a little while.
+fn slow_workspace(to: &Path, n: usize) {
+    fs::create_dir_all(to.join("p")).unwrap();
+    fs::write(to.join("kiln.toml"), "").unwrap();
+    fs::write(to.join("BUILD.star"), "").unwrap();
+    let mut b = String::new();
+    for i in 0..n {
+        b.push_str(&format!(
+            "genrule(name = \"g{i}\", outs = [\"g{i}.txt\"], cmd = \"sleep 0.1; echo {i} > $@\")\n"
+        ));
+    }
+    fs::write(to.join("p/BUILD.star"), b).unwrap();
+}
+
+/// Build `targets` of a fresh copy of the examples into cache A (uploading
+/// to `url`), then of another copy into an empty cache B: every action is a
+/// remote hit and the outputs are byte-identical.
+fn round_trip(tmp: &Path, url: &str, targets: &[&str]) {
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    example_workspace(&a);
+    example_workspace(&b);
+    let mut args = vec!["--remote-cache", url];
+    args.extend_from_slice(targets);
+    let (code, s, err) = build(&a, &tmp.join("cache-a"), &args);
+    assert_eq!(code, 0, "{err}");
+    let total = s["actions"]["total"].as_u64().unwrap();
+    assert_eq!(s["actions"]["executed"].as_u64().unwrap(), total, "{err}");
+    assert!(!err.contains("WARNING"), "{err}");
+    let (code, s, err) = build(&b, &tmp.join("cache-b"), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        s["actions"]["remote_hits"].as_u64().unwrap(),
+        total,
+        "{s}\n{err}"
+    );
+    assert_eq!(s["actions"]["executed"].as_u64().unwrap(), 0);
+    assert!(!err.contains("WARNING"), "{err}");
+    let (oa, ob) = (outputs(&a), outputs(&b));
+    assert_eq!(oa.keys().collect::<Vec<_>>(), ob.keys().collect::<Vec<_>>());
+    for (f, bytes) in &oa {
+        assert!(bytes == &ob[f], "{f} differs");
+    }
+    // The traffic is recorded in cache B.
+    let stats = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["cache", "stats", "--cache-dir"])
+        .arg(tmp.join("cache-b"))
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout).into_owned();
+    assert!(stats.contains(&format!("remote hits: {total}")), "{stats}");
+    assert!(stats.contains("remote bytes down: "), "{stats}");
+}
+
+#[test]
+fn grpc_buildgrid_round_trip_of_the_pylon() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-grpc-{}", std::process::id())));
+    let server = buildgrid();
+    // The whole pylon: CPython's outputs go through ByteStream (over the
+    // server's batch limit), the small ones through batch calls.
+    round_trip(
+        &tmp.0,
+        &format!("grpc://127.0.0.1:{}", server.1),
+        &["//:pylon"],
+    );
+}
+
+#[test]
+fn http_nginx_round_trip_and_a_corrupted_blob() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-http-{}", std::process::id())));
+    let root = tmp.0.join("nginx-root");
+    let server = nginx(&root);
+    let url = format!("http://127.0.0.1:{}/cache", server.1);
+    let targets = [
+        "//providers/crc32c",
+        "//providers/id_mux",
+        "//providers/wit/...",
+    ];
+    round_trip(&tmp.0, &url, &targets);
+
+    // Corrupt every stored blob of one output; a third cache must not use
+    // it: the action runs locally, with a warning, and the output is right.
+    let cas = root.join("cache/cas");
+    let wasm = fs::read(tmp.0.join("a/kiln-out/providers/crc32c/crc32c.wasm")).unwrap();
+    let mut corrupted = 0;
+    for e in fs::read_dir(&cas).unwrap() {
+        let p = e.unwrap().path();
+        if fs::read(&p).unwrap() == wasm {
+            let mut bad = wasm.clone();
+            bad[100] ^= 0xff;
+            fs::write(&p, bad).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert_eq!(corrupted, 1);
+    let c = tmp.0.join("c");
+    example_workspace(&c);
+    let mut args = vec!["--remote-cache", url.as_str(), "--no-remote-upload"];
+    args.extend_from_slice(&targets);
+    let before = fs::read_dir(&cas).unwrap().count();
+    let (code, s, err) = build(&c, &tmp.0.join("cache-c"), &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARNING") && err.contains("does not match its digest"),
+        "{err}"
+    );
+    assert!(s["actions"]["executed"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(
+        fs::read(c.join("kiln-out/providers/crc32c/crc32c.wasm")).unwrap(),
+        wasm,
+        "the corrupted blob was not used"
+    );
+    // --no-remote-upload: nothing new on the server.
+    assert_eq!(fs::read_dir(&cas).unwrap().count(), before);
+}
+
+#[test]
+fn server_down_at_start_or_killed_mid_build() {
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-faults-{}", std::process::id())));
+
+    // Nothing listens: a warning, and a correct local build.
+    let ws = tmp.0.join("down");
+    slow_workspace(&ws, 4);
+    let port = free_port();
+    let (code, s, err) = build(
+        &ws,
+        &tmp.0.join("cache-down"),
+        &[
+            "--remote-cache",
+            &format!("grpc://127.0.0.1:{port}"),
+            "--remote-timeout",
+            "5",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 4);
+    assert_eq!(err.matches("WARNING").count(), 1, "warns once: {err}");
+    assert_eq!(
+        fs::read_to_string(ws.join("kiln-out/p/g3.txt")).unwrap(),
+        "3\n"
+    );
+
+    // The server dies while the build runs: the build still succeeds.
+    let ws = tmp.0.join("killed");
+    slow_workspace(&ws, 40);
+    let mut server = buildgrid();
+    let url = format!("grpc://127.0.0.1:{}", server.1);
+    let kiln = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "build",
+            "--progress",
+            "none",
+            "-j2",
+            "--remote-timeout",
+            "5",
+            "--remote-cache",
+            &url,
+            "--cache-dir",
+        ])
+        .arg(tmp.0.join("cache-killed"))
+        .current_dir(&ws)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = server.0.kill();
+    let o = kiln.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("WARNING"), "{err}");
+    for i in 0..40 {
+        assert_eq!(
+            fs::read_to_string(ws.join(format!("kiln-out/p/g{i}.txt"))).unwrap(),
+            format!("{i}\n")
+        );
+    }
+}
