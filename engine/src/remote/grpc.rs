@@ -1,6 +1,10 @@
 //! REAPI v2 over gRPC (tonic): Capabilities, ActionCache, CAS batch calls
 //! within the server's batch limit, ByteStream for larger blobs.
 
+// tonic's error type is `Status` (176 bytes); boxing it at every call
+// would only add noise here.
+#![allow(clippy::result_large_err)]
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
