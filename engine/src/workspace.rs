@@ -282,7 +282,23 @@ mod tests {
         let e = parse_config("\nbogus = 1\n").unwrap_err().to_string();
         assert_eq!(
             e,
-            "kiln.toml:2:1: Unknown key `bogus` in kiln.toml; known keys: default_visibility"
+            "kiln.toml:2:1: Unknown key `bogus` in kiln.toml; known keys: default_visibility, remote_cache, remote_instance_name, remote_upload, remote_header, remote_timeout"
         );
+        let c = parse_config(
+            "remote_cache = \"grpc://127.0.0.1:9\"\nremote_instance_name = \"main\"\nremote_upload = false\nremote_header = \"authorization=Bearer x\"\nremote_timeout = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.remote_cache.as_deref(), Some("grpc://127.0.0.1:9"));
+        assert_eq!(c.remote_instance_name.as_deref(), Some("main"));
+        assert_eq!(c.remote_upload, Some(false));
+        assert_eq!(
+            c.remote_headers,
+            [("authorization".to_owned(), "Bearer x".to_owned())]
+        );
+        assert_eq!(c.remote_timeout, Some(5));
+        let e = parse_config("remote_upload = maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`remote_upload` must be true or false"), "{e}");
     }
 }
