@@ -214,6 +214,226 @@ fn incremental_builds_do_the_least_work() {
     assert!(text.contains("new action"), "{text}");
 }
 
+/// Run a system tool that must succeed.
+fn sh(cwd: &Path, script: &str) {
+    let o = Command::new("/bin/bash")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A genrule copying `a/a.txt`, built until its records are settled: the
+/// sources and outputs were last changed well over a timestamp tick before
+/// the last build, so nothing is racily recorded any more.
+fn copy_workspace(ws: &Ws) {
+    ws.write("a/a.txt", "aaaa\n");
+    ws.write(
+        "a/BUILD.star",
+        "genrule(name = \"copy\", srcs = [\"a.txt\"], outs = [\"copy.txt\"], cmd = \"cat $< > $@\")\n",
+    );
+    assert_eq!(ws.executed(&[]), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ws.executed(&["--profile", "/dev/null"]), 0);
+    assert_eq!(ws.executed(&[]), 0);
+    assert_eq!(ws.read("kiln-out/a/copy.txt"), "aaaa\n");
+}
+
+#[test]
+fn same_size_edits_that_keep_the_mtime_are_rebuilt() {
+    // `--profile` skips the persisted no-op record, so each case runs on
+    // the no-op fast path and on the full path.
+    for (case, full_path) in [
+        ("cp-p", false),
+        ("cp-p", true),
+        ("touch-r", false),
+        ("touch-r", true),
+    ] {
+        let ws = Ws::new(&format!("samesize-{case}-{full_path}"));
+        copy_workspace(&ws);
+        let a = ws.root().join("a");
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let before = (
+            fs::metadata(a.join("a.txt")).unwrap(),
+            ino(&a.join("a.txt")),
+        );
+        match case {
+            // Another file of the same size and mtime copied over it.
+            "cp-p" => sh(
+                &a,
+                "printf 'bbbb\\n' > b.txt && touch -r a.txt b.txt && cp -p b.txt a.txt",
+            ),
+            // Rewritten in place, the old mtime put back.
+            _ => sh(
+                &a,
+                "touch -r a.txt ref && echo bbbb > a.txt && touch -r ref a.txt",
+            ),
+        }
+        let after = fs::metadata(a.join("a.txt")).unwrap();
+        assert_eq!(after.len(), before.0.len());
+        assert_eq!(after.modified().unwrap(), before.0.modified().unwrap());
+        assert_eq!(ino(&a.join("a.txt")), before.1, "{case}: same inode");
+        let args: &[&str] = if full_path {
+            &["--profile", "/dev/null"]
+        } else {
+            &[]
+        };
+        assert_eq!(ws.executed(args), 1, "{case}, full path: {full_path}");
+        assert_eq!(ws.read("kiln-out/a/copy.txt"), "bbbb\n", "{case}");
+        assert_eq!(ws.executed(&[]), 0);
+    }
+}
+
+/// A loop-mounted ext4 with 128-byte inodes: whole-second timestamps, so
+/// two writes within one second leave mtime and ctime unchanged.
+struct CoarseFs {
+    image: PathBuf,
+    mount: PathBuf,
+}
+
+impl CoarseFs {
+    fn new(name: &str) -> CoarseFs {
+        let base = std::env::temp_dir().join(format!("kiln-coarse-{name}-{}", std::process::id()));
+        let (image, mount) = (base.with_extension("img"), base);
+        fs::create_dir_all(&mount).unwrap();
+        let script = format!(
+            "truncate -s 64M {img} && mkfs.ext4 -q -F -I 128 {img} 2>/dev/null && mount -o loop {img} {mnt}",
+            img = image.display(),
+            mnt = mount.display()
+        );
+        let o = Command::new("/bin/bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "this test needs root and a loop device to mount a filesystem with whole-second timestamps: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        CoarseFs { image, mount }
+    }
+}
+
+impl Drop for CoarseFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+        let _ = fs::remove_dir_all(&self.mount);
+        let _ = fs::remove_file(&self.image);
+    }
+}
+
+#[test]
+fn an_edit_within_the_same_timestamp_tick_is_rebuilt() {
+    let coarse = CoarseFs::new("tick");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    for full_path in [false, true] {
+        let ws = Ws {
+            dir: coarse.mount.join(format!("ws-{full_path}")),
+        };
+        fs::create_dir_all(ws.root()).unwrap();
+        ws.write("kiln.toml", "");
+        ws.write("BUILD.star", "");
+        copy_workspace(&ws);
+        let args: &[&str] = if full_path {
+            &["--profile", "/dev/null"]
+        } else {
+            &[]
+        };
+        // Write, build and write again (same size) within one second, so
+        // the file's timestamps cannot tell the two writes apart.
+        let state = || {
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::metadata(ws.root().join("a/a.txt")).unwrap();
+            (
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.ino(),
+            )
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(tries <= 10, "could not fit a build into one second");
+            // Start just after a second begins (the kernel's timestamp
+            // clock lags the wall clock by up to a tick).
+            let wait = 1_000_000_000 - now().subsec_nanos();
+            std::thread::sleep(Duration::from_nanos(wait as u64 + 30_000_000));
+            let (first, then) = (
+                format!("{:04}\n", 2 * tries),
+                format!("{:04}\n", 2 * tries + 1),
+            );
+            ws.write("a/a.txt", &first);
+            let recorded = state();
+            assert_eq!(ws.executed(args), 1);
+            assert_eq!(ws.read("kiln-out/a/copy.txt"), first);
+            ws.write("a/a.txt", &then);
+            if state() == recorded {
+                break;
+            }
+        }
+        assert_eq!(
+            ws.executed(args),
+            1,
+            "an edit within the tick, full path: {full_path}"
+        );
+        assert_eq!(
+            ws.read("kiln-out/a/copy.txt"),
+            format!("{:04}\n", 2 * tries + 1)
+        );
+        assert_eq!(ws.executed(args), 0);
+    }
+}
+
+#[test]
+fn make_variables_expand_to_paths_that_exist_in_the_sandbox() {
+    let ws = Ws::new("makevars");
+    ws.write("a/in.txt", "données 数据\n");
+    ws.write(
+        "a/BUILD.star",
+        r#"
+genrule(name = "gen", srcs = ["in.txt"], outs = ["x.txt", "y.txt"], cmd = "cp $< $(RULEDIR)/x.txt && cp $< $(@D)/y.txt")
+genrule(
+    name = "use",
+    srcs = [":gen"],
+    outs = ["sub/out.txt"],
+    cmd = "cat $(execpaths :gen) > $@ && ls $(GENDIR)/a $(BINDIR)/a/x.txt >> $@ && echo $(rootpaths :gen) '$$$$' >> $@ && test -d $(@D)",
+)
+"#,
+    );
+    assert_eq!(ws.executed(&[]), 2);
+    assert_eq!(
+        ws.read("kiln-out/a/sub/out.txt"),
+        "données 数据\ndonnées 数据\nkiln-out/a/x.txt\n\nkiln-out/a:\nsub\nx.txt\ny.txt\na/x.txt a/y.txt $$\n"
+    );
+    // An undefined variable fails analysis (exit 2) naming the BUILD file,
+    // instead of running as a shell command substitution.
+    ws.write(
+        "b/BUILD.star",
+        "genrule(name = \"b\", srcs = [], outs = [\"b.txt\"], cmd = \"echo $(FOO) > $@\")\n",
+    );
+    let (code, _, err) = ws.build(&["//b"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "b/BUILD.star:1:1: in the `cmd` attribute of genrule `//b:b`: $(FOO) not defined"
+        ),
+        "{err}"
+    );
+    assert!(!ws.root().join("kiln-out/b/b.txt").exists());
+}
+
 #[test]
 fn checkouts_in_different_directories_share_the_cache() {
     let ws = Ws::new("share");

@@ -457,6 +457,72 @@ fn example_pylon_end_to_end() {
     let (code, out, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", "hello.py"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "[891568578, \"bb\"]\n");
+    // Non-ASCII text: pylon runs in UTF-8 mode (Latin, CJK, emoji) in argv,
+    // stdout, stderr, stdin, the environment, a script's name and contents
+    // and the files it writes in the working directory.
+    let (code, out, err) = run("print(\"ü\")");
+    assert_eq!((code, out.as_str()), (0, "ü\n"), "{err}");
+    let script = "héllo_世界_🐍.py";
+    fs::write(
+        a.join(script),
+        "import os, sys\n\
+         print('argv', sys.argv[1:])\n\
+         print('stdin', sys.stdin.read().strip())\n\
+         print('env', os.environ['KILN_TEST_TEXT'])\n\
+         print('écrit à stderr 標準エラー 🚨', file=sys.stderr)\n\
+         open('sortie_出力_📄.txt', 'w').write('contenu ü 内容 🐍')\n\
+         print(sys.flags.utf8_mode, sys.getfilesystemencoding(), sys.stdout.encoding)\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", "--progress", "none", "--cache-dir"])
+        .arg(&shared_cache)
+        .args(["//:pylon", "--", script, "ärg", "引数", "🎉"])
+        .env("KILN_TEST_TEXT", "välue 値 🌍")
+        .current_dir(&a)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        "entrée 入力 😀\n".as_bytes(),
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        out,
+        "argv ['ärg', '引数', '🎉']\nstdin entrée 入力 😀\nenv välue 値 🌍\n1 utf-8 utf-8\n"
+    );
+    assert!(err.contains("écrit à stderr 標準エラー 🚨"), "{err}");
+    assert_eq!(
+        fs::read_to_string(a.join("sortie_出力_📄.txt")).unwrap(),
+        "contenu ü 内容 🐍"
+    );
+    // UTF-8 mode is pylon's own: `-X utf8=0` turns it off, as in python.
+    let (code, out, err) = run("import sys; print(sys.flags.utf8_mode)");
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    let (code, out, err) = kiln(
+        &a,
+        &shared_cache,
+        &[
+            "run",
+            "//:pylon",
+            "--",
+            "-X",
+            "utf8=0",
+            "-c",
+            "import sys; print(sys.flags.utf8_mode)",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "0\n"), "{err}");
+
     // Not a pylon: a clear error.
     let (code, _, err) = kiln(&a, &shared_cache, &["run", "//providers/crc32c"]);
     assert_eq!(code, 2, "{err}");

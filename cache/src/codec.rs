@@ -1,6 +1,7 @@
 //! The little binary encoding kiln's on-disk records share: little-endian
 //! integers, `u32`-length-prefixed bytes and strings, raw 32-byte digests,
-//! and optional stats (a `0` byte, or `1` then size, mtime, inode).
+//! and optional stats (a `0` byte, or `1` then size, mtime, ctime, inode
+//! and the racy flag as a byte).
 //! Readers return `None` on any truncated or malformed input, never panic.
 
 use crate::{Digest, Stat};
@@ -43,7 +44,9 @@ impl Writer {
                 self.u8(1);
                 self.u64(s.size);
                 self.u64(s.mtime_ns as u64);
+                self.u64(s.ctime_ns as u64);
                 self.u64(s.inode);
+                self.u8(u8::from(s.racy));
             }
         }
     }
@@ -98,7 +101,9 @@ impl<'a> Reader<'a> {
             _ => Some(Stat {
                 size: self.u64()?,
                 mtime_ns: self.u64()? as i64,
+                ctime_ns: self.u64()? as i64,
                 inode: self.u64()?,
+                racy: self.u8()? != 0,
             }),
         })
     }
@@ -118,25 +123,22 @@ mod tests {
         w.u8(7);
         w.str("héllo");
         w.digest(&Digest::of(b"x"));
-        w.stat(Some(Stat {
+        let st = Stat {
             size: 1,
             mtime_ns: -2,
+            ctime_ns: 5,
             inode: 3,
-        }));
+            racy: true,
+        };
+        w.stat(Some(st));
         w.stat(None);
         let mut r = Reader(&w.0);
         assert_eq!(r.u8(), Some(7));
         assert_eq!(r.str(), Some("héllo"));
         assert_eq!(r.digest(), Some(Digest::of(b"x")));
-        assert_eq!(
-            r.stat(),
-            Some(Some(Stat {
-                size: 1,
-                mtime_ns: -2,
-                inode: 3
-            }))
-        );
-        assert_eq!(r.stat(), Some(None));
+        let back = r.stat().flatten().unwrap();
+        assert!(back.same_timestamps_and_inode(&st) && back.racy);
+        assert!(matches!(r.stat(), Some(None)));
         assert!(r.is_empty());
         for cut in 0..w.0.len() {
             let mut r = Reader(&w.0[..cut]);

@@ -1,11 +1,11 @@
 //! kiln's local cache: a content-addressed blob store and an SQLite
 //! database of action results and file states.
 //!
-//! # On-disk format, schema version 1
+//! # On-disk format, schema version 2
 //!
 //! ```text
 //! <cache dir>/
-//!   VERSION                 "kiln-cache 1\n"
+//!   VERSION                 "kiln-cache 2\n"
 //!   blobs/<h0h1>/<h2..h63>  one file per blob, named by the lowercase hex
 //!                           BLAKE3 of its bytes; mode 0444 (0555 when
 //!                           executable). Written as a temporary file in
@@ -16,16 +16,20 @@
 //! ```
 //!
 //! `kiln.db` tables:
-//! - `meta(key TEXT PRIMARY KEY, value TEXT)`: `schema_version` = `1`.
+//! - `meta(key TEXT PRIMARY KEY, value TEXT)`: `schema_version` = `2`.
 //! - `actions(key BLOB PRIMARY KEY, result BLOB, size INTEGER,
 //!   created INTEGER, last_access INTEGER)`: an action key (32 bytes) to its
 //!   encoded [`ActionResult`]; `size` is the total size of its output blobs;
 //!   times are Unix seconds.
 //! - `files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-//!   inode INTEGER, digest BLOB, key BLOB) WITHOUT ROWID`: the last known state of a file
-//!   by absolute path: when `(size, mtime_ns, inode)` still match, `digest`
-//!   is its content digest and the file is not read again. For outputs,
-//!   `key` is the action key that produced it.
+//!   ctime_ns INTEGER, inode INTEGER, racy INTEGER, digest BLOB, key BLOB)
+//!   WITHOUT ROWID`: the last known state of a file by absolute path: when
+//!   the row is not racy and `(size, mtime_ns, ctime_ns, inode)` still
+//!   match, `digest` is its content digest and the file is not read again
+//!   (see [`stat`]). For outputs, `key` is the action key that produced it.
+//!
+//! Schema 1 lacked `ctime_ns` and `racy`; opening such a cache drops its
+//! `files` table (a stat cache only) and upgrades it to 2 in place.
 //! - `runs(workspace TEXT, action TEXT, outcome INTEGER, record BLOB,
 //!   PRIMARY KEY(workspace, action))`: what happened to each action of a
 //!   workspace the last time it was needed (for `kiln explain`); `outcome`
@@ -43,7 +47,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -51,11 +55,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub mod codec;
+pub mod stat;
+
+pub use stat::Stat;
 
 use codec::Reader;
 
 /// The schema version this crate reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A BLAKE3 digest.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -221,30 +228,8 @@ impl ActionResult {
     }
 }
 
-/// The identity of a file's contents without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    /// Inode number.
-    pub inode: u64,
-}
-
-impl Stat {
-    /// From metadata.
-    pub fn of(m: &fs::Metadata) -> Self {
-        Stat {
-            size: m.len(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            inode: m.ino(),
-        }
-    }
-}
-
 /// A row of the `files` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct FileState {
     /// The stat it was hashed at.
     pub stat: Stat,
@@ -385,26 +370,25 @@ impl Cache {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let version_file = dir.join("VERSION");
         let want = format!("kiln-cache {SCHEMA_VERSION}\n");
-        match fs::read_to_string(&version_file) {
-            Ok(v) if v == want => {}
+        // Schema 1 differs only in the `files` table (a stat cache, dropped
+        // and recreated below), so such a cache is upgraded in place.
+        let upgrade = match fs::read_to_string(&version_file) {
+            Ok(v) if v == want => false,
+            Ok(v) if v == "kiln-cache 1\n" => true,
             Ok(v) => {
                 return Err(CacheError::Version {
                     path: dir.to_path_buf(),
                     found: v.trim().to_owned(),
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));
-                fs::write(&tmp, &want).map_err(io_err(&tmp))?;
-                fs::rename(&tmp, &version_file).map_err(io_err(&version_file))?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(e) => {
                 return Err(CacheError::Io {
                     path: version_file,
                     source: e,
                 });
             }
-        }
+        };
         let blobs = Blobs {
             dir: dir.join("blobs"),
             tmp: dir.join("tmp"),
@@ -433,12 +417,21 @@ impl Cache {
                 db.pragma_update(None, "synchronous", "NORMAL")?;
                 db.execute_batch(
                     "BEGIN IMMEDIATE;
-                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-                     INSERT OR IGNORE INTO meta VALUES('schema_version', '1');
+                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);",
+                )?;
+                let version: Option<String> = db
+                    .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+                    .optional()?;
+                if version.as_deref() == Some("1") {
+                    db.execute_batch("DROP TABLE IF EXISTS files;")?;
+                }
+                db.execute_batch(
+                    "INSERT OR REPLACE INTO meta VALUES('schema_version', '2');
                      CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
                                                         created INTEGER NOT NULL, last_access INTEGER NOT NULL);
                      CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                                                      inode INTEGER NOT NULL, digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
+                                                      ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, racy INTEGER NOT NULL,
+                                                      digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
                      CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
                                                      record BLOB NOT NULL, PRIMARY KEY(workspace, action));
                      COMMIT;",
@@ -460,6 +453,11 @@ impl Cache {
                 }
                 Err(e) => return Err(dberr(e)),
             }
+        }
+        if upgrade {
+            let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));
+            fs::write(&tmp, &want).map_err(io_err(&tmp))?;
+            fs::rename(&tmp, &version_file).map_err(io_err(&version_file))?;
         }
         Ok(Cache {
             dir: dir.to_path_buf(),
@@ -539,19 +537,21 @@ impl Cache {
         upper.push('\u{10FFFF}');
         let mut stmt = self
             .db
-            .prepare_cached("SELECT path, size, mtime_ns, inode, digest, key FROM files WHERE path >= ?1 AND path < ?2")
+            .prepare_cached("SELECT path, size, mtime_ns, ctime_ns, inode, racy, digest, key FROM files WHERE path >= ?1 AND path < ?2")
             .map_err(self.dberr())?;
         let rows = stmt
             .query_map(params![prefix, upper], |r| {
-                let digest: Vec<u8> = r.get(4)?;
-                let key: Option<Vec<u8>> = r.get(5)?;
+                let digest: Vec<u8> = r.get(6)?;
+                let key: Option<Vec<u8>> = r.get(7)?;
                 let path = r.get_ref(0)?.as_str()?;
                 Ok((
                     path.get(prefix.len()..).unwrap_or("").to_owned(),
                     Stat {
                         size: r.get::<_, i64>(1)? as u64,
                         mtime_ns: r.get(2)?,
-                        inode: r.get::<_, i64>(3)? as u64,
+                        ctime_ns: r.get(3)?,
+                        inode: r.get::<_, i64>(4)? as u64,
+                        racy: r.get(5)?,
                     },
                     digest,
                     key,
@@ -814,13 +814,15 @@ impl Writer<'_> {
     /// Record a file state.
     pub fn put_file_state(&self, path: &str, st: &FileState) -> Result<(), CacheError> {
         self.tx
-            .prepare_cached("INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, digest, key) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
+            .prepare_cached("INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, racy, digest, key) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
             .and_then(|mut s| {
                 s.execute(params![
                     path,
                     st.stat.size as i64,
                     st.stat.mtime_ns,
+                    st.stat.ctime_ns,
                     st.stat.inode as i64,
+                    st.stat.racy,
                     &st.digest.0[..],
                     st.key.as_ref().map(|k| k.0.to_vec())
                 ])
@@ -901,11 +903,7 @@ mod tests {
             w.put_file_state(
                 "/ws/a",
                 &FileState {
-                    stat: Stat {
-                        size: 1,
-                        mtime_ns: 2,
-                        inode: 3,
-                    },
+                    stat: Stat::from_parts(1, 2, 2, 3, 10),
                     digest: Digest::of(b"a"),
                     key: None,
                 },
@@ -913,11 +911,7 @@ mod tests {
             w.put_file_state(
                 "/other/b",
                 &FileState {
-                    stat: Stat {
-                        size: 1,
-                        mtime_ns: 2,
-                        inode: 3,
-                    },
+                    stat: Stat::from_parts(1, 2, 2, 3, 10),
                     digest: Digest::of(b"b"),
                     key: Some(key),
                 },

@@ -18,6 +18,11 @@
 // command line is parsed like python's (`-c CODE`, `-m MODULE`,
 // `SCRIPT [ARGS]`, `-I`, `-X ...`).
 //
+// pylon runs in Python's UTF-8 mode (PEP 540) whatever host runs it: WASI
+// hands argv and the environment over as UTF-8 and has no locale, so the
+// command line, file names, the environment and the standard streams are
+// UTF-8 (`-X utf8=0` turns it off, as with python).
+//
 // Link with -nostartfiles: this file supplies `_start` (lld 14 would otherwise
 // wrap every export in constructor/destructor calls), and it exports a weak
 // `cabi_realloc` built on malloc/realloc (the WASI command adapter allocates
@@ -50,6 +55,19 @@ int main(int argc, char **argv) {
       fprintf(stderr, "pylon: cannot register module %s\n", kiln_inittab[i].name);
       return 1;
     }
+  }
+
+  // UTF-8 mode is a pre-initialization setting: it decides how argv is
+  // decoded, so it is set before the arguments are parsed.
+  PyPreConfig preconfig;
+  PyPreConfig_InitIsolatedConfig(&preconfig);
+  preconfig.isolated = 0;
+  preconfig.use_environment = 0;
+  preconfig.parse_argv = 1;
+  preconfig.utf8_mode = 1;
+  PyStatus pre = Py_PreInitializeFromBytesArgs(&preconfig, argc, argv);
+  if (PyStatus_Exception(pre)) {
+    Py_ExitStatusException(pre);  // does not return
   }
 
   PyConfig config;

@@ -153,6 +153,23 @@ impl AnalysisContext {
         Ok(())
     }
 
+    /// The files `$(location ARG)` names: a dependency's files, or one of
+    /// this target's predeclared outputs.
+    fn location_files(&self, arg: &str) -> Result<Vec<Artifact>, String> {
+        let l = Label::parse_relative(arg, &self.label.package).map_err(|e| e.to_string())?;
+        let own = self.own_files.borrow();
+        self.dep_files
+            .get(&l)
+            .or_else(|| own.get(&l))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "`{l}` is not a dependency of `{}`; add it to `srcs` or `tools`",
+                    self.label
+                )
+            })
+    }
+
     fn expand_location(&self, text: &str) -> anyhow::Result<String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
@@ -801,6 +818,42 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<String> {
         actx(eval)?.expand_location(text)
+    }
+
+    /// Bazel's `ctx.expand_make_variables`: expand `$(NAME)`, `$X`, the
+    /// location functions and `$$` in `command` (the value of attribute
+    /// `attribute_name`), with the built-in variables (`RULEDIR`, `GENDIR`,
+    /// `BINDIR`) and `additional_substitutions`. A name that is not defined
+    /// fails analysis at the target's declaration:
+    ///
+    /// ```python
+    /// cmd = ctx.expand_make_variables("cmd", ctx.attr.cmd, {"OUTS": outs})
+    /// ```
+    fn expand_make_variables<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = pos)] attribute_name: &str,
+        #[starlark(require = pos)] command: &str,
+        #[starlark(require = pos)] additional_substitutions: DictRef<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<String> {
+        let ctx = actx(eval)?;
+        let mut vars = super::make_vars::builtin_vars(ctx.label.package.as_str());
+        for (k, v) in additional_substitutions.iter() {
+            let (Some(k), Some(v)) = (k.unpack_str(), v.unpack_str()) else {
+                anyhow::bail!(
+                    "`additional_substitutions` maps names to strings, got `{}: {}`",
+                    k.get_type(),
+                    v.get_type()
+                );
+            };
+            vars.insert(k.to_owned(), v.to_owned());
+        }
+        super::make_vars::expand(command, &vars, &|arg| ctx.location_files(arg)).map_err(|error| {
+            anyhow::Error::new(super::make_vars::AttributeExpansionError {
+                attribute: attribute_name.to_owned(),
+                error,
+            })
+        })
     }
 
     /// Read the WIT `world` (`ns:pkg/name`) from source `.wit` files during

@@ -8,6 +8,7 @@
 //! `ctx.actions.*` are in `ctx.rs`; the target graph is `graph/`.
 
 pub mod ctx;
+pub mod make_vars;
 pub mod wit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -335,9 +336,24 @@ fn analyze_one(
             let f = def.as_ref().implementation.to_value();
             let mut eval = Evaluator::new(&module);
             eval.extra = Some(&actx);
-            let ret = eval
-                .eval_function(f, &[ctx], &[])
-                .map_err(|e| rule_err(format_starlark_error(&e)))?;
+            let ret = eval.eval_function(f, &[ctx], &[]).map_err(|e| {
+                // A make-variable error is the BUILD file's, as in Bazel.
+                if let starlark::ErrorKind::Native(n) = e.kind()
+                    && let Some(x) = n.downcast_ref::<make_vars::AttributeExpansionError>()
+                {
+                    return AnalysisError::Located {
+                        location: decl.location.clone(),
+                        message: format!(
+                            "in the `{}` attribute of {} `{}`: {}",
+                            x.attribute,
+                            decl.rule.kind(),
+                            node.label,
+                            x.error
+                        ),
+                    };
+                }
+                rule_err(format_starlark_error(&e))
+            })?;
             returned_providers(ret, heap, decl.rule.kind())
                 .map_err(|m| rule_err(format!("{}: {m}", decl.rule.file)))
         })?;

@@ -1,6 +1,9 @@
 //! `kiln run TARGET [-- ARGS]`: build a pylon (a `compose` target), then
 //! run it under wasmtime with ARGS (`-c CODE`, a script path, ...). The
-//! guest's stdout, stderr and exit status pass through.
+//! guest's stdout, stderr and exit status pass through, and it sees the
+//! caller's environment (as `bazel run` does; a variable that is not UTF-8
+//! reaches it with U+FFFD in place of the undecodable bytes, since WASI
+//! passes strings).
 
 use std::path::Path;
 
@@ -58,6 +61,14 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
         lib_dir: lib.is_dir().then_some(lib),
         cwd: cwd.to_owned(),
         args: guest_args,
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect(),
         compiled_cache: args.flags.cache_dir(),
         capture: false,
     };

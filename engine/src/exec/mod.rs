@@ -3,7 +3,8 @@
 //!
 //! # How a build decides what to do
 //! 1. Every source input is stat'ed (in parallel); when its (size, mtime,
-//!    inode) match the cache's `files` table its digest is reused, otherwise
+//!    ctime, inode) match a row of the cache's `files` table that was not
+//!    racily recorded (`kiln_cache::stat`) its digest is reused, otherwise
 //!    it is hashed. Every output in `kiln-out/` is stat'ed the same way.
 //! 2. Actions become ready in dependency order. For a ready action the
 //!    scheduler computes its key from the digests of its inputs
@@ -252,7 +253,10 @@ pub fn execute(
     let ws_key = root.to_string_lossy().into_owned();
     let states = cache.file_states(&format!("{ws_key}/"))?;
 
-    // Stat (and hash where needed) every source input and output, in parallel.
+    // Stat (and hash where needed) every source input and output, in
+    // parallel. A file changed within a timestamp granularity of this
+    // moment is recorded as racy, so the next build reads it again.
+    let since = kiln_cache::stat::now_ns();
     let mut src_paths: Vec<&str> = plan
         .actions
         .iter()
@@ -270,9 +274,11 @@ pub fn execute(
                 .ok()
                 .filter(|m| m.is_file())
                 .and_then(|m| {
-                    let st = Stat::of(&m);
+                    let st = Stat::since(&m, since);
                     match states.get(*p) {
-                        Some(fs) if fs.stat == st && fs.key.is_none() => Some((fs.digest, st)),
+                        Some(fs) if fs.stat.proves_unchanged(&st) && fs.key.is_none() => {
+                            Some((fs.digest, st))
+                        }
                         _ => Digest::of_file(&path).ok().map(|d| (d, st)),
                     }
                 })
@@ -315,7 +321,7 @@ pub fn execute(
                 .map(|o| {
                     fs::symlink_metadata(root.join(o.path()))
                         .ok()
-                        .map(|m| Stat::of(&m))
+                        .map(|m| Stat::since(&m, since))
                 })
                 .collect()
         })
@@ -341,22 +347,23 @@ pub fn execute(
     let mut writes = Vec::new();
     let mut snapshot: Vec<(PathBuf, Stat)> = Vec::new();
     for t in tool_paths {
-        if let Ok(m) = fs::metadata(t) {
-            snapshot.push((PathBuf::from(t), Stat::of(&m)));
+        let st = fs::metadata(t).ok().map(|m| Stat::since(&m, since));
+        if let Some(st) = st {
+            snapshot.push((PathBuf::from(t), st));
         }
-        let d = match (fs::metadata(t), cache.file_state(t)?) {
-            (Ok(m), Some(fs)) if fs.stat == Stat::of(&m) => Some(fs.digest),
-            (Ok(m), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
+        let d = match (st, cache.file_state(t)?) {
+            (Some(st), Some(fs)) if fs.stat.proves_unchanged(&st) => Some(fs.digest),
+            (Some(st), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
                 writes.push(Write::File(
                     t.to_owned(),
                     FileState {
-                        stat: Stat::of(&m),
+                        stat: st,
                         digest: *d,
                         key: None,
                     },
                 ));
             }),
-            (Err(_), _) => None,
+            (None, _) => None,
         };
         tools.insert(t.to_owned(), d);
     }
@@ -364,7 +371,7 @@ pub fn execute(
         if let Some((d, st)) = e
             && states
                 .get(*p)
-                .is_none_or(|fs| fs.stat != *st || fs.key.is_some())
+                .is_none_or(|fs| !fs.stat.proves_unchanged(st) || fs.key.is_some())
         {
             writes.push(Write::File(
                 abs(root, p),
@@ -747,11 +754,25 @@ impl Scheduler<'_> {
         let key = action_key(a, &digests, &tools);
         self.keys[i] = Some(key);
 
-        // Up to date: every output is exactly what this key wrote.
+        // Up to date: every output is exactly what this key wrote. An
+        // output recorded racily (just written) whose stat is unchanged is
+        // confirmed by its contents, and recorded again.
         let mut outs = Vec::with_capacity(a.outputs.len());
         for (o, st) in a.outputs.iter().zip(&self.out_stat[i]) {
-            match (self.states.get(o.path()), st) {
-                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat == *st => {
+            match (self.states.get(o.path()).copied(), st) {
+                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat.proves_unchanged(st) => {
+                    outs.push(fs.digest)
+                }
+                (Some(fs), Some(st))
+                    if fs.key == Some(key)
+                        && fs.stat.racy
+                        && fs.stat.same_timestamps_and_inode(st)
+                        && Digest::of_file(&self.root.join(o.path())).ok() == Some(fs.digest) =>
+                {
+                    let again = FileState { stat: *st, ..fs };
+                    self.states.insert(o.path().to_owned(), again);
+                    self.writes
+                        .push(Write::File(abs(self.root, o.path()), again));
                     outs.push(fs.digest)
                 }
                 _ => break,

@@ -3,7 +3,7 @@
 //!
 //! A plan is what execution needs from loading and analysis. It is saved in
 //! `kiln-out/.kiln/plan-<patterns digest>` together with the state
-//! (size, mtime, inode) of every file loading read: `kiln.toml`, each
+//! (size, mtime, ctime, inode) of every file loading read: `kiln.toml`, each
 //! BUILD.star and `.star` file, and each directory walked for a recursive
 //! pattern, plus the engine version, the built-in ruleset's digest and the
 //! `kiln` binary's own state. While all of them match, the next build reuses
@@ -183,6 +183,7 @@ pub fn engine_stamp() -> Vec<u8> {
     if let Some(st) = std::env::current_exe().ok().and_then(|p| stat_of(&p)) {
         b.extend(st.size.to_le_bytes());
         b.extend(st.mtime_ns.to_le_bytes());
+        b.extend(st.ctime_ns.to_le_bytes());
     }
     b
 }
@@ -191,11 +192,14 @@ pub fn engine_stamp() -> Vec<u8> {
 pub type Watched = Vec<(String, Option<Stat>)>;
 
 /// Save `plan`, valid while `watched` keep their current state. Returns
-/// the watched files with those states.
+/// the watched files with those states. `since_ns` is when loading began
+/// to read them: a file changed after that (or within a timestamp
+/// granularity before it) is recorded as racy, which invalidates the plan.
 pub fn save(
     root: &Path,
     patterns: &[TargetPattern],
     watched: &[String],
+    since_ns: i64,
     plan: &Plan,
 ) -> std::io::Result<Watched> {
     let mut states = Vec::with_capacity(watched.len());
@@ -206,7 +210,9 @@ pub fn save(
     w.u32(watched.len() as u32);
     for f in watched {
         w.str(f);
-        let st = stat_of(&root.join(f));
+        let st = fs::metadata(root.join(f))
+            .ok()
+            .map(|m| Stat::since(&m, since_ns));
         w.stat(st);
         states.push((f.clone(), st));
     }
@@ -236,7 +242,7 @@ pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<(Plan, Watched)> 
     for _ in 0..n {
         let f = r.str()?;
         let want = r.stat()?;
-        if stat_of(&root.join(f)) != want {
+        if !kiln_cache::stat::unchanged(want.as_ref(), stat_of(&root.join(f)).as_ref()) {
             return None;
         }
         watched.push((f.to_owned(), want));

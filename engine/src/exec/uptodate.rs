@@ -2,14 +2,15 @@
 //!
 //! After a complete, successful build kiln writes
 //! `kiln-out/.kiln/uptodate-<patterns digest>`: the engine stamp, the cache
-//! directory, the plan file's state, and the state (size, mtime, inode) of
-//! every file the build depended on: the files loading read, every source
+//! directory, the plan file's state, and the state (size, mtime, ctime,
+//! inode, racy) of every file the build depended on: the files loading read, every source
 //! input, every output in `kiln-out/` and every tool. If, at the next build
 //! with the same patterns, every one of them is unchanged, no input can have
 //! changed and every output is still what the last build left, so the build
 //! is a no-op, decided without decoding the plan, computing keys or
-//! touching the database. Any difference (or a missing or unreadable file)
-//! means the normal path runs, which rewrites this file when it succeeds.
+//! touching the database. Any difference (or a missing or unreadable file,
+//! or a state recorded racily: `kiln_cache::stat`) means the normal path
+//! runs, which checks contents and rewrites this file when it succeeds.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,11 @@ pub fn write(
     w.u32(FORMAT);
     w.bytes(&engine_stamp());
     w.str(&cache_dir.to_string_lossy());
-    w.stat(stat_of(&plan_file(root, patterns)));
+    w.stat(
+        fs::metadata(plan_file(root, patterns))
+            .ok()
+            .map(|m| Stat::of_replaced_by_rename(&m)),
+    );
     w.u64(total as u64);
     w.u32(targets.len() as u32);
     for (l, outs) in targets {
@@ -101,7 +106,10 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     if r.bytes()? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
         return None;
     }
-    if r.stat()? != stat_of(&plan_file(root, patterns)) {
+    if !kiln_cache::stat::unchanged(
+        r.stat()?.as_ref(),
+        stat_of(&plan_file(root, patterns)).as_ref(),
+    ) {
         return None;
     }
     let total = r.u64()? as usize;
@@ -127,7 +135,7 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     let unchanged = files
         .par_iter()
         .with_min_len(256)
-        .all(|(p, st)| stat_of(Path::new(p)) == *st);
+        .all(|(p, st)| kiln_cache::stat::unchanged(st.as_ref(), stat_of(Path::new(p)).as_ref()));
     unchanged.then_some(NoOp {
         total,
         targets,

@@ -87,6 +87,7 @@ pub fn make_plan(
     if let Some((p, w)) = plan::load(&ws.root, patterns) {
         return Ok((p, w, true));
     }
+    let since = kiln_cache::stat::now_ns();
     let loader = Loader::new(ws.clone())?;
     let g = TargetGraph::load(&loader, patterns)?;
     let analysis = analyze(&loader, &g, &g.roots)?;
@@ -97,6 +98,7 @@ pub fn make_plan(
         &ws.root,
         patterns,
         &plan::watched_files(&loader, &g, &analysis.read_files),
+        since,
         &p,
     )
     .unwrap_or_default();

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub cwd: PathBuf,
     /// The guest's argv, program name first.
     pub args: Vec<String>,
+    /// The guest's environment.
+    pub env: Vec<(String, String)>,
     /// Where compiled code is cached.
     pub compiled_cache: PathBuf,
     /// Capture stdout and stderr together (for tests) instead of passing
@@ -99,6 +101,7 @@ pub fn run(o: &RunOptions) -> Result<RunResult, String> {
     };
     let mut wasi = WasiCtxBuilder::new();
     wasi.args(&o.args);
+    wasi.envs(&o.env);
     let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(CAPTURE_LIMIT);
     if o.capture {
         wasi.stdout(pipe.clone()).stderr(pipe.clone());

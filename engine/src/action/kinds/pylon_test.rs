@@ -72,6 +72,8 @@ impl PylonTest {
             cwd: root.to_owned(),
             // Absolute in the guest, whose `/` is the sandbox root.
             args: vec!["pylon".to_owned(), format!("/{}", self.script)],
+            // Hermetic: no variable of the host reaches a test.
+            env: Vec::new(),
             compiled_cache: cache,
             capture: true,
         };
