@@ -505,24 +505,6 @@ fn example_pylon_end_to_end() {
         fs::read_to_string(a.join("sortie_出力_📄.txt")).unwrap(),
         "contenu ü 内容 🐍"
     );
-    // UTF-8 mode is pylon's own: `-X utf8=0` turns it off, as in python.
-    let (code, out, err) = run("import sys; print(sys.flags.utf8_mode)");
-    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
-    let (code, out, err) = kiln(
-        &a,
-        &shared_cache,
-        &[
-            "run",
-            "//:pylon",
-            "--",
-            "-X",
-            "utf8=0",
-            "-c",
-            "import sys; print(sys.flags.utf8_mode)",
-        ],
-    );
-    assert_eq!((code, out.as_str()), (0, "0\n"), "{err}");
-
     // Not a pylon: a clear error.
     let (code, _, err) = kiln(&a, &shared_cache, &["run", "//providers/crc32c"]);
     assert_eq!(code, 2, "{err}");

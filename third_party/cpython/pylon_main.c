@@ -18,10 +18,11 @@
 // command line is parsed like python's (`-c CODE`, `-m MODULE`,
 // `SCRIPT [ARGS]`, `-I`, `-X ...`).
 //
-// pylon runs in Python's UTF-8 mode (PEP 540) whatever host runs it: WASI
-// hands argv and the environment over as UTF-8 and has no locale, so the
+// pylon always runs in Python's UTF-8 mode (PEP 540), whatever host runs
+// it: WASI hands argv and the environment over as UTF-8 strings and has no
+// locale encoding to fall back to (without it Python picks ASCII), so the
 // command line, file names, the environment and the standard streams are
-// UTF-8 (`-X utf8=0` turns it off, as with python).
+// UTF-8. An explicit utf8_mode takes precedence over `-X utf8`.
 //
 // Link with -nostartfiles: this file supplies `_start` (lld 14 would otherwise
 // wrap every export in constructor/destructor calls), and it exports a weak

@@ -1,8 +1,9 @@
 //! The sandbox an action runs in, and the one place kiln spawns processes.
 //!
-//! Each action gets a fresh directory under the cache's `tmp/` holding only
-//! its declared inputs (hardlinked read-only from the blob store, so at the
-//! same paths as in the workspace: `pkg/file`, `kiln-out/pkg/file`), the
+//! Each action gets a fresh directory holding only its declared inputs
+//! (copied from the workspace or the blob store, checked against the
+//! digests its key was computed from and made read-only, at the same paths
+//! as in the workspace: `pkg/file`, `kiln-out/pkg/file`), the
 //! parent directories of its outputs, and a private `TMPDIR`. The command
 //! runs there with a scrubbed environment (`SANDBOX_ENV` plus the action's
 //! own), stdin closed, stdout and stderr captured to one log, in its own
