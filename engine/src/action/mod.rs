@@ -8,6 +8,7 @@
 
 pub mod key;
 pub mod kinds;
+pub mod tool_versions;
 
 use std::fmt::Write as _;
 

@@ -12,7 +12,8 @@ use wasmtime::component::Component;
 /// Load `bytes` as a component, from the cache when it has it.
 pub fn load(engine: &Engine, bytes: &[u8], cache: &Path) -> Result<Component, String> {
     let mut h = blake3::Hasher::new();
-    h.update(b"kiln-compiled-1 wasmtime 48.0.8 ");
+    h.update(b"kiln-compiled-1 ");
+    h.update(crate::action::tool_versions::WASMTIME.as_bytes());
     let mut compat = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut compat);
     h.update(&std::hash::Hasher::finish(&compat).to_le_bytes());

@@ -14,7 +14,8 @@ use wasi_preview1_component_adapter_provider::{
 };
 use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 
-use super::wasm::{TOOL_VERSIONS, resolve_world, write_output};
+use super::wasm::{resolve_world, write_output};
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Make a component from a core module.
@@ -33,7 +34,7 @@ impl Componentize {
         let adapter = if self.command { "command" } else { "reactor" };
         let _ = writeln!(
             s,
-            "  componentize: world {}, {adapter} adapter ({TOOL_VERSIONS})",
+            "  componentize: world {}, {adapter} adapter ({COMPONENT_TOOLS})",
             self.world
         );
     }
@@ -44,7 +45,7 @@ impl Componentize {
             "componentize",
             &self.world,
             if self.command { "command" } else { "reactor" },
-            TOOL_VERSIONS,
+            COMPONENT_TOOLS,
         ]
     }
 

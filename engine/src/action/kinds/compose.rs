@@ -10,7 +10,8 @@ use std::path::Path;
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
-use super::wasm::{TOOL_VERSIONS, write_output};
+use super::wasm::write_output;
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Compose a socket with plugs.
@@ -27,7 +28,7 @@ impl Compose {
     pub fn dump(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "  compose: socket {}, plugs {} ({TOOL_VERSIONS})",
+            "  compose: socket {}, plugs {} ({COMPONENT_TOOLS})",
             self.socket,
             self.plugs.join(" ")
         );
@@ -35,7 +36,7 @@ impl Compose {
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        let mut v = vec!["compose", TOOL_VERSIONS, &self.socket];
+        let mut v = vec!["compose", COMPONENT_TOOLS, &self.socket];
         v.extend(self.plugs.iter().map(String::as_str));
         v
     }

@@ -12,7 +12,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::wasm::{TOOL_VERSIONS, write_output};
+use super::wasm::write_output;
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Write a dynlink plan.
@@ -33,7 +34,7 @@ impl DynlinkPlan {
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        let mut v = vec!["dynlink-plan", TOOL_VERSIONS];
+        let mut v = vec!["dynlink-plan", COMPONENT_TOOLS];
         for (id, path) in &self.providers {
             v.extend([id.as_str(), path.as_str()]);
         }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-use super::wasm::{TOOL_VERSIONS, write_output};
+use super::wasm::write_output;
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Validate and describe a component.
@@ -47,12 +48,12 @@ pub fn interfaces(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
 impl Inspect {
     /// Append the dump lines of this kind.
     pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(s, "  inspect-component ({TOOL_VERSIONS})");
+        let _ = writeln!(s, "  inspect-component ({COMPONENT_TOOLS})");
     }
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        vec!["inspect-component", TOOL_VERSIONS]
+        vec!["inspect-component", COMPONENT_TOOLS]
     }
 
     /// Write the description into the sandbox at `root`.

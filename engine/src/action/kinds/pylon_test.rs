@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::wasm::write_output;
+use crate::action::tool_versions::WASMTIME;
 use crate::artifact::Artifact;
 use crate::run::{COMPILED_CACHE, RunOptions, run};
 
@@ -36,7 +37,7 @@ impl PylonTest {
     pub fn dump(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "  pylon-test: {} in {} (plan {}, lib {}; wasmtime 48.0.8)",
+            "  pylon-test: {} in {} (plan {}, lib {}; {WASMTIME})",
             self.script, self.component, self.plan, self.lib
         );
     }
@@ -45,7 +46,7 @@ impl PylonTest {
     pub fn key_material(&self) -> Vec<&str> {
         vec![
             "pylon-test",
-            "wasmtime 48.0.8",
+            WASMTIME,
             &self.component,
             &self.plan,
             &self.lib,

@@ -1,13 +1,10 @@
-//! What the in-process wasm action kinds share: the pinned tool versions
-//! that enter their keys, and resolving a set of WIT files.
+//! What the in-process wasm action kinds share: resolving a set of WIT
+//! files, and writing an output. (The tool versions in their keys are
+//! `action/tool_versions.rs`, derived from Cargo.lock.)
 
 use std::path::Path;
 
 use wit_bindgen_core::wit_parser::{PackageId, Resolve, WorldId};
-
-/// The versions of the in-process wasm tools. Part of every wasm action's
-/// key: a new version may produce different bytes.
-pub const TOOL_VERSIONS: &str = "wit-bindgen-c 0.63.0; wit-component 0.262.0; wasmparser 0.262.0; wac-graph 0.12.0; wasi-preview1-adapter 48.0.8";
 
 /// Parse WIT files (one package per file; in any order: a file whose
 /// dependencies are not known yet is retried after the others). Returns the

@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::wasm::{TOOL_VERSIONS, resolve_world};
+use super::wasm::resolve_world;
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Generate C bindings for `world`.
@@ -29,14 +30,14 @@ impl WitBindgenC {
         };
         let _ = writeln!(
             s,
-            "  wit-bindgen-c: world {}{rename} ({TOOL_VERSIONS})",
+            "  wit-bindgen-c: world {}{rename} ({COMPONENT_TOOLS})",
             self.world
         );
     }
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        let mut v = vec!["wit-bindgen-c", &self.world, TOOL_VERSIONS];
+        let mut v = vec!["wit-bindgen-c", &self.world, COMPONENT_TOOLS];
         if let Some(r) = &self.rename_world {
             v.extend(["rename-world", r.as_str()]);
         }

@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::wasm::{TOOL_VERSIONS, resolve_all, write_output};
+use super::wasm::{resolve_all, write_output};
+use crate::action::tool_versions::COMPONENT_TOOLS;
 use crate::artifact::Artifact;
 
 /// Validate WIT packages.
@@ -16,12 +17,12 @@ pub struct WitCheck;
 impl WitCheck {
     /// Append the dump lines of this kind.
     pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(s, "  wit-check ({TOOL_VERSIONS})");
+        let _ = writeln!(s, "  wit-check ({COMPONENT_TOOLS})");
     }
 
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        vec!["wit-check", TOOL_VERSIONS]
+        vec!["wit-check", COMPONENT_TOOLS]
     }
 
     /// Validate and describe into the sandbox at `root`.
