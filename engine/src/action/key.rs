@@ -12,23 +12,27 @@
 
 use kiln_cache::Digest;
 
-use super::{Action, ActionKind};
+use super::Action;
 
 /// Version of the key encoding and sandbox contract.
 pub const KEY_VERSION: u32 = 1;
 
-/// Incremental canonical encoder: every field is length-prefixed.
-struct Enc(blake3::Hasher);
+/// Incremental canonical encoder: every field is length-prefixed. Action
+/// kinds feed their own material through it ([`super::kinds::Kind::key`]).
+pub struct KeyEncoder(blake3::Hasher);
 
-impl Enc {
-    fn bytes(&mut self, b: &[u8]) {
+impl KeyEncoder {
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self, b: &[u8]) {
         self.0.update(&(b.len() as u64).to_le_bytes());
         self.0.update(b);
     }
-    fn str(&mut self, s: &str) {
+    /// A length-prefixed string.
+    pub fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    fn u64(&mut self, n: u64) {
+    /// A number.
+    pub fn u64(&mut self, n: u64) {
         self.0.update(&n.to_le_bytes());
     }
 }
@@ -37,43 +41,15 @@ impl Enc {
 /// command line, environment, content and outputs. `kiln explain` compares
 /// it to tell "command changed" from "input changed".
 pub fn command_digest(a: &Action) -> Digest {
-    let mut e = Enc(blake3::Hasher::new());
+    let mut e = KeyEncoder(blake3::Hasher::new());
     e.str("kiln-command");
     e.u64(KEY_VERSION as u64);
     encode_command(&mut e, a);
     Digest(*e.0.finalize().as_bytes())
 }
 
-fn encode_command(e: &mut Enc, a: &Action) {
-    match &a.kind {
-        ActionKind::Run(r) => {
-            e.str("run");
-            e.u64(r.argv.len() as u64);
-            for x in &r.argv {
-                e.str(x);
-            }
-            e.u64(r.env.len() as u64);
-            for (k, v) in &r.env {
-                e.str(k);
-                e.str(v);
-            }
-            if r.network {
-                e.str("network");
-            }
-        }
-        ActionKind::Write(w) => {
-            e.str("write");
-            e.str(&w.content);
-            e.u64(w.is_executable as u64);
-        }
-        ActionKind::WitBindgenC(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::Componentize(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::Compose(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::Inspect(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::WitCheck(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::DynlinkPlan(k) => k.key_material().iter().for_each(|x| e.str(x)),
-        ActionKind::PylonTest(k) => k.key_material().iter().for_each(|x| e.str(x)),
-    }
+fn encode_command(e: &mut KeyEncoder, a: &Action) {
+    a.kind.key(e);
     e.u64(a.outputs.len() as u64);
     for o in &a.outputs {
         e.str(o.path());
@@ -83,7 +59,7 @@ fn encode_command(e: &mut Enc, a: &Action) {
 /// The action key. `inputs` are (path, digest) in the order of
 /// `a.inputs` (sorted by path); `tools` are (absolute path, digest), sorted.
 pub fn action_key(a: &Action, inputs: &[Digest], tools: &[(String, Digest)]) -> Digest {
-    let mut e = Enc(blake3::Hasher::new());
+    let mut e = KeyEncoder(blake3::Hasher::new());
     e.str("kiln-action");
     e.u64(KEY_VERSION as u64);
     encode_command(&mut e, a);
@@ -105,7 +81,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::action::RunAction;
+    use crate::action::{ActionKind, CommandAction};
     use crate::artifact::Artifact;
     use crate::error::Location;
     use crate::label::Label;
@@ -116,7 +92,7 @@ mod tests {
             owner: owner.clone(),
             index: 0,
             mnemonic: "Genrule".into(),
-            kind: ActionKind::Run(RunAction {
+            kind: ActionKind::Command(CommandAction {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 env: BTreeMap::new(),
                 tools: Vec::new(),

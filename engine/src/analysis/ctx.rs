@@ -12,7 +12,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -26,8 +26,7 @@ use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
 use starlark::values::list::AllocList;
 use starlark::values::list::ListRef;
-use starlark::values::list_or_tuple::UnpackListOrTuple;
-use starlark::values::none::{NoneOr, NoneType};
+use starlark::values::none::NoneType;
 use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{
@@ -35,10 +34,7 @@ use starlark::values::{
     UnpackValue, Value, ValueLifetimeless, ValueLike, starlark_value,
 };
 
-use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, PylonTest, RunAction,
-    WitBindgenC, WitCheck, WriteAction,
-};
+use crate::action::{Action, ActionKind};
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
 use crate::label::{Label, TargetName};
@@ -299,8 +295,8 @@ impl fmt::Display for Actions {
 }
 
 fn all_actions_methods(builder: &mut MethodsBuilder) {
-    actions_methods(builder);
-    wasm_actions_methods(builder);
+    declare_methods(builder);
+    crate::action::kinds::register_natives(builder);
 }
 
 starlark::methods_static!(ACTIONS_METHODS = all_actions_methods);
@@ -312,7 +308,24 @@ impl<'v> StarlarkValue<'v> for Actions {
     }
 }
 
-fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Result<()> {
+/// Declare an action of the target being analyzed (for the natives in
+/// `action/kinds/`): where the Starlark call is, then
+/// [`AnalysisContext::add_action`].
+pub(crate) fn declare_action(
+    eval: &mut Evaluator,
+    mnemonic: &str,
+    kind: ActionKind,
+    inputs: Vec<Artifact>,
+    outputs: Vec<Artifact>,
+) -> anyhow::Result<NoneType> {
+    let loc = here(eval);
+    actx(eval)?.add_action(mnemonic, kind, inputs, outputs, loc)?;
+    Ok(NoneType)
+}
+
+/// The files in `v` (a file, or nested lists of files), for a native's
+/// parameter named `what`.
+pub(crate) fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Result<()> {
     if let Some(a) = v.downcast_ref::<Artifact>() {
         out.push(a.clone());
         return Ok(());
@@ -332,7 +345,9 @@ fn collect_files(v: Value, what: &str, out: &mut Vec<Artifact>) -> anyhow::Resul
     Ok(())
 }
 
-fn collect_args(
+/// An argv from strings, ints, files (whose paths are used and which
+/// become inputs) and nested lists of them.
+pub(crate) fn collect_args(
     v: Value,
     argv: &mut Vec<String>,
     inputs: &mut Vec<Artifact>,
@@ -360,15 +375,14 @@ fn collect_args(
     Ok(())
 }
 
-/// `ctx.actions.*`.
+/// `ctx.actions.declare_output` (and Bazel's `declare_file`). The natives
+/// that declare actions live with their kinds (`action/kinds/`).
 ///
 /// ```python
 /// out = ctx.actions.declare_output("lib.o")
-/// ctx.actions.run(arguments = ["clang", "-c", src, "-o", out], outputs = [out])
-/// ctx.actions.write(ctx.actions.declare_output("x.txt"), "hello\n")
 /// ```
 #[starlark_module]
-fn actions_methods(builder: &mut MethodsBuilder) {
+fn declare_methods(builder: &mut MethodsBuilder) {
     /// Declare an output file of this target at `kiln-out/<package>/<name>`.
     fn declare_output<'v>(
         #[starlark(this)] _this: Value<'v>,
@@ -387,342 +401,6 @@ fn actions_methods(builder: &mut MethodsBuilder) {
     ) -> anyhow::Result<Artifact> {
         let loc = here(eval);
         actx(eval)?.declare(name, loc)
-    }
-
-    /// Run a command: `arguments` is the whole argv (strings, ints, files,
-    /// nested lists); files in it become inputs. `network = True` lets it
-    /// reach the network (fetch steps pinned by a lock file); every other
-    /// action runs without.
-    fn run<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] arguments: Value<'v>,
-        #[starlark(require = named)] outputs: Value<'v>,
-        #[starlark(require = named)] inputs: Option<Value<'v>>,
-        #[starlark(require = named)] env: Option<Value<'v>>,
-        #[starlark(require = named, default = "Run")] mnemonic: &str,
-        #[starlark(require = named)] tools: Option<UnpackListOrTuple<String>>,
-        #[starlark(require = named, default = false)] network: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let mut tools = tools.map(|t| t.items).unwrap_or_default();
-        if let Some(t) = tools.iter().find(|t| !t.starts_with('/')) {
-            anyhow::bail!(
-                "`tools` holds absolute paths of toolchain files (see `ctx.toolchain`), got `{t}`"
-            );
-        }
-        tools.sort();
-        tools.dedup();
-        let mut argv = Vec::new();
-        let mut ins = Vec::new();
-        collect_args(arguments, &mut argv, &mut ins)?;
-        if argv.is_empty() {
-            anyhow::bail!(
-                "`ctx.actions.run(arguments = ...)` is empty; the first element is the program to run"
-            );
-        }
-        if let Some(i) = inputs {
-            collect_files(i, "inputs", &mut ins)?;
-        }
-        let mut outs = Vec::new();
-        collect_files(outputs, "outputs", &mut outs)?;
-        let outset: BTreeSet<&str> = outs.iter().map(Artifact::path).collect();
-        ins.retain(|a| !outset.contains(a.path()));
-        let mut envmap = BTreeMap::new();
-        if let Some(e) = env {
-            let d = DictRef::from_value(e).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "`env` expects a dict of string to string, got `{}`",
-                    e.get_type()
-                )
-            })?;
-            for (k, v) in d.iter() {
-                match (k.unpack_str(), v.unpack_str()) {
-                    (Some(k), Some(v)) => {
-                        envmap.insert(k.to_owned(), v.to_owned());
-                    }
-                    _ => anyhow::bail!("`env` expects a dict of string to string"),
-                }
-            }
-        }
-        ctx.add_action(
-            mnemonic,
-            ActionKind::Run(RunAction {
-                argv,
-                env: envmap,
-                tools,
-                network,
-            }),
-            ins,
-            outs,
-            loc,
-        )?;
-        Ok(NoneType)
-    }
-
-    /// Write `content` to `output`.
-    fn write<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = pos)] output: Value<'v>,
-        #[starlark(require = pos)] content: &str,
-        #[starlark(require = named, default = false)] is_executable: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let out = output.downcast_ref::<Artifact>().ok_or_else(|| {
-            anyhow::anyhow!(
-                "`ctx.actions.write` expects a declared output file, got `{}`",
-                output.get_type()
-            )
-        })?;
-        let kind = ActionKind::Write(WriteAction {
-            content: content.to_owned(),
-            is_executable,
-        });
-        ctx.add_action("Write", kind, Vec::new(), vec![out.clone()], loc)?;
-        Ok(NoneType)
-    }
-}
-
-/// `ctx.actions.*` for the in-process wasm tools.
-///
-/// ```python
-/// ctx.actions.wit_bindgen_c(wit = wit_files, world = "sqlite-import", c = c, h = h, obj = o)
-/// ctx.actions.componentize(module = core, wit = wit_files, world = "w", output = comp, adapter = "reactor")
-/// ctx.actions.compose(socket = main, plugs = [provider], output = out)
-/// ctx.actions.inspect_component(component = comp, output = txt)
-/// ```
-#[starlark_module]
-fn wasm_actions_methods(builder: &mut MethodsBuilder) {
-    /// Generate C bindings (`c`, `h`, `obj` are declared outputs) for a WIT world.
-    fn wit_bindgen_c<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] wit: Value<'v>,
-        #[starlark(require = named)] world: &str,
-        #[starlark(require = named)] c: Value<'v>,
-        #[starlark(require = named)] h: Value<'v>,
-        #[starlark(require = named)] obj: Value<'v>,
-        #[starlark(require = named, default = NoneOr::None)] rename_world: NoneOr<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let mut ins = Vec::new();
-        collect_files(wit, "wit", &mut ins)?;
-        let mut outs = Vec::new();
-        for (v, what) in [(c, "c"), (h, "h"), (obj, "obj")] {
-            collect_files(v, what, &mut outs)?;
-        }
-        let kind = ActionKind::WitBindgenC(WitBindgenC {
-            world: world.to_owned(),
-            rename_world: rename_world.into_option().map(str::to_owned),
-        });
-        ctx.add_action("WitBindgenC", kind, ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Embed `world` into a core `module` and make a component with the
-    /// WASI adapter (`reactor` for libraries, `command` for programs).
-    fn componentize<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] module: Value<'v>,
-        #[starlark(require = named)] wit: Value<'v>,
-        #[starlark(require = named)] world: &str,
-        #[starlark(require = named)] output: Value<'v>,
-        #[starlark(require = named, default = "reactor")] adapter: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let command = match adapter {
-            "reactor" => false,
-            "command" => true,
-            _ => anyhow::bail!("`adapter` must be \"reactor\" or \"command\", got `{adapter}`"),
-        };
-        let mut ins = Vec::new();
-        collect_files(module, "module", &mut ins)?;
-        if ins.len() != 1 || !ins[0].path().ends_with(".wasm") {
-            anyhow::bail!("`module` must be one `.wasm` file");
-        }
-        collect_files(wit, "wit", &mut ins)?;
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        let kind = ActionKind::Componentize(Componentize {
-            world: world.to_owned(),
-            command,
-        });
-        ctx.add_action("Componentize", kind, ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Plug the exports of `plugs` into the imports of `socket`.
-    fn compose<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] socket: Value<'v>,
-        #[starlark(require = named)] plugs: Value<'v>,
-        #[starlark(require = named)] output: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let socket = socket
-            .downcast_ref::<Artifact>()
-            .ok_or_else(|| anyhow::anyhow!("`socket` must be a file, got `{}`", socket.get_type()))?
-            .clone();
-        let mut plug_files = Vec::new();
-        collect_files(plugs, "plugs", &mut plug_files)?;
-        let mut seen = BTreeSet::new();
-        seen.insert(socket.path().to_owned());
-        for p in &plug_files {
-            if !seen.insert(p.path().to_owned()) {
-                anyhow::bail!(
-                    "`{}` is given twice to `compose` (as the socket or as a plug)",
-                    p.path()
-                );
-            }
-        }
-        let plug_paths = plug_files.iter().map(|p| p.path().to_owned()).collect();
-        let mut ins = vec![socket.clone()];
-        ins.extend(plug_files);
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        let kind = ActionKind::Compose(Compose {
-            socket: socket.path().to_owned(),
-            plugs: plug_paths,
-        });
-        ctx.add_action("Compose", kind, ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Parse and validate WIT files; write their packages, interfaces and
-    /// worlds to `output`.
-    fn wit_check<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] wit: Value<'v>,
-        #[starlark(require = named)] output: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let mut ins = Vec::new();
-        collect_files(wit, "wit", &mut ins)?;
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        ctx.add_action("WitCheck", ActionKind::WitCheck(WitCheck), ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Write the dynlink plan `output`: `providers` maps each provider id to
-    /// its component file, whose digest the plan records.
-    fn dynlink_plan<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] providers: Value<'v>,
-        #[starlark(require = named)] output: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let d = DictRef::from_value(providers).ok_or_else(|| {
-            anyhow::anyhow!(
-                "`providers` expects a dict of id to component file, got `{}`",
-                providers.get_type()
-            )
-        })?;
-        let mut map = BTreeMap::new();
-        let mut ins = Vec::new();
-        for (k, v) in d.iter() {
-            let id = k
-                .unpack_str()
-                .ok_or_else(|| anyhow::anyhow!("`providers` keys must be ids (strings)"))?;
-            let f = v.downcast_ref::<Artifact>().ok_or_else(|| {
-                anyhow::anyhow!("the component of dynlink provider `{id}` must be a file")
-            })?;
-            map.insert(id.to_owned(), f.path().to_owned());
-            ins.push(f.clone());
-        }
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        let kind = ActionKind::DynlinkPlan(DynlinkPlan {
-            providers: map.into_iter().collect(),
-        });
-        ctx.add_action("DynlinkPlan", kind, ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Run the Python test `script` in the pylon `component` (with its
-    /// dynlink `plan`, the `providers` the plan names, and `lib`, the stdlib
-    /// zip whose directory is mounted at `/lib`); its output goes to
-    /// `output`. The action fails when the script exits non-zero.
-    fn pylon_test<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] component: Value<'v>,
-        #[starlark(require = named)] plan: Value<'v>,
-        #[starlark(require = named)] script: Value<'v>,
-        #[starlark(require = named)] output: Value<'v>,
-        #[starlark(require = named, default = NoneOr::None)] lib: NoneOr<Value<'v>>,
-        #[starlark(require = named)] providers: Option<Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let one = |v: Value<'v>, what: &str| -> anyhow::Result<Artifact> {
-            v.downcast_ref::<Artifact>()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("`{what}` must be a file, got `{}`", v.get_type()))
-        };
-        let component = one(component, "component")?;
-        let plan = one(plan, "plan")?;
-        let script = one(script, "script")?;
-        let mut ins = vec![component.clone(), plan.clone(), script.clone()];
-        let lib = match lib.into_option() {
-            Some(v) => {
-                let f = one(v, "lib")?;
-                ins.push(f.clone());
-                f.path()
-                    .rsplit_once('/')
-                    .map(|(d, _)| d.to_owned())
-                    .unwrap_or_default()
-            }
-            None => String::new(),
-        };
-        if let Some(p) = providers {
-            collect_files(p, "providers", &mut ins)?;
-        }
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        let kind = ActionKind::PylonTest(PylonTest {
-            component: component.path().to_owned(),
-            plan: plan.path().to_owned(),
-            lib,
-            script: script.path().to_owned(),
-        });
-        ctx.add_action("PylonTest", kind, ins, outs, loc)?;
-        Ok(NoneType)
-    }
-
-    /// Validate `component` and write its imports and exports to `output`.
-    fn inspect_component<'v>(
-        #[starlark(this)] _this: Value<'v>,
-        #[starlark(require = named)] component: Value<'v>,
-        #[starlark(require = named)] output: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let loc = here(eval);
-        let ctx = actx(eval)?;
-        let mut ins = Vec::new();
-        collect_files(component, "component", &mut ins)?;
-        let mut outs = Vec::new();
-        collect_files(output, "output", &mut outs)?;
-        ctx.add_action(
-            "InspectComponent",
-            ActionKind::Inspect(Inspect),
-            ins,
-            outs,
-            loc,
-        )?;
-        Ok(NoneType)
     }
 }
 

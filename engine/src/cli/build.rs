@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use clap::{Args, ValueEnum};
 
 use super::{Failure, exit};
+use crate::action::ExecContext;
 use crate::error::ErrorClass;
 use crate::exec::{ExecOptions, ProgressMode};
 use crate::ops::build::{self, default_cache_dir, parse_patterns, summary_json};
@@ -143,6 +144,7 @@ pub fn build_patterns(
         },
         profile: f.profile.clone(),
         remote: f.remote(&ws.config)?.map(Arc::new),
+        context: ExecContext::new(f.cache_dir()),
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

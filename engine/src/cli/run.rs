@@ -11,9 +11,10 @@ use clap::Args;
 
 use super::Failure;
 use super::build::{BuildFlags, build_patterns};
+use crate::action::ExecContext;
 use crate::error::ErrorClass;
+use crate::host::{Invocation, invoke};
 use crate::label::{Label, PackagePath};
-use crate::run::{RunOptions, run};
 
 /// Arguments of `kiln run`.
 #[derive(Args, Debug)]
@@ -54,7 +55,8 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
     let lib = dir.join(format!("{name}_lib"));
     let mut guest_args = vec![name.to_owned()];
     guest_args.extend(args.args);
-    let o = RunOptions {
+    let cx = ExecContext::new(args.flags.cache_dir());
+    let o = Invocation {
         component,
         plan: Some(plan),
         plan_root: ws.root.clone(),
@@ -69,10 +71,10 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
                 )
             })
             .collect(),
-        compiled_cache: args.flags.cache_dir(),
-        capture: false,
+        compiled_dir: cx.compiled_dir(),
+        capture: None,
     };
-    run(&o)
+    invoke(&o)
         .map(|r| r.status)
         .map_err(|e| Failure::new(ErrorClass::Internal, e))
 }

@@ -50,7 +50,7 @@ use self::plan::Plan;
 use self::record::{Outcome, Record};
 use self::sandbox::{Isolation, RunOutcome, Running};
 use crate::action::key::{action_key, command_digest};
-use crate::action::{Action, ActionKind};
+use crate::action::{Action, ExecContext};
 use crate::error::ErrorClass;
 
 /// How progress is shown.
@@ -77,6 +77,8 @@ pub struct ExecOptions {
     pub profile: Option<PathBuf>,
     /// A remote cache, looked up after the local one.
     pub remote: Option<Arc<crate::remote::RemoteCache>>,
+    /// What in-process action kinds get (cache dir, limits).
+    pub context: ExecContext,
 }
 
 /// What an execution did.
@@ -329,17 +331,7 @@ pub fn execute(
     let mut tool_paths: Vec<&str> = plan
         .actions
         .iter()
-        .flat_map(|a| match &a.kind {
-            ActionKind::Run(r) => r
-                .argv
-                .iter()
-                .take(1)
-                .filter(|p| p.starts_with('/'))
-                .chain(&r.tools)
-                .map(String::as_str)
-                .collect(),
-            _ => Vec::new(),
-        })
+        .flat_map(|a| a.kind.tool_files())
         .collect();
     tool_paths.sort_unstable();
     tool_paths.dedup();
@@ -536,6 +528,7 @@ impl Scheduler<'_> {
             let root = self.root.to_path_buf();
             let stop = self.stop.clone();
             let remote = self.opts.remote.clone();
+            let cx = self.opts.context.clone();
             workers.push(std::thread::spawn(move || {
                 let made = fs::create_dir_all(&base);
                 // Opened before the workspace is hidden: sources stay
@@ -553,7 +546,7 @@ impl Scheduler<'_> {
                 let _ = tx.send(Done::Ready(iso.clone()));
                 let mut sb = made
                     .map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display()))
-                    .and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs));
+                    .and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs, cx));
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { break };
@@ -728,29 +721,21 @@ impl Scheduler<'_> {
             }
         }
         let mut tools = Vec::new();
-        if let ActionKind::Run(r) = &a.kind {
-            let used = r
-                .argv
-                .iter()
-                .take(1)
-                .filter(|p| p.starts_with('/'))
-                .chain(&r.tools);
-            for t in used {
-                match self.tools.get(t).copied().flatten() {
-                    Some(d) => tools.push((t.clone(), d)),
-                    None => {
-                        let msg = format!(
-                            "the toolchain file `{t}` does not exist on this machine; {}",
-                            crate::toolchain::SETUP_HINT
-                        );
-                        self.fail(i, msg, String::new());
-                        return Ok(None);
-                    }
+        for t in a.kind.tool_files() {
+            match self.tools.get(t).copied().flatten() {
+                Some(d) => tools.push((t.to_owned(), d)),
+                None => {
+                    let msg = format!(
+                        "the toolchain file `{t}` does not exist on this machine; {}",
+                        crate::toolchain::SETUP_HINT
+                    );
+                    self.fail(i, msg, String::new());
+                    return Ok(None);
                 }
             }
-            tools.sort();
-            tools.dedup();
         }
+        tools.sort();
+        tools.dedup();
         let key = action_key(a, &digests, &tools);
         self.keys[i] = Some(key);
 
@@ -1010,13 +995,8 @@ impl Scheduler<'_> {
             self.name(i),
             a.mnemonic
         );
-        if let ActionKind::Run(r) = &a.kind {
-            let argv: Vec<String> = r
-                .argv
-                .iter()
-                .map(|x| crate::action::shell_quote(x))
-                .collect();
-            text.push_str(&format!("  command: {}\n", argv.join(" ")));
+        if let Some(command) = a.kind.command_line() {
+            text.push_str(&format!("  command: {command}\n"));
         }
         if !log.is_empty() {
             text.push_str("  output:\n");

@@ -18,10 +18,7 @@ use std::path::{Path, PathBuf};
 use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
-use crate::action::{
-    Action, ActionKind, Componentize, Compose, DynlinkPlan, Inspect, PylonTest, RunAction,
-    WitBindgenC, WitCheck, WriteAction,
-};
+use crate::action::{Action, ActionKind};
 use crate::analysis::Analysis;
 use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
 use crate::error::Location;
@@ -300,58 +297,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
         w.str(&a.location.file);
         w.u32(a.location.line as u32);
         w.u32(a.location.col as u32);
-        match &a.kind {
-            ActionKind::Run(r) => {
-                w.0.push(0);
-                w.u32(r.argv.len() as u32);
-                r.argv.iter().for_each(|x| w.str(x));
-                w.u32(r.env.len() as u32);
-                for (k, v) in &r.env {
-                    w.str(k);
-                    w.str(v);
-                }
-                w.u32(r.tools.len() as u32);
-                r.tools.iter().for_each(|t| w.str(t));
-                w.u8(r.network as u8);
-            }
-            ActionKind::Write(x) => {
-                w.0.push(1);
-                w.str(&x.content);
-                w.0.push(x.is_executable as u8);
-            }
-            ActionKind::WitBindgenC(k) => {
-                w.u8(2);
-                w.str(&k.world);
-                w.str(k.rename_world.as_deref().unwrap_or(""));
-            }
-            ActionKind::Componentize(k) => {
-                w.u8(3);
-                w.str(&k.world);
-                w.u8(k.command as u8);
-            }
-            ActionKind::Compose(k) => {
-                w.u8(4);
-                w.str(&k.socket);
-                w.u32(k.plugs.len() as u32);
-                k.plugs.iter().for_each(|p| w.str(p));
-            }
-            ActionKind::Inspect(_) => w.u8(5),
-            ActionKind::WitCheck(_) => w.u8(6),
-            ActionKind::PylonTest(k) => {
-                w.u8(8);
-                for x in [&k.component, &k.plan, &k.lib, &k.script] {
-                    w.str(x);
-                }
-            }
-            ActionKind::DynlinkPlan(k) => {
-                w.u8(7);
-                w.u32(k.providers.len() as u32);
-                for (id, path) in &k.providers {
-                    w.str(id);
-                    w.str(path);
-                }
-            }
-        }
+        a.kind.encode(w);
         w.u32(a.inputs.len() as u32);
         a.inputs.iter().for_each(|x| art(w, x));
         w.u32(a.outputs.len() as u32);
@@ -402,70 +348,7 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
             line: r.u32()? as usize,
             col: r.u32()? as usize,
         };
-        let kind = match r.u8()? {
-            0 => {
-                let n = r.u32()?;
-                let argv = (0..n)
-                    .map(|_| r.str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()?;
-                let m = r.u32()?;
-                let mut env = BTreeMap::new();
-                for _ in 0..m {
-                    let k = r.str()?.to_owned();
-                    env.insert(k, r.str()?.to_owned());
-                }
-                let nt = r.u32()?;
-                let tools = (0..nt)
-                    .map(|_| r.str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()?;
-                let network = r.u8()? != 0;
-                if argv.is_empty() {
-                    return None;
-                }
-                ActionKind::Run(RunAction {
-                    argv,
-                    env,
-                    tools,
-                    network,
-                })
-            }
-            1 => ActionKind::Write(WriteAction {
-                content: r.str()?.to_owned(),
-                is_executable: r.u8()? != 0,
-            }),
-            2 => ActionKind::WitBindgenC(WitBindgenC {
-                world: r.str()?.to_owned(),
-                rename_world: Some(r.str()?.to_owned()).filter(|x| !x.is_empty()),
-            }),
-            3 => ActionKind::Componentize(Componentize {
-                world: r.str()?.to_owned(),
-                command: r.u8()? != 0,
-            }),
-            4 => {
-                let socket = r.str()?.to_owned();
-                let n = r.u32()?;
-                let plugs = (0..n)
-                    .map(|_| r.str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()?;
-                ActionKind::Compose(Compose { socket, plugs })
-            }
-            5 => ActionKind::Inspect(Inspect),
-            6 => ActionKind::WitCheck(WitCheck),
-            7 => {
-                let n = r.u32()?;
-                let providers = (0..n)
-                    .map(|_| Some((r.str()?.to_owned(), r.str()?.to_owned())))
-                    .collect::<Option<Vec<_>>>()?;
-                ActionKind::DynlinkPlan(DynlinkPlan { providers })
-            }
-            8 => ActionKind::PylonTest(PylonTest {
-                component: r.str()?.to_owned(),
-                plan: r.str()?.to_owned(),
-                lib: r.str()?.to_owned(),
-                script: r.str()?.to_owned(),
-            }),
-            _ => return None,
-        };
+        let kind = ActionKind::decode(r)?;
         let ni = r.u32()?;
         let inputs = (0..ni)
             .map(|_| art(r, &labels))
@@ -514,6 +397,7 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::{CommandAction, WriteAction};
 
     #[test]
     fn plan_round_trips() {
@@ -523,7 +407,7 @@ mod tests {
             owner: owner.clone(),
             index: 1,
             mnemonic: "Genrule".into(),
-            kind: ActionKind::Run(RunAction {
+            kind: ActionKind::Command(CommandAction {
                 argv: vec!["/bin/bash".into(), "-c".into(), "x".into()],
                 env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
                 tools: vec!["/usr/bin/tool".into()],

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 
 use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
 
-use crate::action::{Action, ActionKind};
+use crate::action::{Action, ExecContext, Execution};
 
 /// The environment every action starts from.
 pub const SANDBOX_ENV: &[(&str, &str)] = &[
@@ -208,12 +208,14 @@ pub struct Sandbox {
     dirs: HashSet<PathBuf>,
     /// On a private tmpfs: every action gets a fresh tree.
     fresh: bool,
+    /// Handed to in-process action kinds.
+    cx: ExecContext,
 }
 
 impl Sandbox {
     /// A new, empty sandbox in `base` (an existing directory; a private
     /// tmpfs when `tmpfs`, where each action gets a fresh tree).
-    pub fn new(base: PathBuf, tmpfs: bool) -> Result<Self, String> {
+    pub fn new(base: PathBuf, tmpfs: bool, cx: ExecContext) -> Result<Self, String> {
         let root = base.join("root");
         let tmp = base.join("tmp");
         io(fs::create_dir_all(&root), "cannot create sandbox", &root)?;
@@ -224,6 +226,7 @@ impl Sandbox {
             tmp,
             dirs: HashSet::new(),
             fresh: tmpfs,
+            cx,
         })
     }
 
@@ -364,36 +367,15 @@ impl Sandbox {
         if NET_LOST.with(|l| l.get()) {
             return Err("this worker lost its network isolation; run the build again".to_owned());
         }
-        if let Some(Err(message)) = action.kind.execute_in_process(&self.root, action) {
-            return Ok(RunOutcome::Failed {
-                message,
-                log: String::new(),
-            });
-        }
-        match &action.kind {
-            ActionKind::WitBindgenC(_)
-            | ActionKind::Componentize(_)
-            | ActionKind::Compose(_)
-            | ActionKind::Inspect(_)
-            | ActionKind::WitCheck(_)
-            | ActionKind::DynlinkPlan(_)
-            | ActionKind::PylonTest(_) => {}
-            ActionKind::Write(w) => {
-                let dest = self.root.join(action.outputs[0].path());
-                io(
-                    fs::write(&dest, w.content.as_bytes()),
-                    "cannot write",
-                    &dest,
-                )?;
-                if w.is_executable {
-                    io(
-                        fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)),
-                        "cannot chmod",
-                        &dest,
-                    )?;
-                }
+        match action.kind.execute(&self.cx, &self.root, action) {
+            Execution::Done(Err(message)) => {
+                return Ok(RunOutcome::Failed {
+                    message,
+                    log: String::new(),
+                });
             }
-            ActionKind::Run(r) => {
+            Execution::Done(Ok(())) => {}
+            Execution::Spawn(r) => {
                 let (mut reader, writer) =
                     std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
                 let writer2 = writer

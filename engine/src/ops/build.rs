@@ -127,8 +127,6 @@ pub fn build(
 ) -> Result<BuildOutcome, BuildError> {
     let t0 = Instant::now();
     let root = &ws.root;
-    // Test actions cache compiled pylons beside the action cache.
-    let _ = crate::run::COMPILED_CACHE.set(cache_dir.to_owned());
     if opts.profile.is_none()
         && let Some(noop) = uptodate::check(root, patterns, cache_dir)
     {

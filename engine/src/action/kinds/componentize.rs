@@ -16,6 +16,17 @@ use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 
 use super::wasm::{resolve_world, write_output};
 use crate::action::tool_versions::COMPONENT_TOOLS;
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::none::NoneType;
+
+use super::{ActionKind, ExecContext, Execution, Kind};
+use crate::action::Action;
+use crate::action::key::KeyEncoder;
+use crate::analysis::ctx::{collect_files, declare_action};
 use crate::artifact::Artifact;
 
 /// Make a component from a core module.
@@ -29,16 +40,6 @@ pub struct Componentize {
 }
 
 impl Componentize {
-    /// Append the dump lines of this kind.
-    pub fn dump(&self, s: &mut String) {
-        let adapter = if self.command { "command" } else { "reactor" };
-        let _ = writeln!(
-            s,
-            "  componentize: world {}, {adapter} adapter ({COMPONENT_TOOLS})",
-            self.world
-        );
-    }
-
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
         vec![
@@ -50,12 +51,7 @@ impl Componentize {
     }
 
     /// Build the component into the sandbox at `root`.
-    pub fn execute(
-        &self,
-        root: &Path,
-        inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, root: &Path, inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
         let module = inputs
             .iter()
             .find(|a| a.path().ends_with(".wasm"))
@@ -81,5 +77,73 @@ impl Componentize {
             .and_then(|e| e.validate(true).encode())
             .map_err(|e| format!("cannot make a component of `{}`: {e:#}", module.path()))?;
         write_output(root, outputs, &component)
+    }
+}
+
+impl Kind for Componentize {
+    const TAG: u8 = 3;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        self.key_material().iter().for_each(|x| e.str(x));
+    }
+
+    fn dump(&self, s: &mut String) {
+        let adapter = if self.command { "command" } else { "reactor" };
+        let _ = writeln!(
+            s,
+            "  componentize: world {}, {adapter} adapter ({COMPONENT_TOOLS})",
+            self.world
+        );
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.world);
+        w.u8(self.command as u8);
+    }
+
+    fn decode(r: &mut Reader) -> Option<Self> {
+        Some(Componentize {
+            world: r.str()?.to_owned(),
+            command: r.u8()? != 0,
+        })
+    }
+
+    fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
+        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+    }
+}
+
+/// `ctx.actions.componentize`.
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Embed `world` into a core `module` and make a component with the
+    /// WASI adapter (`reactor` for libraries, `command` for programs).
+    fn componentize<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] module: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] world: &str,
+        #[starlark(require = named)] output: Value<'v>,
+        #[starlark(require = named, default = "reactor")] adapter: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let command = match adapter {
+            "reactor" => false,
+            "command" => true,
+            _ => anyhow::bail!("`adapter` must be \"reactor\" or \"command\", got `{adapter}`"),
+        };
+        let mut ins = Vec::new();
+        collect_files(module, "module", &mut ins)?;
+        if ins.len() != 1 || !ins[0].path().ends_with(".wasm") {
+            anyhow::bail!("`module` must be one `.wasm` file");
+        }
+        collect_files(wit, "wit", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::Componentize(Componentize {
+            world: world.to_owned(),
+            command,
+        });
+        declare_action(eval, "Componentize", kind, ins, outs)
     }
 }

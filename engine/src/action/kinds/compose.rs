@@ -4,6 +4,7 @@
 //! Unlike `wac plug`, a plug that satisfies none of the socket's imports is
 //! an error, naming it.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -12,6 +13,17 @@ use wac_graph::{CompositionGraph, EncodeOptions};
 
 use super::wasm::write_output;
 use crate::action::tool_versions::COMPONENT_TOOLS;
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::none::NoneType;
+use starlark::values::{Value, ValueLike};
+
+use super::{ActionKind, ExecContext, Execution, Kind, get_strs, put_strs};
+use crate::action::Action;
+use crate::action::key::KeyEncoder;
+use crate::analysis::ctx::{collect_files, declare_action};
 use crate::artifact::Artifact;
 
 /// Compose a socket with plugs.
@@ -24,16 +36,6 @@ pub struct Compose {
 }
 
 impl Compose {
-    /// Append the dump lines of this kind.
-    pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(
-            s,
-            "  compose: socket {}, plugs {} ({COMPONENT_TOOLS})",
-            self.socket,
-            self.plugs.join(" ")
-        );
-    }
-
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
         let mut v = vec!["compose", COMPONENT_TOOLS, &self.socket];
@@ -42,12 +44,7 @@ impl Compose {
     }
 
     /// Compose into the sandbox at `root`.
-    pub fn execute(
-        &self,
-        root: &Path,
-        _inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, root: &Path, _inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
         let mut graph = CompositionGraph::new();
         let mut register = |path: &str, name: &str| -> Result<_, String> {
             let bytes =
@@ -112,5 +109,78 @@ impl Compose {
             })
             .map_err(|e| format!("cannot encode the composition: {e:#}"))?;
         write_output(root, outputs, &bytes)
+    }
+}
+
+impl Kind for Compose {
+    const TAG: u8 = 4;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        self.key_material().iter().for_each(|x| e.str(x));
+    }
+
+    fn dump(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "  compose: socket {}, plugs {} ({COMPONENT_TOOLS})",
+            self.socket,
+            self.plugs.join(" ")
+        );
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.socket);
+        put_strs(w, self.plugs.iter());
+    }
+
+    fn decode(r: &mut Reader) -> Option<Self> {
+        Some(Compose {
+            socket: r.str()?.to_owned(),
+            plugs: get_strs(r)?,
+        })
+    }
+
+    fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
+        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+    }
+}
+
+/// `ctx.actions.compose`.
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Plug the exports of `plugs` into the imports of `socket`.
+    fn compose<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] socket: Value<'v>,
+        #[starlark(require = named)] plugs: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let socket = socket
+            .downcast_ref::<Artifact>()
+            .ok_or_else(|| anyhow::anyhow!("`socket` must be a file, got `{}`", socket.get_type()))?
+            .clone();
+        let mut plug_files = Vec::new();
+        collect_files(plugs, "plugs", &mut plug_files)?;
+        let mut seen = BTreeSet::new();
+        seen.insert(socket.path().to_owned());
+        for p in &plug_files {
+            if !seen.insert(p.path().to_owned()) {
+                anyhow::bail!(
+                    "`{}` is given twice to `compose` (as the socket or as a plug)",
+                    p.path()
+                );
+            }
+        }
+        let plug_paths = plug_files.iter().map(|p| p.path().to_owned()).collect();
+        let mut ins = vec![socket.clone()];
+        ins.extend(plug_files);
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::Compose(Compose {
+            socket: socket.path().to_owned(),
+            plugs: plug_paths,
+        });
+        declare_action(eval, "Compose", kind, ins, outs)
     }
 }

@@ -9,11 +9,24 @@
 //! `{"format": 1, "providers": {"<id>": {"component": "<execroot path>",
 //! "digest": "blake3:<hex>", "size": N}}}`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::wasm::write_output;
 use crate::action::tool_versions::COMPONENT_TOOLS;
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::dict::DictRef;
+use starlark::values::none::NoneType;
+use starlark::values::{Value, ValueLike};
+
+use super::{ActionKind, ExecContext, Execution, Kind};
+use crate::action::Action;
+use crate::action::key::KeyEncoder;
+use crate::analysis::ctx::{collect_files, declare_action};
 use crate::artifact::Artifact;
 
 /// Write a dynlink plan.
@@ -25,13 +38,6 @@ pub struct DynlinkPlan {
 }
 
 impl DynlinkPlan {
-    /// Append the dump lines of this kind.
-    pub fn dump(&self, s: &mut String) {
-        for (id, path) in &self.providers {
-            let _ = writeln!(s, "  dynlink: {id} = {path}");
-        }
-    }
-
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
         let mut v = vec!["dynlink-plan", COMPONENT_TOOLS];
@@ -42,12 +48,7 @@ impl DynlinkPlan {
     }
 
     /// Hash the components in the sandbox at `root` and write the plan.
-    pub fn execute(
-        &self,
-        root: &Path,
-        _inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, root: &Path, _inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
         let mut providers = serde_json::Map::new();
         for (id, path) in &self.providers {
             let bytes =
@@ -67,5 +68,77 @@ impl DynlinkPlan {
         let mut text = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?;
         text.push('\n');
         write_output(root, outputs, text.as_bytes())
+    }
+}
+
+impl Kind for DynlinkPlan {
+    const TAG: u8 = 7;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        self.key_material().iter().for_each(|x| e.str(x));
+    }
+
+    fn dump(&self, s: &mut String) {
+        for (id, path) in &self.providers {
+            let _ = writeln!(s, "  dynlink: {id} = {path}");
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.providers.len() as u32);
+        for (id, path) in &self.providers {
+            w.str(id);
+            w.str(path);
+        }
+    }
+
+    fn decode(r: &mut Reader) -> Option<Self> {
+        let n = r.u32()?;
+        let providers = (0..n)
+            .map(|_| Some((r.str()?.to_owned(), r.str()?.to_owned())))
+            .collect::<Option<Vec<_>>>()?;
+        Some(DynlinkPlan { providers })
+    }
+
+    fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
+        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+    }
+}
+
+/// `ctx.actions.dynlink_plan`.
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Write the dynlink plan `output`: `providers` maps each provider id to
+    /// its component file, whose digest the plan records.
+    fn dynlink_plan<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] providers: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let d = DictRef::from_value(providers).ok_or_else(|| {
+            anyhow::anyhow!(
+                "`providers` expects a dict of id to component file, got `{}`",
+                providers.get_type()
+            )
+        })?;
+        let mut map = BTreeMap::new();
+        let mut ins = Vec::new();
+        for (k, v) in d.iter() {
+            let id = k
+                .unpack_str()
+                .ok_or_else(|| anyhow::anyhow!("`providers` keys must be ids (strings)"))?;
+            let f = v.downcast_ref::<Artifact>().ok_or_else(|| {
+                anyhow::anyhow!("the component of dynlink provider `{id}` must be a file")
+            })?;
+            map.insert(id.to_owned(), f.path().to_owned());
+            ins.push(f.clone());
+        }
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        let kind = ActionKind::DynlinkPlan(DynlinkPlan {
+            providers: map.into_iter().collect(),
+        });
+        declare_action(eval, "DynlinkPlan", kind, ins, outs)
     }
 }

@@ -9,6 +9,17 @@ use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
 use super::wasm::write_output;
 use crate::action::tool_versions::COMPONENT_TOOLS;
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::none::NoneType;
+
+use super::{ActionKind, ExecContext, Execution, Kind};
+use crate::action::Action;
+use crate::action::key::KeyEncoder;
+use crate::analysis::ctx::{collect_files, declare_action};
 use crate::artifact::Artifact;
 
 /// Validate and describe a component.
@@ -46,23 +57,13 @@ pub fn interfaces(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
 }
 
 impl Inspect {
-    /// Append the dump lines of this kind.
-    pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(s, "  inspect-component ({COMPONENT_TOOLS})");
-    }
-
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
         vec!["inspect-component", COMPONENT_TOOLS]
     }
 
     /// Write the description into the sandbox at `root`.
-    pub fn execute(
-        &self,
-        root: &Path,
-        inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, root: &Path, inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
         let input = inputs
             .first()
             .ok_or("inspect_component needs one component")?;
@@ -78,5 +79,51 @@ impl Inspect {
             let _ = writeln!(text, "export {e}");
         }
         write_output(root, outputs, text.as_bytes())
+    }
+}
+
+impl Kind for Inspect {
+    const TAG: u8 = 5;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        self.key_material().iter().for_each(|x| e.str(x));
+    }
+
+    fn dump(&self, s: &mut String) {
+        let _ = writeln!(s, "  inspect-component ({COMPONENT_TOOLS})");
+    }
+
+    fn encode(&self, _w: &mut Writer) {}
+
+    fn decode(_r: &mut Reader) -> Option<Self> {
+        Some(Inspect)
+    }
+
+    fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
+        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+    }
+}
+
+/// `ctx.actions.inspect_component`.
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Validate `component` and write its imports and exports to `output`.
+    fn inspect_component<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] component: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let mut ins = Vec::new();
+        collect_files(component, "component", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        declare_action(
+            eval,
+            "InspectComponent",
+            ActionKind::Inspect(Inspect),
+            ins,
+            outs,
+        )
     }
 }

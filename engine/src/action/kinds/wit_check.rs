@@ -8,6 +8,17 @@ use std::path::Path;
 
 use super::wasm::{resolve_all, write_output};
 use crate::action::tool_versions::COMPONENT_TOOLS;
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::none::NoneType;
+
+use super::{ActionKind, ExecContext, Execution, Kind};
+use crate::action::Action;
+use crate::action::key::KeyEncoder;
+use crate::analysis::ctx::{collect_files, declare_action};
 use crate::artifact::Artifact;
 
 /// Validate WIT packages.
@@ -15,23 +26,13 @@ use crate::artifact::Artifact;
 pub struct WitCheck;
 
 impl WitCheck {
-    /// Append the dump lines of this kind.
-    pub fn dump(&self, s: &mut String) {
-        let _ = writeln!(s, "  wit-check ({COMPONENT_TOOLS})");
-    }
-
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
         vec!["wit-check", COMPONENT_TOOLS]
     }
 
     /// Validate and describe into the sandbox at `root`.
-    pub fn execute(
-        &self,
-        root: &Path,
-        inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, root: &Path, inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
         let files: Vec<&str> = inputs.iter().map(Artifact::path).collect();
         let (resolve, _) = resolve_all(root, &files)?;
         let mut packages: Vec<(String, Vec<String>)> = resolve
@@ -57,5 +58,46 @@ impl WitCheck {
             }
         }
         write_output(root, outputs, text.as_bytes())
+    }
+}
+
+impl Kind for WitCheck {
+    const TAG: u8 = 6;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        self.key_material().iter().for_each(|x| e.str(x));
+    }
+
+    fn dump(&self, s: &mut String) {
+        let _ = writeln!(s, "  wit-check ({COMPONENT_TOOLS})");
+    }
+
+    fn encode(&self, _w: &mut Writer) {}
+
+    fn decode(_r: &mut Reader) -> Option<Self> {
+        Some(WitCheck)
+    }
+
+    fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
+        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+    }
+}
+
+/// `ctx.actions.wit_check`.
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Parse and validate WIT files; write their packages, interfaces and
+    /// worlds to `output`.
+    fn wit_check<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] wit: Value<'v>,
+        #[starlark(require = named)] output: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let mut ins = Vec::new();
+        collect_files(wit, "wit", &mut ins)?;
+        let mut outs = Vec::new();
+        collect_files(output, "output", &mut outs)?;
+        declare_action(eval, "WitCheck", ActionKind::WitCheck(WitCheck), ins, outs)
     }
 }

@@ -1,4 +1,4 @@
-//! Compiled components, cached: `<cache>/compiled/<key>.cwasm`, where the
+//! Compiled components, cached: `<compiled dir>/<key>.cwasm`, where the
 //! key is BLAKE3 over the component's bytes and wasmtime's version and
 //! configuration. A file is the BLAKE3 digest of its payload followed by
 //! the payload (wasmtime's serialized code), written atomically; a file
@@ -10,7 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Load `bytes` as a component, from the cache when it has it.
-pub fn load(engine: &Engine, bytes: &[u8], cache: &Path) -> Result<Component, String> {
+pub fn load(engine: &Engine, bytes: &[u8], dir: &Path) -> Result<Component, String> {
     let mut h = blake3::Hasher::new();
     h.update(b"kiln-compiled-1 ");
     h.update(crate::action::tool_versions::WASMTIME.as_bytes());
@@ -19,7 +19,6 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Path) -> Result<Component, St
     h.update(&std::hash::Hasher::finish(&compat).to_le_bytes());
     h.update(bytes);
     let key = h.finalize().to_hex();
-    let dir = cache.join("compiled");
     let path = dir.join(format!("{key}.cwasm"));
     if let Ok(file) = std::fs::read(&path)
         && file.len() > 32
@@ -39,7 +38,7 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Path) -> Result<Component, St
     let c = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
     // A cache that cannot be written only costs the next run a compile.
     if let Ok(code) = c.serialize() {
-        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::create_dir_all(dir);
         let tmp = dir.join(format!("{key}.tmp{}", std::process::id()));
         let mut file = blake3::hash(&code).as_bytes().to_vec();
         file.extend_from_slice(&code);

@@ -1,9 +1,10 @@
-//! Running a composed pylon (`kiln run`): the component under wasmtime
-//! (component model, WASI preview 2), with the stdlib directory mounted at
-//! `/lib`, the working directory at `/`, and `compose:dynlink/linker`
-//! served from the pylon's dynlink plan (`dynlink.rs`). Compiled code is
-//! cached by the component's digest (`compiled.rs`), so a second run does
-//! not compile again.
+//! The component host: a composed pylon under wasmtime (component model,
+//! WASI preview 2), with the stdlib directory mounted at `/lib`, the
+//! working directory at `/`, and `compose:dynlink/linker` served from the
+//! pylon's dynlink plan (`dynlink.rs`). Compiled code is cached by the
+//! component's digest (`compiled.rs`), so a second invocation does not
+//! compile again. Used by `kiln run` (`ops/run.rs`) and by pylon test
+//! actions (`action/kinds/pylon_test.rs`).
 
 mod compiled;
 mod dynlink;
@@ -14,9 +15,9 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// What to run.
+/// One invocation of a pylon's `wasi:cli/run`.
 #[derive(Debug)]
-pub struct RunOptions {
+pub struct Invocation {
     /// The component (`kiln-out/<pkg>/<name>.wasm`).
     pub component: PathBuf,
     /// Its dynlink plan, if it has one.
@@ -33,28 +34,21 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// The guest's environment.
     pub env: Vec<(String, String)>,
-    /// Where compiled code is cached.
-    pub compiled_cache: PathBuf,
-    /// Capture stdout and stderr together (for tests) instead of passing
-    /// them through.
-    pub capture: bool,
+    /// Where compiled code is cached (`<cache>/compiled`).
+    pub compiled_dir: PathBuf,
+    /// Capture stdout and stderr together, up to this many bytes (for
+    /// tests), instead of passing them through.
+    pub capture: Option<usize>,
 }
 
-/// How a run ended.
+/// How an invocation ended.
 #[derive(Debug)]
-pub struct RunResult {
+pub struct Outcome {
     /// The guest's exit status.
     pub status: i32,
     /// Its stdout and stderr, interleaved, when captured.
     pub output: Vec<u8>,
 }
-
-/// Where `kiln run` and test actions cache compiled code (set once per
-/// process by the build; a per-user default otherwise).
-pub static COMPILED_CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Most output a captured run keeps.
-const CAPTURE_LIMIT: usize = 16 << 20;
 
 /// The store data of a pylon: WASI, and the dynlink host.
 pub(crate) struct Host {
@@ -91,19 +85,20 @@ pub(crate) fn load(
         .map_err(|e| format!("cannot load `{}`: {e}", path.display()))
 }
 
-/// Run the component; returns its exit status (and output, if captured).
-pub fn run(o: &RunOptions) -> Result<RunResult, String> {
+/// Invoke the component; returns its exit status (and output, if
+/// captured).
+pub fn invoke(o: &Invocation) -> Result<Outcome, String> {
     let engine = engine()?;
-    let component = load(&engine, &o.component, &o.compiled_cache)?;
+    let component = load(&engine, &o.component, &o.compiled_dir)?;
     let providers = match &o.plan {
-        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_cache)?,
+        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_dir)?,
         None => dynlink::Providers::default(),
     };
     let mut wasi = WasiCtxBuilder::new();
     wasi.args(&o.args);
     wasi.envs(&o.env);
-    let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(CAPTURE_LIMIT);
-    if o.capture {
+    let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(o.capture.unwrap_or(0));
+    if o.capture.is_some() {
         wasi.stdout(pipe.clone()).stderr(pipe.clone());
     } else {
         wasi.inherit_stdio();
@@ -132,15 +127,15 @@ pub fn run(o: &RunOptions) -> Result<RunResult, String> {
         Ok(Err(())) => 1,
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(I32Exit(code)) => *code,
-            None if o.capture => {
+            None if o.capture.is_some() => {
                 let mut output = pipe.contents().to_vec();
                 output.extend(format!("\nthe guest trapped: {e:?}\n").as_bytes());
-                return Ok(RunResult { status: 1, output });
+                return Ok(Outcome { status: 1, output });
             }
             None => return Err(format!("the guest trapped: {e:?}")),
         },
     };
-    Ok(RunResult {
+    Ok(Outcome {
         status,
         output: pipe.contents().to_vec(),
     })

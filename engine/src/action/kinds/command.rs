@@ -1,0 +1,194 @@
+//! `ctx.actions.run`: run a command in the action's sandbox (the kind is
+//! called `Command`; "run" is kept for Bazel's name of the native).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kiln_cache::codec::{Reader, Writer};
+use starlark::environment::MethodsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::dict::DictRef;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
+use starlark::values::none::NoneType;
+
+use super::{ActionKind, ExecContext, Execution, Kind, get_strs, put_strs};
+use crate::action::key::KeyEncoder;
+use crate::action::{Action, shell_quote};
+use crate::analysis::ctx::{collect_args, collect_files, declare_action};
+use crate::artifact::Artifact;
+
+/// A command to run.
+///
+/// Invariant: `argv` is non-empty; `env` is sorted (a `BTreeMap`), so its
+/// encoding is canonical.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandAction {
+    /// The command line; `argv[0]` is the program.
+    pub argv: Vec<String>,
+    /// Extra environment variables on top of the sandbox's scrubbed set.
+    pub env: BTreeMap<String, String>,
+    /// Absolute paths of toolchain files the command uses (sorted); their
+    /// digests enter the key, like `argv[0]`'s when it is absolute.
+    pub tools: Vec<String>,
+    /// The command may use the network (Bazel's `requires-network`): for
+    /// fetch steps whose outputs are pinned by their inputs (a lock file).
+    pub network: bool,
+}
+
+impl Kind for CommandAction {
+    const TAG: u8 = 0;
+
+    fn key(&self, e: &mut KeyEncoder) {
+        e.str("run");
+        e.u64(self.argv.len() as u64);
+        for x in &self.argv {
+            e.str(x);
+        }
+        e.u64(self.env.len() as u64);
+        for (k, v) in &self.env {
+            e.str(k);
+            e.str(v);
+        }
+        if self.network {
+            e.str("network");
+        }
+    }
+
+    fn dump(&self, s: &mut String) {
+        let argv: Vec<String> = self.argv.iter().map(|a| shell_quote(a)).collect();
+        let _ = writeln!(s, "  run: {}", argv.join(" "));
+        for (k, v) in &self.env {
+            let _ = writeln!(s, "  env: {k}={}", shell_quote(v));
+        }
+        if !self.tools.is_empty() {
+            let _ = writeln!(s, "  tools: {} files", self.tools.len());
+        }
+        if self.network {
+            let _ = writeln!(s, "  network: yes");
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        put_strs(w, self.argv.iter());
+        w.u32(self.env.len() as u32);
+        for (k, v) in &self.env {
+            w.str(k);
+            w.str(v);
+        }
+        put_strs(w, self.tools.iter());
+        w.u8(self.network as u8);
+    }
+
+    fn decode(r: &mut Reader) -> Option<Self> {
+        let argv = get_strs(r)?;
+        let m = r.u32()?;
+        let mut env = BTreeMap::new();
+        for _ in 0..m {
+            let k = r.str()?.to_owned();
+            env.insert(k, r.str()?.to_owned());
+        }
+        let tools = get_strs(r)?;
+        let network = r.u8()? != 0;
+        (!argv.is_empty()).then_some(CommandAction {
+            argv,
+            env,
+            tools,
+            network,
+        })
+    }
+
+    fn execute(&self, _cx: &ExecContext, _root: &Path, _action: &Action) -> Execution<'_> {
+        Execution::Spawn(self)
+    }
+
+    fn tool_files(&self) -> Vec<&str> {
+        self.argv
+            .iter()
+            .take(1)
+            .filter(|p| p.starts_with('/'))
+            .chain(&self.tools)
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn command_line(&self) -> Option<String> {
+        let argv: Vec<String> = self.argv.iter().map(|x| shell_quote(x)).collect();
+        Some(argv.join(" "))
+    }
+}
+
+/// `ctx.actions.run`.
+///
+/// ```python
+/// out = ctx.actions.declare_output("lib.o")
+/// ctx.actions.run(arguments = ["clang", "-c", src, "-o", out], outputs = [out])
+/// ```
+#[starlark_module]
+pub fn natives(builder: &mut MethodsBuilder) {
+    /// Run a command: `arguments` is the whole argv (strings, ints, files,
+    /// nested lists); files in it become inputs. `network = True` lets it
+    /// reach the network (fetch steps pinned by a lock file); every other
+    /// action runs without.
+    fn run<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] arguments: Value<'v>,
+        #[starlark(require = named)] outputs: Value<'v>,
+        #[starlark(require = named)] inputs: Option<Value<'v>>,
+        #[starlark(require = named)] env: Option<Value<'v>>,
+        #[starlark(require = named, default = "Run")] mnemonic: &str,
+        #[starlark(require = named)] tools: Option<UnpackListOrTuple<String>>,
+        #[starlark(require = named, default = false)] network: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let mut tools = tools.map(|t| t.items).unwrap_or_default();
+        if let Some(t) = tools.iter().find(|t| !t.starts_with('/')) {
+            anyhow::bail!(
+                "`tools` holds absolute paths of toolchain files (see `ctx.toolchain`), got `{t}`"
+            );
+        }
+        tools.sort();
+        tools.dedup();
+        let mut argv = Vec::new();
+        let mut ins = Vec::new();
+        collect_args(arguments, &mut argv, &mut ins)?;
+        if argv.is_empty() {
+            anyhow::bail!(
+                "`ctx.actions.run(arguments = ...)` is empty; the first element is the program to run"
+            );
+        }
+        if let Some(i) = inputs {
+            collect_files(i, "inputs", &mut ins)?;
+        }
+        let mut outs = Vec::new();
+        collect_files(outputs, "outputs", &mut outs)?;
+        let outset: BTreeSet<&str> = outs.iter().map(Artifact::path).collect();
+        ins.retain(|a| !outset.contains(a.path()));
+        let mut envmap = BTreeMap::new();
+        if let Some(e) = env {
+            let d = DictRef::from_value(e).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`env` expects a dict of string to string, got `{}`",
+                    e.get_type()
+                )
+            })?;
+            for (k, v) in d.iter() {
+                match (k.unpack_str(), v.unpack_str()) {
+                    (Some(k), Some(v)) => {
+                        envmap.insert(k.to_owned(), v.to_owned());
+                    }
+                    _ => anyhow::bail!("`env` expects a dict of string to string"),
+                }
+            }
+        }
+        let kind = ActionKind::Command(CommandAction {
+            argv,
+            env: envmap,
+            tools,
+            network,
+        });
+        declare_action(eval, mnemonic, kind, ins, outs)
+    }
+}
