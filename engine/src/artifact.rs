@@ -28,6 +28,12 @@ use crate::label::Label;
 /// Directory, relative to the workspace root, that holds every output.
 pub const OUT_DIR: &str = "kiln-out";
 
+/// kiln's own state in a workspace (persisted plans, no-op records,
+/// temporary files of materialization): `kiln-out/.kiln/`.
+pub fn state_dir(root: &std::path::Path) -> std::path::PathBuf {
+    root.join(OUT_DIR).join(".kiln")
+}
+
 /// Where an artifact comes from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Allocative)]
 pub enum ArtifactKind {

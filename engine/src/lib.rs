@@ -52,6 +52,7 @@ pub mod host;
 pub mod label;
 pub mod load;
 pub mod ops;
+pub mod plan;
 pub mod remote;
 pub mod toolchain;
 pub mod workspace;

@@ -32,6 +32,22 @@ pub use kinds::{ActionKind, ExecContext, Execution};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ActionId(pub usize);
 
+/// An action's stable name across runs: its owner and its position among
+/// the owner's actions, shown as `//pkg:name#index`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionName {
+    /// The target that declared it.
+    pub owner: Label,
+    /// Its position among the owner's actions.
+    pub index: usize,
+}
+
+impl std::fmt::Display for ActionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.owner, self.index)
+    }
+}
+
 /// One declared action.
 ///
 /// Invariant: `inputs` and `outputs` are sorted by path and free of
@@ -55,11 +71,19 @@ pub struct Action {
 }
 
 impl Action {
+    /// Its stable name (`//pkg:name#index`).
+    pub fn name(&self) -> ActionName {
+        ActionName {
+            owner: self.owner.clone(),
+            index: self.index,
+        }
+    }
+
     /// The stable text form used by `kiln query 'actions(...)'` and golden
     /// files.
     pub fn dump(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "action {}#{} {}", self.owner, self.index, self.mnemonic);
+        let _ = writeln!(s, "action {} {}", self.name(), self.mnemonic);
         self.kind.dump(&mut s);
         let _ = writeln!(s, "  inputs:");
         for i in &self.inputs {

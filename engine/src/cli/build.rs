@@ -120,20 +120,14 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
     build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _, _)| code)
 }
 
-/// The owner (label) and mnemonic of each failed action of a build.
-pub type Failures = Vec<(String, String)>;
-
-/// Build `patterns` as `kiln build` does (summary line, `--summary-json`);
-/// returns the exit code, the workspace, and the owner and mnemonic of each
-/// failed action.
-pub fn build_patterns(
+/// The workspace at `cwd`, execution options from the flags, and an
+/// interrupt flag set by SIGINT/SIGTERM.
+pub fn prepare(
     cwd: &Path,
     jobs: usize,
-    patterns: &[String],
     f: &BuildFlags,
-) -> Result<(i32, Workspace, Failures), Failure> {
+) -> Result<(Workspace, ExecOptions, Arc<AtomicBool>), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
-    let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let opts = ExecOptions {
         jobs,
         keep_going: f.keep_going,
@@ -150,10 +144,30 @@ pub fn build_patterns(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, interrupt.clone());
     }
+    Ok((ws, opts, interrupt))
+}
+
+/// Build `patterns` as `kiln build` does (summary line, `--summary-json`);
+/// returns the exit code, the workspace and what the build did.
+pub fn build_patterns(
+    cwd: &Path,
+    jobs: usize,
+    patterns: &[String],
+    f: &BuildFlags,
+) -> Result<(i32, Workspace, build::BuildOutcome), Failure> {
+    let (ws, opts, interrupt) = prepare(cwd, jobs, f)?;
+    let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let o = build::build(&ws, &patterns, &f.cache_dir(), &opts, interrupt)
         .map_err(|e| Failure::new(e.class(), e))?;
+    let code = report(&o, f, &opts)?;
+    Ok((code, ws, o))
+}
+
+/// Print a build's summary line (and write `--summary-json`); the exit
+/// code it means.
+pub fn report(o: &build::BuildOutcome, f: &BuildFlags, opts: &ExecOptions) -> Result<i32, Failure> {
     if let Some(path) = &f.summary_json {
-        let text = serde_json::to_string_pretty(&summary_json(&o)).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&summary_json(o)).unwrap_or_default();
         std::fs::write(path, text + "\n").map_err(|e| {
             Failure::new(
                 ErrorClass::Environment,
@@ -184,13 +198,12 @@ pub fn build_patterns(
     if let Some(w) = opts.remote.as_ref().and_then(|r| r.warning()) {
         eprintln!("WARNING: {w}");
     }
-    let code = if r.interrupted {
+    Ok(if r.interrupted {
         eprintln!("ERROR: interrupted");
         exit::INTERRUPTED
     } else if r.failed > 0 {
         exit::BUILD_FAILED
     } else {
         exit::OK
-    };
-    Ok((code, ws, o.report.failures))
+    })
 }

@@ -13,8 +13,8 @@ use super::Failure;
 use super::build::{BuildFlags, build_patterns};
 use crate::action::ExecContext;
 use crate::error::ErrorClass;
-use crate::host::{Invocation, invoke};
 use crate::label::{Label, PackagePath};
+use crate::ops::run::{RunError, run_built};
 
 /// Arguments of `kiln run`.
 #[derive(Args, Debug)]
@@ -36,45 +36,21 @@ pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
             format!("`kiln run` takes one target label: {e}"),
         )
     })?;
-    let (code, ws, _) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
+    let (code, ws, built) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
     if code != 0 {
         return Ok(code);
     }
-    let dir = ws.root.join("kiln-out").join(label.package.as_str());
-    let name = label.name.as_str();
-    let component = dir.join(format!("{name}.wasm"));
-    let plan = dir.join(format!("{name}.dynlink.json"));
-    if !component.is_file() || !plan.is_file() {
-        return Err(Failure::new(
-            ErrorClass::User,
-            format!(
-                "`{label}` is not runnable: `kiln run` runs pylons (`compose` targets), which write `{name}.wasm` and `{name}.dynlink.json`"
-            ),
-        ));
-    }
-    let lib = dir.join(format!("{name}_lib"));
-    let mut guest_args = vec![name.to_owned()];
-    guest_args.extend(args.args);
+    let env = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     let cx = ExecContext::new(args.flags.cache_dir());
-    let o = Invocation {
-        component,
-        plan: Some(plan),
-        plan_root: ws.root.clone(),
-        lib_dir: lib.is_dir().then_some(lib),
-        cwd: cwd.to_owned(),
-        args: guest_args,
-        env: std::env::vars_os()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.to_string_lossy().into_owned(),
-                )
-            })
-            .collect(),
-        compiled_dir: cx.compiled_dir(),
-        capture: None,
-    };
-    invoke(&o)
-        .map(|r| r.status)
-        .map_err(|e| Failure::new(ErrorClass::Internal, e))
+    run_built(&ws.root, &built, &label, cwd, args.args, env, &cx).map_err(|e| match e {
+        RunError::NotRunnable(_) => Failure::new(ErrorClass::User, e),
+        RunError::Host(_) => Failure::new(ErrorClass::Internal, e),
+    })
 }

@@ -28,10 +28,8 @@
 //! that did not finish, and outputs appear in `kiln-out/` only by atomic
 //! rename of complete blobs, so no partial output or cache entry survives.
 
-pub mod plan;
 pub mod record;
 pub mod sandbox;
-pub mod uptodate;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
@@ -46,12 +44,12 @@ use std::time::{Duration, Instant};
 use kiln_cache::{ActionResult, Blobs, Cache, CacheError, Digest, FileState, Stat};
 use rayon::prelude::*;
 
-use self::plan::Plan;
 use self::record::{Outcome, Record};
 use self::sandbox::{Isolation, RunOutcome, Running};
 use crate::action::key::{action_key, command_digest};
 use crate::action::{Action, ExecContext};
 use crate::error::ErrorClass;
+use crate::plan::Plan;
 
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +92,9 @@ pub struct ExecReport {
     pub failed: usize,
     /// Actions satisfied by the remote cache.
     pub remote_hits: usize,
-    /// The owner (label) and mnemonic of each failed action.
-    pub failures: Vec<(String, String)>,
+    /// The outputs of each failed action (execution paths), so that
+    /// callers can tell which requested files were not made.
+    pub failures: Vec<Vec<String>>,
     /// The build was interrupted.
     pub interrupted: bool,
     /// Isolation the sandbox obtained; `None` when no worker started (no
@@ -427,9 +426,11 @@ pub fn execute(
         cache,
     };
     remove_stale_temporaries(&s.blobs);
-    fs::create_dir_all(plan::plan_dir(root).join("tmp")).map_err(|e| ExecError::Io {
-        path: plan::plan_dir(root),
-        message: e.to_string(),
+    fs::create_dir_all(crate::artifact::state_dir(root).join("tmp")).map_err(|e| {
+        ExecError::Io {
+            path: crate::artifact::state_dir(root),
+            message: e.to_string(),
+        }
     })?;
 
     // Uploads to the remote cache run in the background of the build; the
@@ -497,8 +498,7 @@ pub fn execute(
 
 impl Scheduler<'_> {
     fn name(&self, i: usize) -> String {
-        let a = &self.plan.actions[i];
-        format!("{}#{}", a.owner, a.index)
+        self.plan.actions[i].name().to_string()
     }
 
     fn start_workers(
@@ -907,7 +907,7 @@ impl Scheduler<'_> {
 
     /// Link verified blobs into `kiln-out/` (atomically) and note their state.
     fn materialize(&mut self, i: usize, r: &ActionResult, key: Digest) -> Result<(), ExecError> {
-        let tmp_dir = plan::plan_dir(self.root).join("tmp");
+        let tmp_dir = crate::artifact::state_dir(self.root).join("tmp");
         for o in &r.outputs {
             let dest = self.root.join(&o.path);
             let blob = self.blobs.path(&o.digest);
@@ -989,7 +989,7 @@ impl Scheduler<'_> {
         self.report.failed += 1;
         self.report
             .failures
-            .push((a.owner.to_string(), a.mnemonic.clone()));
+            .push(a.outputs.iter().map(|o| o.path().to_owned()).collect());
         let mut text = format!(
             "ERROR: {} failed ({}): {message}\n",
             self.name(i),
@@ -1079,7 +1079,7 @@ impl Scheduler<'_> {
             return Ok(());
         }
         let plan = self.plan.clone();
-        let names = |i: usize| format!("{}#{}", plan.actions[i].owner, plan.actions[i].index);
+        let names = |i: usize| plan.actions[i].name().to_string();
         self.cache.transaction(|t| {
             for w in &writes {
                 match w {
@@ -1173,10 +1173,9 @@ impl Progress {
         if self.mode == ProgressMode::Plain || (self.mode == ProgressMode::Auto && !self.tty) {
             let _ = writeln!(
                 std::io::stderr(),
-                "{} {}#{} ({:.2}s){extra}",
+                "{} {} ({:.2}s){extra}",
                 a.mnemonic,
-                a.owner,
-                a.index,
+                a.name(),
                 took.as_secs_f64()
             );
         }

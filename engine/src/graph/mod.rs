@@ -1,13 +1,12 @@
-//! The target graph and the action graph, on petgraph.
+//! The target graph on petgraph, and cycle finding.
 //!
 //! `target.rs` resolves every label the loaded packages mention into nodes
 //! (rules, source files, generated files), loading dependency packages in
-//! parallel waves, and checks visibility. `action.rs` links actions through
-//! the artifacts they produce and consume. Both report cycles as
-//! `a -> b -> a`. Evaluating BUILD files is `load/`; running analysis is
-//! `analysis/`.
+//! parallel waves, and checks visibility. [`find_cycle`] reports cycles as
+//! `a -> b -> a`, for targets here and for actions in the plan (`plan/`,
+//! the one action graph). Evaluating BUILD files is `load/`; running
+//! analysis is `analysis/`.
 
-pub mod action;
 pub mod target;
 
 use petgraph::graph::{DiGraph, NodeIndex};

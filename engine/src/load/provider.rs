@@ -4,8 +4,10 @@
 //! provider instances, and `Data`, the plain-data form their fields are kept
 //! in. Instances hold no Starlark heap values, so an analysis result can move
 //! from one target's evaluation to its dependents' without sharing heaps. The
-//! built-in `DefaultInfo` is defined here too. Who returns providers and who
-//! reads them is `analysis/`.
+//! built-in providers the engine reads are defined here too: `DefaultInfo`
+//! (a target's files), `TestInfo` (a test target: the files its test runs
+//! write) and `RunInfo` (what `kiln run` invokes). Who returns providers
+//! and who reads them is `analysis/` and the planner (`plan/`).
 
 // Starlark value types: `#[derive(ProvidesStaticType)]` expands to an
 // `unsafe impl`; no unsafe code is written by hand here.
@@ -39,7 +41,18 @@ pub struct ProviderId(u64);
 /// The id of the built-in `DefaultInfo`.
 pub const DEFAULT_INFO: ProviderId = ProviderId(0);
 
-static NEXT_PROVIDER: AtomicU64 = AtomicU64::new(1);
+/// The id of the built-in `TestInfo(results = [...])`: returned by test
+/// rules, whose `results` are the files their test actions write (an
+/// action writing one fails when its test fails). `kiln test` runs the
+/// targets that return it.
+pub const TEST_INFO: ProviderId = ProviderId(1);
+
+/// The id of the built-in `RunInfo(component, dynlink_plan, stdlib)`: what
+/// `kiln run` invokes (a component with the WASI command world, its
+/// dynlink plan and the stdlib zip whose directory is mounted at `/lib`).
+pub const RUN_INFO: ProviderId = ProviderId(2);
+
+static NEXT_PROVIDER: AtomicU64 = AtomicU64::new(3);
 
 /// Plain data held in a provider field.
 #[derive(Clone, Debug, PartialEq, Allocative)]
@@ -223,6 +236,21 @@ impl ProviderDef {
     pub fn default_info() -> Self {
         ProviderDef::new(DEFAULT_INFO, vec!["files".to_owned()], Some("DefaultInfo"))
     }
+
+    /// The built-in `TestInfo(results = [...])`.
+    pub fn test_info() -> Self {
+        ProviderDef::new(TEST_INFO, vec!["results".to_owned()], Some("TestInfo"))
+    }
+
+    /// The built-in `RunInfo(component, dynlink_plan, stdlib)`.
+    pub fn run_info() -> Self {
+        let fields = ["component", "dynlink_plan", "stdlib"];
+        ProviderDef::new(
+            RUN_INFO,
+            fields.iter().map(|f| f.to_string()).collect(),
+            Some("RunInfo"),
+        )
+    }
 }
 
 impl fmt::Display for ProviderDef {
@@ -307,8 +335,13 @@ impl ProviderInstance {
 
     /// The files of a `DefaultInfo` (empty for other providers).
     pub fn files(&self) -> Vec<Artifact> {
+        self.field_files("files")
+    }
+
+    /// The files in field `name` (none when absent or `None`).
+    pub fn field_files(&self, name: &str) -> Vec<Artifact> {
         let mut out = Vec::new();
-        if let Some(d) = self.0.fields.get("files") {
+        if let Some(d) = self.0.fields.get(name) {
             d.artifacts(&mut out);
         }
         out
@@ -339,7 +372,8 @@ impl<'v> StarlarkValue<'v> for ProviderInstance {
     }
 }
 
-/// Registers this family's load-time natives: `provider()` and `DefaultInfo`.
+/// Registers this family's load-time natives: `provider()`, `DefaultInfo`,
+/// `TestInfo` and `RunInfo`.
 ///
 /// ```python
 /// MyInfo = provider(fields = ["headers", "objects"])
@@ -347,6 +381,8 @@ impl<'v> StarlarkValue<'v> for ProviderInstance {
 pub fn register(builder: &mut GlobalsBuilder) {
     natives(builder);
     builder.set("DefaultInfo", ProviderDef::default_info());
+    builder.set("TestInfo", ProviderDef::test_info());
+    builder.set("RunInfo", ProviderDef::run_info());
 }
 
 #[starlark_module]

@@ -10,12 +10,12 @@ use kiln_cache::{Cache, CacheError};
 
 use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
-use crate::exec::plan::{self, Plan};
-use crate::exec::{ExecError, ExecOptions, ExecReport, execute, uptodate};
-use crate::graph::action::ActionGraph;
+use crate::exec::{ExecError, ExecOptions, ExecReport, execute};
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::{LabelError, TargetPattern};
 use crate::load::loader::{LoadError, Loader};
+use crate::plan::persist as plan;
+use crate::plan::{Plan, PlanTarget, uptodate};
 use crate::workspace::Workspace;
 
 /// Errors of `kiln build` other than failing actions.
@@ -91,8 +91,7 @@ pub fn make_plan(
     let loader = Loader::new(ws.clone())?;
     let g = TargetGraph::load(&loader, patterns)?;
     let analysis = analyze(&loader, &g, &g.roots)?;
-    ActionGraph::build(&analysis)?;
-    let p = Plan::from_analysis(&g, &analysis);
+    let p = Plan::from_analysis(&g, &analysis)?;
     // A plan that cannot be saved is rebuilt next time; not an error.
     let w = plan::save(
         &ws.root,
@@ -109,8 +108,8 @@ pub fn make_plan(
 pub struct BuildOutcome {
     /// Execution counts.
     pub report: ExecReport,
-    /// Requested targets and their outputs.
-    pub targets: Vec<(String, Vec<String>)>,
+    /// The requested targets, as planned.
+    pub targets: Vec<PlanTarget>,
     /// Wall time.
     pub duration: Duration,
     /// Whether the persisted analysis was reused.
@@ -154,11 +153,7 @@ pub fn build(
     }
     uptodate::invalidate(root, patterns);
     let (p, watched, plan_reused) = make_plan(ws, patterns)?;
-    let targets: Vec<(String, Vec<String>)> = p
-        .targets
-        .iter()
-        .map(|(l, o)| (l.to_string(), o.clone()))
-        .collect();
+    let targets = p.targets.clone();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
     if let Some(r) = &opts.remote {
@@ -204,7 +199,7 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
     let outputs: serde_json::Map<String, serde_json::Value> = o
         .targets
         .iter()
-        .map(|(l, outs)| (l.clone(), serde_json::json!(outs)))
+        .map(|t| (t.label.to_string(), serde_json::json!(t.outputs)))
         .collect();
     serde_json::json!({
         "actions": {

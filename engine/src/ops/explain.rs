@@ -21,7 +21,7 @@ pub fn explain(
     let ws_key = ws.root.to_string_lossy().into_owned();
     let mut out = String::new();
     for a in &plan.actions {
-        let name = format!("{}#{}", a.owner, a.index);
+        let name = a.name().to_string();
         let rows = cache.run_records(&ws_key, &name)?;
         let row = rows.into_iter().find(|(n, _, _)| *n == name);
         let line = match row {

@@ -4,3 +4,5 @@ pub mod build;
 pub mod clean;
 pub mod explain;
 pub mod query;
+pub mod run;
+pub mod test;

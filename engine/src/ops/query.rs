@@ -18,7 +18,6 @@ use petgraph::graph::NodeIndex;
 
 use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
-use crate::graph::action::ActionGraph;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::{LabelError, TargetPattern};
 use crate::load::loader::Loader;
@@ -507,7 +506,7 @@ pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<Str
         let targets = ev.eval(&args[0])?;
         let roots: Vec<NodeIndex> = targets.iter().map(|n| n.0).collect();
         let analysis = analyze(loader, &g, &roots)?;
-        ActionGraph::build(&analysis)?;
+        crate::plan::check_action_graph(&analysis)?;
         let mut s = String::new();
         for n in &targets {
             if let Some(ids) = analysis.actions_of.get(&g.graph[n.0].label) {

@@ -1,7 +1,6 @@
-//! The build plan: the actions requested targets need, in dependency
-//! order, and its persisted form.
+//! The persisted plan, and when it is still valid.
 //!
-//! A plan is what execution needs from loading and analysis. It is saved in
+//! A plan (`mod.rs`) is what execution needs from loading and analysis. It is saved in
 //! `kiln-out/.kiln/plan-<patterns digest>` together with the state
 //! (size, mtime, ctime, inode) of every file loading read: `kiln.toml`, each
 //! BUILD.star and `.star` file, and each directory walked for a recursive
@@ -18,130 +17,20 @@ use std::path::{Path, PathBuf};
 use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
+use super::{Plan, PlanTarget};
 use crate::action::{Action, ActionKind};
-use crate::analysis::Analysis;
-use crate::artifact::{Artifact, ArtifactKind, OUT_DIR};
+use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
 use crate::graph::target::TargetGraph;
 use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 4;
-
-/// Actions in dependency order and what the requested targets produce.
-///
-/// Invariant: every index in `deps[i]` is smaller than `i` (producers come
-/// first), and `deps[i]` is sorted and free of duplicates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// The needed actions.
-    pub actions: Vec<Action>,
-    /// For each action, the actions producing its non-source inputs.
-    pub deps: Vec<Vec<u32>>,
-    /// Each requested rule target and its default outputs.
-    pub targets: Vec<(Label, Vec<String>)>,
-}
-
-impl Plan {
-    /// The actions `roots` need: the producers of their `DefaultInfo` files,
-    /// transitively.
-    pub fn from_analysis(g: &TargetGraph, a: &Analysis) -> Plan {
-        let mut producer: HashMap<&str, usize> = HashMap::new();
-        for (i, act) in a.actions.iter().enumerate() {
-            for o in &act.outputs {
-                producer.insert(o.path(), i);
-            }
-        }
-        let mut targets = Vec::new();
-        let mut needed = vec![false; a.actions.len()];
-        let mut stack = Vec::new();
-        for r in &g.roots {
-            let node = &g.graph[*r];
-            if node.decl().is_none() {
-                continue;
-            }
-            let files = a.default_files(&node.label);
-            for f in &files {
-                if let Some(&p) = producer.get(f.path()) {
-                    stack.push(p);
-                }
-            }
-            targets.push((
-                node.label.clone(),
-                files.iter().map(|f| f.path().to_owned()).collect(),
-            ));
-        }
-        while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut needed[i], true) {
-                continue;
-            }
-            for input in &a.actions[i].inputs {
-                if let Some(&p) = producer.get(input.path()) {
-                    stack.push(p);
-                }
-            }
-        }
-        // Topological order: producers first (the action graph is acyclic).
-        let mut order = Vec::new();
-        let mut state = vec![0u8; a.actions.len()];
-        for start in (0..a.actions.len()).filter(|i| needed[*i]) {
-            let mut st = vec![(start, false)];
-            while let Some((i, done)) = st.pop() {
-                if done {
-                    state[i] = 2;
-                    order.push(i);
-                    continue;
-                }
-                if state[i] != 0 {
-                    continue;
-                }
-                state[i] = 1;
-                st.push((i, true));
-                let mut ps: Vec<usize> = a.actions[i]
-                    .inputs
-                    .iter()
-                    .filter_map(|x| producer.get(x.path()).copied())
-                    .collect();
-                ps.sort_unstable();
-                ps.dedup();
-                for p in ps.into_iter().rev() {
-                    if state[p] == 0 {
-                        st.push((p, false));
-                    }
-                }
-            }
-        }
-        let new_index: HashMap<usize, u32> = order
-            .iter()
-            .enumerate()
-            .map(|(n, i)| (*i, n as u32))
-            .collect();
-        let actions: Vec<Action> = order.iter().map(|i| a.actions[*i].clone()).collect();
-        let deps = order
-            .iter()
-            .map(|i| {
-                let mut d: Vec<u32> = a.actions[*i]
-                    .inputs
-                    .iter()
-                    .filter_map(|x| producer.get(x.path()).map(|p| new_index[p]))
-                    .collect();
-                d.sort_unstable();
-                d.dedup();
-                d
-            })
-            .collect();
-        Plan {
-            actions,
-            deps,
-            targets,
-        }
-    }
-}
+const PLAN_FORMAT: u32 = 5;
 
 /// Where persisted plans live in a workspace.
 pub fn plan_dir(root: &Path) -> PathBuf {
-    root.join(OUT_DIR).join(".kiln")
+    crate::artifact::state_dir(root)
 }
 
 fn plan_path(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
@@ -306,11 +195,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
         deps.iter().for_each(|d| w.u32(*d));
     }
     w.u32(p.targets.len() as u32);
-    for (l, outs) in &p.targets {
-        w.str(&l.to_string());
-        w.u32(outs.len() as u32);
-        outs.iter().for_each(|o| w.str(o));
-    }
+    p.targets.iter().for_each(|t| t.encode(w));
 }
 
 fn decode_plan(r: &mut R) -> Option<Plan> {
@@ -373,17 +258,9 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         });
     }
     let nt = r.u32()?;
-    let mut targets = Vec::with_capacity(nt as usize);
-    for _ in 0..nt {
-        let l = Label::parse_absolute(r.str()?).ok()?;
-        let n = r.u32()?;
-        targets.push((
-            l,
-            (0..n)
-                .map(|_| r.str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()?,
-        ));
-    }
+    let targets = (0..nt)
+        .map(|_| PlanTarget::decode(r))
+        .collect::<Option<Vec<_>>>()?;
     if !r.0.is_empty() {
         return None;
     }
@@ -438,7 +315,16 @@ mod tests {
         let plan = Plan {
             actions: vec![w, a],
             deps: vec![vec![], vec![0]],
-            targets: vec![(owner, vec!["kiln-out/p/t.out".into()])],
+            targets: vec![PlanTarget {
+                label: owner,
+                outputs: vec!["kiln-out/p/t.out".into()],
+                test_results: Some(vec!["kiln-out/p/t.out".into()]),
+                run: Some(super::super::RunTarget {
+                    component: "kiln-out/p/t.out".into(),
+                    dynlink_plan: None,
+                    stdlib: Some("kiln-out/p/lib/x.zip".into()),
+                }),
+            }],
         };
         let mut wr = W(Vec::new());
         encode_plan(&mut wr, &plan);

@@ -19,17 +19,18 @@ use kiln_cache::codec::{Reader as R, Writer};
 use kiln_cache::{Digest, Stat};
 use rayon::prelude::*;
 
-use super::plan::{engine_stamp, plan_dir, stat_of};
+use super::PlanTarget;
+use super::persist::{engine_stamp, plan_dir, stat_of};
 use crate::label::TargetPattern;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What a no-op build reports.
 pub struct NoOp {
     /// Actions in the plan.
     pub total: usize,
-    /// Requested targets and their outputs.
-    pub targets: Vec<(String, Vec<String>)>,
+    /// The requested targets.
+    pub targets: Vec<PlanTarget>,
     /// Actions whose `runs` records must now say "up to date".
     pub changed: Vec<String>,
 }
@@ -56,7 +57,7 @@ pub fn write(
     cache_dir: &Path,
     files: &[(PathBuf, Option<Stat>)],
     total: usize,
-    targets: &[(String, Vec<String>)],
+    targets: &[PlanTarget],
     changed: &[String],
 ) -> std::io::Result<()> {
     let mut w = Writer(Vec::with_capacity(64 + files.len() * 80));
@@ -71,11 +72,7 @@ pub fn write(
     );
     w.u64(total as u64);
     w.u32(targets.len() as u32);
-    for (l, outs) in targets {
-        w.str(l);
-        w.u32(outs.len() as u32);
-        outs.iter().for_each(|o| w.str(o));
-    }
+    targets.iter().for_each(|t| t.encode(&mut w));
     w.u32(files.len() as u32);
     for (p, st) in files {
         w.str(&p.to_string_lossy());
@@ -114,15 +111,9 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     }
     let total = r.u64()? as usize;
     let nt = r.u32()?;
-    let mut targets = Vec::with_capacity(nt as usize);
-    for _ in 0..nt {
-        let l = r.str()?.to_owned();
-        let no = r.u32()?;
-        let outs = (0..no)
-            .map(|_| r.str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()?;
-        targets.push((l, outs));
-    }
+    let targets = (0..nt)
+        .map(|_| PlanTarget::decode(&mut r))
+        .collect::<Option<Vec<_>>>()?;
     let nf = r.u32()? as usize;
     let mut files = Vec::with_capacity(nf);
     for _ in 0..nf {
@@ -169,10 +160,7 @@ fn changed_offset(bytes: &[u8]) -> Option<usize> {
     r.stat()?;
     r.u64()?;
     for _ in 0..r.u32()? {
-        r.str()?;
-        for _ in 0..r.u32()? {
-            r.str()?;
-        }
+        PlanTarget::decode(&mut r)?;
     }
     for _ in 0..r.u32()? {
         r.str()?;

@@ -1,0 +1,96 @@
+//! `kiln test`: build the test targets the patterns name and report each.
+//!
+//! Test targets are those whose rule returns `TestInfo` (as recorded in
+//! the plan); their `results` are files written by test actions, so a
+//! passing test is an action result like any other, cached by its key.
+//! Every test runs even when another fails (Bazel's behaviour). A test
+//! whose result action failed is `Failed`; when something a test needs
+//! failed to build, the others have `NoStatus`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::build::{BuildError, BuildOutcome, build, make_plan};
+use crate::exec::ExecOptions;
+use crate::label::{Label, TargetPattern};
+use crate::workspace::Workspace;
+
+/// How one test target ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestStatus {
+    /// Every test action passed.
+    Passed,
+    /// A test action failed.
+    Failed,
+    /// Something the test needs failed to build, so it may not have run.
+    NoStatus,
+}
+
+/// What `kiln test` did.
+pub struct TestOutcome {
+    /// The build of the test targets.
+    pub build: BuildOutcome,
+    /// Each test target and how it ended, in label order.
+    pub tests: Vec<(Label, TestStatus)>,
+    /// A non-test action failed.
+    pub build_broken: bool,
+}
+
+/// Run the tests `patterns` name; `None` when no test target matched.
+pub fn test(
+    ws: &Workspace,
+    patterns: &[TargetPattern],
+    cache_dir: &Path,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<Option<TestOutcome>, BuildError> {
+    let (plan, _, _) = make_plan(ws, patterns)?;
+    let mut tests: Vec<(Label, Vec<String>)> = plan
+        .targets
+        .iter()
+        .filter_map(|t| Some((t.label.clone(), t.test_results.clone()?)))
+        .collect();
+    if tests.is_empty() {
+        return Ok(None);
+    }
+    tests.sort_by(|a, b| a.0.cmp(&b.0));
+    let test_patterns: Vec<TargetPattern> = tests
+        .iter()
+        .map(|(l, _)| TargetPattern::parse(&l.to_string()))
+        .collect::<Result<_, _>>()?;
+    let opts = ExecOptions {
+        keep_going: true,
+        ..opts.clone()
+    };
+    let outcome = build(ws, &test_patterns, cache_dir, &opts, interrupt)?;
+    let is_result = |p: &String| tests.iter().any(|(_, rs)| rs.contains(p));
+    let build_broken = outcome
+        .report
+        .failures
+        .iter()
+        .any(|outs| !outs.iter().any(is_result));
+    let statuses = tests
+        .iter()
+        .map(|(l, results)| {
+            let failed = outcome
+                .report
+                .failures
+                .iter()
+                .any(|outs| outs.iter().any(|o| results.contains(o)));
+            let status = if failed {
+                TestStatus::Failed
+            } else if build_broken {
+                TestStatus::NoStatus
+            } else {
+                TestStatus::Passed
+            };
+            (l.clone(), status)
+        })
+        .collect();
+    Ok(Some(TestOutcome {
+        build: outcome,
+        tests: statuses,
+        build_broken,
+    }))
+}
