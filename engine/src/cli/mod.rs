@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one file per command, and the
 //! mapping of errors to DESIGN.md's exit codes. Commands are thin wrappers
-//! over `ops/`. This is the only module that prints.
+//! over `ops/`. This module prints results and errors; the only other
+//! output is the build's progress display (`exec/`), on stderr.
 
 // The CLI is where kiln talks to the user.
 #![allow(clippy::print_stderr)]
@@ -69,10 +70,11 @@ enum Command {
     /// Query the target graph: deps(), rdeps(), kind(), filter(), set
     /// operators, and actions(...) for the declared actions.
     Query(query::QueryArgs),
-    /// Build and run test targets (rules named `*_test`); passing results
-    /// are cached.
+    /// Build and run test targets (rules returning `TestInfo`); passing
+    /// results are cached.
     Test(test::TestArgs),
-    /// Build a pylon, then run it under wasmtime: `kiln run //:pylon -- -c 'print(1)'`.
+    /// Build a runnable target (one returning `RunInfo`: a pylon), then run
+    /// it under wasmtime with the caller's environment: `kiln run //:pylon -- -c 'print(1)'`.
     Run(run::RunArgs),
 }
 
