@@ -29,7 +29,10 @@
 //! rename of complete blobs, so no partial output or cache entry survives.
 
 pub mod record;
+pub mod runner;
 pub mod sandbox;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
@@ -45,7 +48,8 @@ use kiln_cache::{ActionResult, Blobs, Cache, CacheError, Digest, FileState, Stat
 use rayon::prelude::*;
 
 use self::record::{Outcome, Record};
-use self::sandbox::{Isolation, RunOutcome, Running};
+use self::runner::{Runners, SandboxRunners};
+use self::sandbox::{Isolation, RunOutcome};
 use crate::action::key::{action_key, command_digest};
 use crate::action::{Action, ExecContext};
 use crate::error::ErrorClass;
@@ -219,7 +223,6 @@ struct Scheduler<'a> {
     progress: Progress,
     events: Vec<serde_json::Value>,
     t0: Instant,
-    sandbox_dirs: Vec<PathBuf>,
     last_flush: Instant,
     /// Tells workers to drop queued jobs.
     stop: Arc<AtomicBool>,
@@ -247,6 +250,23 @@ pub fn execute(
     plan: Plan,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
+) -> Result<ExecReport, ExecError> {
+    let runners = SandboxRunners::new(
+        root.to_path_buf(),
+        cache.blobs().clone(),
+        opts.context.clone(),
+    );
+    execute_with(root, cache, plan, opts, interrupt, Arc::new(runners))
+}
+
+/// [`execute`] with the given runners (the sandbox, or a fake in tests).
+pub fn execute_with(
+    root: &Path,
+    cache: &mut Cache,
+    plan: Plan,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+    runners: Arc<dyn Runners>,
 ) -> Result<ExecReport, ExecError> {
     let t0 = Instant::now();
     let plan = Arc::new(plan);
@@ -420,7 +440,6 @@ pub fn execute(
         progress,
         events: Vec::new(),
         t0,
-        sandbox_dirs: Vec::new(),
         last_flush: Instant::now(),
         stop: Arc::new(AtomicBool::new(false)),
         cache,
@@ -447,10 +466,9 @@ pub fn execute(
     });
 
     // Workers: started lazily, when the first action must run or be verified.
-    let running = Arc::new(Running::default());
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let mut workers = Vec::new();
-    let result = s.run(&running, &done_tx, &done_rx, &mut workers, &interrupt);
+    let result = s.run(&runners, &done_tx, &done_rx, &mut workers, &interrupt);
     drop(s.job_tx.take());
     for w in workers {
         let _ = w.join();
@@ -459,9 +477,7 @@ pub fn execute(
     if let Some(u) = uploader {
         let _ = u.join();
     }
-    for d in &s.sandbox_dirs {
-        sandbox::remove_tree(d);
-    }
+    runners.finish();
     let flushed = s.flush();
     s.progress.finish();
     if let Some(p) = &opts.profile {
@@ -503,7 +519,7 @@ impl Scheduler<'_> {
 
     fn start_workers(
         &mut self,
-        running: &Arc<Running>,
+        runners: &Arc<dyn Runners>,
         done_tx: &Sender<Done>,
         done_rx: &Receiver<Done>,
         workers: &mut Vec<std::thread::JoinHandle<()>>,
@@ -513,40 +529,17 @@ impl Scheduler<'_> {
         }
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        // Hide the workspace from actions unless the cache lives inside it.
-        let hide = (!self.blobs.path(&Digest([0; 32])).starts_with(self.root))
-            .then(|| self.root.to_path_buf());
         for w in 0..self.opts.jobs.max(1) {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
             let blobs = self.blobs.clone();
             let plan = self.plan.clone();
-            let running = running.clone();
-            let hide = hide.clone();
-            let base = blobs.temp_path("sandbox");
-            self.sandbox_dirs.push(base.clone());
-            let root = self.root.to_path_buf();
+            let runners = runners.clone();
             let stop = self.stop.clone();
             let remote = self.opts.remote.clone();
-            let cx = self.opts.context.clone();
             workers.push(std::thread::spawn(move || {
-                let made = fs::create_dir_all(&base);
-                // Opened before the workspace is hidden: sources stay
-                // readable to this worker through /proc/self/fd (the
-                // descriptor is close-on-exec, so actions do not inherit it).
-                let ws_dir = fs::File::open(&root);
-                let iso = sandbox::isolate_thread(hide.as_deref(), &base);
-                let ws_view = match &ws_dir {
-                    Ok(f) if iso.workspace_hidden => PathBuf::from(format!(
-                        "/proc/self/fd/{}",
-                        std::os::fd::AsRawFd::as_raw_fd(f)
-                    )),
-                    _ => root.clone(),
-                };
-                let _ = tx.send(Done::Ready(iso.clone()));
-                let mut sb = made
-                    .map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display()))
-                    .and_then(|()| sandbox::Sandbox::new(base, iso.tmpfs, cx));
+                let (iso, mut runner) = runners.start(w);
+                let _ = tx.send(Done::Ready(iso));
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { break };
@@ -574,22 +567,9 @@ impl Scheduler<'_> {
                                 _ => None,
                             };
                             let remote_hit = fetched.is_some();
-                            let outcome = match (fetched, &mut sb) {
-                                (Some(result), _) => RunOutcome::Done(result),
-                                (None, sb) => match sb {
-                                    Ok(sb) => sb.run(
-                                        &blobs,
-                                        &ws_view,
-                                        &plan.actions[idx],
-                                        &inputs,
-                                        &running,
-                                        w,
-                                    ),
-                                    Err(message) => RunOutcome::Failed {
-                                        message: message.clone(),
-                                        log: String::new(),
-                                    },
-                                },
+                            let outcome = match fetched {
+                                Some(result) => RunOutcome::Done(result),
+                                None => runner.run(&plan.actions[idx], &inputs),
                             };
                             Done::Executed {
                                 idx,
@@ -633,12 +613,12 @@ impl Scheduler<'_> {
     fn send(
         &mut self,
         job: Job,
-        running: &Arc<Running>,
+        runners: &Arc<dyn Runners>,
         done_tx: &Sender<Done>,
         done_rx: &Receiver<Done>,
         workers: &mut Vec<std::thread::JoinHandle<()>>,
     ) {
-        self.start_workers(running, done_tx, done_rx, workers);
+        self.start_workers(runners, done_tx, done_rx, workers);
         if let Some(tx) = &self.job_tx {
             let _ = tx.send(job);
             self.in_flight += 1;
@@ -647,7 +627,7 @@ impl Scheduler<'_> {
 
     fn run(
         &mut self,
-        running: &Arc<Running>,
+        runners: &Arc<dyn Runners>,
         done_tx: &Sender<Done>,
         done_rx: &Receiver<Done>,
         workers: &mut Vec<std::thread::JoinHandle<()>>,
@@ -658,7 +638,7 @@ impl Scheduler<'_> {
                 self.report.interrupted = true;
                 self.stopping = true;
                 self.stop.store(true, Ordering::SeqCst);
-                running.kill_all();
+                runners.kill_all();
             }
             if self.stopping {
                 self.stop.store(true, Ordering::SeqCst);
@@ -670,7 +650,7 @@ impl Scheduler<'_> {
                     break;
                 };
                 if let Some(job) = self.prepare(i)? {
-                    self.send(job, running, done_tx, done_rx, workers);
+                    self.send(job, runners, done_tx, done_rx, workers);
                 }
             }
             if self.in_flight == 0 {
