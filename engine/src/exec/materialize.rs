@@ -1,0 +1,95 @@
+//! Materializing outputs: verified blobs hardlinked (or copied) into
+//! `kiln-out/` by atomic rename, their state recorded; and removing the
+//! temporary files of kiln processes that died.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use kiln_cache::{ActionResult, Blobs, Digest, FileState, Stat};
+
+use super::ExecError;
+use super::journal::Write;
+use super::sandbox::{self};
+use super::scheduler::Scheduler;
+
+impl Scheduler<'_> {
+    pub(super) fn materialize(
+        &mut self,
+        i: usize,
+        r: &ActionResult,
+        key: Digest,
+    ) -> Result<(), ExecError> {
+        let tmp_dir = crate::artifact::state_dir(self.root).join("tmp");
+        for o in &r.outputs {
+            let dest = self.root.join(&o.path);
+            let blob = self.blobs.path(&o.digest);
+            let same = match (fs::metadata(&dest), fs::metadata(&blob)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                let ioerr = |e: std::io::Error| ExecError::Io {
+                    path: dest.clone(),
+                    message: e.to_string(),
+                };
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).map_err(ioerr)?;
+                }
+                let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), o.digest.hex()));
+                let _ = fs::remove_file(&tmp);
+                if fs::hard_link(&blob, &tmp).is_err() {
+                    fs::copy(&blob, &tmp).map_err(ioerr)?;
+                }
+                fs::rename(&tmp, &dest).map_err(ioerr)?;
+            }
+            let m = fs::metadata(&dest).map_err(|e| ExecError::Io {
+                path: dest.clone(),
+                message: e.to_string(),
+            })?;
+            let st = FileState {
+                stat: Stat::of(&m),
+                digest: o.digest,
+                key: Some(key),
+            };
+            self.states.insert(o.path.clone(), st);
+            self.writes
+                .push(Write::File(dest.to_string_lossy().into_owned(), st));
+            if let Some(k) = self.plan.actions[i]
+                .outputs
+                .iter()
+                .position(|x| x.path() == o.path)
+            {
+                self.produced[i][k] = Some(o.digest);
+            }
+        }
+        // A result missing a declared output cannot be used.
+        for (x, d) in self.plan.actions[i].outputs.iter().zip(&self.produced[i]) {
+            if d.is_none() {
+                return Err(ExecError::Io {
+                    path: self.root.join(x.path()),
+                    message: "cached result lacks this output".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Remove sandboxes and temporary files left by kiln processes that died
+/// (named `<what>-<pid>-<n>` in the cache's `tmp/`).
+pub(super) fn remove_stale_temporaries(blobs: &Blobs) {
+    let Ok(rd) = fs::read_dir(blobs.tmp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            sandbox::remove_tree(&e.path());
+        }
+    }
+}

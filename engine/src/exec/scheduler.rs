@@ -1,0 +1,449 @@
+//! The scheduler: the one owner of a build's state. It takes actions in
+//! dependency order, decides for each (up to date, local hit, or run),
+//! hands jobs to workers (`worker.rs`), and records what happened
+//! (`journal.rs`, `materialize.rs`). Workers only run and verify.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use kiln_cache::{ActionResult, Blobs, Cache, Digest, FileState, Stat};
+
+use super::journal::Write;
+use super::progress::Progress;
+use super::record::{self, Outcome, Record};
+use super::runner::Runners;
+use super::sandbox::RunOutcome;
+use super::worker::{Done, Job};
+use super::{ExecError, ExecOptions, ExecReport};
+use crate::action::key::{action_key, command_digest};
+use crate::plan::Plan;
+
+/// Per-action progress of the scheduler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    Waiting,
+    InFlight,
+    Finished,
+    Failed,
+}
+
+/// The state of one execution (see the module docs of `exec`).
+pub(super) struct Scheduler<'a> {
+    pub(super) root: &'a Path,
+    pub(super) ws_key: String,
+    pub(super) cache: &'a mut Cache,
+    pub(super) blobs: Blobs,
+    pub(super) plan: Arc<Plan>,
+    pub(super) opts: &'a ExecOptions,
+    /// File states of this workspace, by workspace-relative path.
+    pub(super) states: HashMap<String, FileState>,
+    /// Digest and stat of each source input (`None`: missing), by `SrcId`.
+    pub(super) src: Vec<Option<(Digest, Stat)>>,
+    /// Where each input of each action comes from.
+    pub(super) input_refs: Vec<Vec<InputRef>>,
+    /// Stat of each output of each action in `kiln-out/`, if present.
+    pub(super) out_stat: Vec<Vec<Option<Stat>>>,
+    pub(super) tools: HashMap<String, Option<Digest>>,
+    /// Digest of each output of each finished action.
+    pub(super) produced: Vec<Vec<Option<Digest>>>,
+    pub(super) pending: Vec<u32>,
+    pub(super) dependents: Vec<Vec<u32>>,
+    pub(super) status: Vec<Status>,
+    pub(super) keys: Vec<Option<Digest>>,
+    pub(super) reasons: Vec<String>,
+    pub(super) ready: VecDeque<usize>,
+    pub(super) writes: Vec<Write>,
+    pub(super) report: ExecReport,
+    pub(super) stopping: bool,
+    pub(super) in_flight: usize,
+    pub(super) job_tx: Option<Sender<Job>>,
+    /// Results of actions run here, for the remote cache's uploader.
+    pub(super) upload_tx: Option<Sender<(Digest, ActionResult)>>,
+    pub(super) progress: Progress,
+    pub(super) events: Vec<serde_json::Value>,
+    pub(super) t0: Instant,
+    pub(super) last_flush: Instant,
+    /// Tells workers to drop queued jobs.
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+/// The absolute path of `rel` as the `files` table keys it.
+pub(super) fn abs(root: &Path, rel: &str) -> String {
+    root.join(rel).to_string_lossy().into_owned()
+}
+
+/// Where an action's input comes from.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum InputRef {
+    /// Index into the sorted, deduplicated source paths.
+    Source(u32),
+    /// Output `1` of action `0`.
+    Output(u32, u32),
+    /// Neither: the plan is inconsistent (reported as a missing input).
+    Unknown,
+}
+
+impl Scheduler<'_> {
+    pub(super) fn name(&self, i: usize) -> String {
+        self.plan.actions[i].name().to_string()
+    }
+
+    pub(super) fn run(
+        &mut self,
+        runners: &Arc<dyn Runners>,
+        done_tx: &Sender<Done>,
+        done_rx: &Receiver<Done>,
+        workers: &mut Vec<std::thread::JoinHandle<()>>,
+        interrupt: &AtomicBool,
+    ) -> Result<(), ExecError> {
+        loop {
+            if interrupt.load(Ordering::SeqCst) && !self.report.interrupted {
+                self.report.interrupted = true;
+                self.stopping = true;
+                self.stop.store(true, Ordering::SeqCst);
+                runners.kill_all();
+            }
+            if self.stopping {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            // A short queue per worker keeps them busy; the rest waits here.
+            // Queued jobs are dropped by workers once `stop` is set.
+            while !self.stopping && self.in_flight < 2 * self.opts.jobs.max(1) {
+                let Some(i) = self.ready.pop_front() else {
+                    break;
+                };
+                if let Some(job) = self.prepare(i)? {
+                    self.send(job, runners, done_tx, done_rx, workers);
+                }
+            }
+            if self.in_flight == 0 {
+                return Ok(());
+            }
+            if self.progress.due() {
+                let first = self.status.iter().position(|s| *s == Status::InFlight);
+                let what = first
+                    .map(|i| format!("{} {}", self.plan.actions[i].mnemonic, self.name(i)))
+                    .unwrap_or_default();
+                self.progress.tick(
+                    self.report.executed + self.report.local_hits + self.report.failed,
+                    self.in_flight,
+                    &what,
+                );
+            }
+            match done_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(d) => self.handle(d)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            // Flush often enough that a killed build keeps most finished work.
+            if self.writes.len() >= 2000
+                || (!self.writes.is_empty()
+                    && self.last_flush.elapsed() > Duration::from_millis(500))
+            {
+                self.flush()?;
+            }
+        }
+    }
+
+    pub(super) fn prepare(&mut self, i: usize) -> Result<Option<Job>, ExecError> {
+        let plan = self.plan.clone();
+        let a = &plan.actions[i];
+        let mut digests = Vec::with_capacity(a.inputs.len());
+        for (k, x) in a.inputs.iter().enumerate() {
+            match self.input_digest(i, k) {
+                Some(d) => digests.push(d),
+                None => {
+                    let msg = format!(
+                        "missing input file `{}`; create it or fix the target's sources",
+                        x.path()
+                    );
+                    self.fail(i, msg, String::new());
+                    return Ok(None);
+                }
+            }
+        }
+        let mut tools = Vec::new();
+        for t in a.kind.tool_files() {
+            match self.tools.get(t).copied().flatten() {
+                Some(d) => tools.push((t.to_owned(), d)),
+                None => {
+                    let msg = format!(
+                        "the toolchain file `{t}` does not exist on this machine; {}",
+                        crate::toolchain::SETUP_HINT
+                    );
+                    self.fail(i, msg, String::new());
+                    return Ok(None);
+                }
+            }
+        }
+        tools.sort();
+        tools.dedup();
+        let key = action_key(a, &digests, &tools);
+        self.keys[i] = Some(key);
+
+        // Up to date: every output is exactly what this key wrote. An
+        // output recorded racily (just written) whose stat is unchanged is
+        // confirmed by its contents, and recorded again.
+        let mut outs = Vec::with_capacity(a.outputs.len());
+        for (o, st) in a.outputs.iter().zip(&self.out_stat[i]) {
+            match (self.states.get(o.path()).copied(), st) {
+                (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat.proves_unchanged(st) => {
+                    outs.push(fs.digest)
+                }
+                (Some(fs), Some(st))
+                    if fs.key == Some(key)
+                        && fs.stat.racy
+                        && fs.stat.same_timestamps_and_inode(st)
+                        && Digest::of_file(&self.root.join(o.path())).ok() == Some(fs.digest) =>
+                {
+                    let again = FileState { stat: *st, ..fs };
+                    self.states.insert(o.path().to_owned(), again);
+                    self.writes
+                        .push(Write::File(abs(self.root, o.path()), again));
+                    outs.push(fs.digest)
+                }
+                _ => break,
+            }
+        }
+        if outs.len() == a.outputs.len() {
+            for (slot, d) in self.produced[i].iter_mut().zip(outs) {
+                *slot = Some(d);
+            }
+            self.report.local_hits += 1;
+            self.writes.push(Write::UpToDate(i));
+            let now = self.t0.elapsed();
+            self.event(i, 0, now, now, key, "up_to_date");
+            self.complete(i);
+            return Ok(None);
+        }
+
+        let command = command_digest(a);
+        let inputs: Vec<(String, Digest)> = a
+            .inputs
+            .iter()
+            .zip(&digests)
+            .map(|(x, d)| (x.path().to_owned(), *d))
+            .collect();
+        let prev = self
+            .cache
+            .run_record(&self.ws_key, &self.name(i))?
+            .and_then(|b| Record::decode(&b));
+        self.reasons[i] = record::reason(prev.as_ref(), command, &inputs, key);
+        self.status[i] = Status::InFlight;
+        if let Some(result) = self.cache.get_action(&key)? {
+            return Ok(Some(Job::Verify { idx: i, result }));
+        }
+        Ok(Some(Job::Execute {
+            idx: i,
+            inputs: digests,
+            key: Some(key),
+        }))
+    }
+
+    pub(super) fn handle(&mut self, d: Done) -> Result<(), ExecError> {
+        match d {
+            Done::Ready(_) => {}
+            Done::Dropped { idx } => {
+                self.in_flight -= 1;
+                self.status[idx] = Status::Waiting;
+            }
+            Done::Executed {
+                idx,
+                outcome,
+                remote,
+                worker,
+                start,
+                end,
+            } => {
+                self.in_flight -= 1;
+                let (s, e) = (start - self.t0, end - self.t0);
+                match outcome {
+                    RunOutcome::Done(result) => {
+                        if self.report.interrupted {
+                            return Ok(());
+                        }
+                        let key = self.keys[idx].unwrap_or(Digest([0; 32]));
+                        self.materialize(idx, &result, key)?;
+                        if remote {
+                            self.reasons[idx] =
+                                format!("fetched from the remote cache ({})", self.reasons[idx]);
+                            self.record(idx, Outcome::Restored);
+                            self.report.remote_hits += 1;
+                            self.progress
+                                .line(&self.plan.actions[idx], " (remote cache)", e - s);
+                            self.event(idx, worker, s, e, key, "remote_hit");
+                        } else {
+                            if let Some(tx) = &self.upload_tx {
+                                let _ = tx.send((key, result.clone()));
+                            }
+                            self.record(idx, Outcome::Executed);
+                            self.report.executed += 1;
+                            self.progress.line(&self.plan.actions[idx], "", e - s);
+                            self.event(idx, worker, s, e, key, "executed");
+                        }
+                        self.writes.push(Write::Action(key, result));
+                        self.complete(idx);
+                    }
+                    RunOutcome::Failed { message, log } => {
+                        if self.report.interrupted {
+                            return Ok(());
+                        }
+                        self.fail(idx, message, log);
+                    }
+                }
+            }
+            Done::Verified {
+                idx,
+                result,
+                ok,
+                worker,
+                start,
+                end,
+            } => {
+                self.in_flight -= 1;
+                if self.report.interrupted {
+                    return Ok(());
+                }
+                let key = self.keys[idx].unwrap_or(Digest([0; 32]));
+                match ok {
+                    Ok(()) => {
+                        self.materialize(idx, &result, key)?;
+                        self.writes.push(Write::Touch(key));
+                        self.reasons[idx] =
+                            format!("restored from the local cache ({})", self.reasons[idx]);
+                        self.record(idx, Outcome::Restored);
+                        self.report.local_hits += 1;
+                        self.event(
+                            idx,
+                            worker,
+                            start - self.t0,
+                            end - self.t0,
+                            key,
+                            "local_hit",
+                        );
+                        self.complete(idx);
+                    }
+                    Err(bad) => {
+                        self.cache.remove_action(&key)?;
+                        self.reasons[idx] = format!(
+                            "cache entry corrupt: blob {} failed verification",
+                            bad.hex()
+                        );
+                        let n = self.plan.actions[idx].inputs.len();
+                        let digests: Vec<Digest> =
+                            (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
+                        if let Some(tx) = &self.job_tx {
+                            let _ = tx.send(Job::Execute {
+                                idx,
+                                inputs: digests,
+                                key: Some(key),
+                            });
+                            self.in_flight += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn record(&mut self, i: usize, outcome: Outcome) {
+        let a = &self.plan.actions[i];
+        let key = self.keys[i].unwrap_or(Digest([0; 32]));
+        let inputs = a
+            .inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(k, x)| self.input_digest(i, k).map(|d| (x.path().to_owned(), d)))
+            .collect();
+        let rec = Record {
+            reason: self.reasons[i].clone(),
+            key,
+            command: command_digest(a),
+            inputs,
+        };
+        self.writes.push(Write::Run(self.name(i), outcome, rec));
+        if outcome != Outcome::Failed {
+            self.report.changed.push(self.name(i));
+        }
+    }
+
+    pub(super) fn fail(&mut self, i: usize, message: String, log: String) {
+        let a = &self.plan.actions[i];
+        self.status[i] = Status::Failed;
+        self.report.failed += 1;
+        self.report
+            .failures
+            .push(a.outputs.iter().map(|o| o.path().to_owned()).collect());
+        let mut text = format!(
+            "ERROR: {} failed ({}): {message}\n",
+            self.name(i),
+            a.mnemonic
+        );
+        if let Some(command) = a.kind.command_line() {
+            text.push_str(&format!("  command: {command}\n"));
+        }
+        if !log.is_empty() {
+            text.push_str("  output:\n");
+            for l in log.lines() {
+                text.push_str(&format!("    {l}\n"));
+            }
+        }
+        self.progress.message(&text);
+        self.reasons[i] = message;
+        if self.keys[i].is_some() {
+            self.record(i, Outcome::Failed);
+        }
+        if !self.opts.keep_going {
+            self.stopping = true;
+        }
+    }
+
+    pub(super) fn input_digest(&self, i: usize, k: usize) -> Option<Digest> {
+        match self.input_refs[i][k] {
+            InputRef::Source(s) => self.src[s as usize].map(|(d, _)| d),
+            InputRef::Output(a, o) => self.produced[a as usize][o as usize],
+            InputRef::Unknown => None,
+        }
+    }
+
+    pub(super) fn complete(&mut self, i: usize) {
+        self.status[i] = Status::Finished;
+        for j in std::mem::take(&mut self.dependents[i]) {
+            let j = j as usize;
+            self.pending[j] -= 1;
+            if self.pending[j] == 0 && self.status[j] == Status::Waiting {
+                self.ready.push_back(j);
+            }
+        }
+    }
+
+    pub(super) fn event(
+        &mut self,
+        i: usize,
+        tid: usize,
+        start: Duration,
+        end: Duration,
+        key: Digest,
+        cache: &str,
+    ) {
+        if self.opts.profile.is_none() {
+            return;
+        }
+        let a = &self.plan.actions[i];
+        self.events.push(serde_json::json!({
+            "name": format!("{} {}", self.name(i), a.mnemonic),
+            "cat": cache,
+            "ph": "X",
+            "pid": 1,
+            "tid": tid,
+            "ts": start.as_micros() as u64,
+            "dur": (end.saturating_sub(start)).as_micros() as u64,
+            "args": { "key": key.hex(), "cache": cache },
+        }));
+    }
+}
