@@ -1,7 +1,7 @@
 //! The workspace on disk: its root, its configuration and its packages.
 //!
 //! Owns finding the root (`kiln.toml`, walking up from a directory), reading
-//! `kiln.toml`, and listing the packages (directories holding a
+//! `kiln.toml` (TOML through serde, unknown keys rejected), and listing the packages (directories holding a
 //! `BUILD.star`) under a package path. Reading BUILD files is `load/`.
 
 use std::fs;
@@ -186,81 +186,114 @@ impl Workspace {
     }
 }
 
-/// Parse `kiln.toml`: `key = "value"` lines, `#` comments. Known keys:
-/// `default_visibility` (`"public"` or `"private"`).
+/// `kiln.toml` as written (TOML, unknown keys rejected).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default_visibility: Option<toml::Spanned<String>>,
+    remote_cache: Option<String>,
+    remote_instance_name: Option<String>,
+    remote_upload: Option<bool>,
+    /// `"K=V"` or a list of them.
+    remote_header: Option<toml::Spanned<OneOrMany>>,
+    remote_timeout: Option<toml::Spanned<i64>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Line and column (1-based) of byte `offset` in `text`.
+fn location_at(text: &str, offset: usize) -> Location {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location {
+        file: CONFIG_FILE.to_owned(),
+        line,
+        col,
+    }
+}
+
+/// Parse `kiln.toml` (TOML). Keys: `default_visibility` (`"public"` or
+/// `"private"`), `remote_cache`, `remote_instance_name`, `remote_upload`
+/// (bool), `remote_header` (`"KEY=VALUE"` or a list of them),
+/// `remote_timeout` (seconds, positive). Anything else is an error with its
+/// line and column.
 pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
-    let mut config = Config::default();
-    for (i, line) in text.lines().enumerate() {
-        let loc = |col: usize| Location {
-            file: CONFIG_FILE.to_owned(),
-            line: i + 1,
-            col,
+    let err = |offset: usize, message: String| WorkspaceError::Config {
+        location: location_at(text, offset),
+        message,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        let msg = e.message().trim_end_matches('\n').to_owned();
+        let mut chars = msg.chars();
+        let msg = match chars.next() {
+            Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
+            None => msg,
         };
-        let l = line.split('#').next().unwrap_or("").trim();
-        if l.is_empty() {
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else {
-            return Err(WorkspaceError::Config {
-                location: loc(1),
-                message: format!("Expected `key = \"value\"`, found `{l}`"),
-            });
-        };
-        let (k, v) = (k.trim(), v.trim().trim_matches('"'));
-        match k {
-            "default_visibility" => match v {
-                "public" => config.default_private = false,
-                "private" => config.default_private = true,
-                _ => {
-                    return Err(WorkspaceError::Config {
-                        location: loc(1),
-                        message: format!(
-                            "`default_visibility` must be \"public\" or \"private\", found `{v}`"
-                        ),
-                    });
-                }
-            },
-            "remote_cache" => config.remote_cache = Some(v.to_owned()),
-            "remote_instance_name" => config.remote_instance_name = Some(v.to_owned()),
-            "remote_upload" => match v {
-                "true" => config.remote_upload = Some(true),
-                "false" => config.remote_upload = Some(false),
-                _ => {
-                    return Err(WorkspaceError::Config {
-                        location: loc(1),
-                        message: format!("`remote_upload` must be true or false, found `{v}`"),
-                    });
-                }
-            },
-            "remote_header" => match v.split_once('=') {
-                Some((hk, hv)) if !hk.trim().is_empty() => config
-                    .remote_headers
-                    .push((hk.trim().to_owned(), hv.trim().to_owned())),
-                _ => {
-                    return Err(WorkspaceError::Config {
-                        location: loc(1),
-                        message: format!("`remote_header` must be \"KEY=VALUE\", found `{v}`"),
-                    });
-                }
-            },
-            "remote_timeout" => match v.parse::<u64>() {
-                Ok(n) if n > 0 => config.remote_timeout = Some(n),
-                _ => {
-                    return Err(WorkspaceError::Config {
-                        location: loc(1),
-                        message: format!(
-                            "`remote_timeout` must be a positive number of seconds, found `{v}`"
-                        ),
-                    });
-                }
-            },
-            _ => {
-                return Err(WorkspaceError::Config {
-                    location: loc(1),
-                    message: format!(
-                        "Unknown key `{k}` in kiln.toml; known keys: default_visibility, remote_cache, remote_instance_name, remote_upload, remote_header, remote_timeout"
+        err(
+            at,
+            format!("{msg}; see the README for the keys of kiln.toml"),
+        )
+    })?;
+    let mut config = Config {
+        remote_cache: raw.remote_cache,
+        remote_instance_name: raw.remote_instance_name,
+        remote_upload: raw.remote_upload,
+        ..Config::default()
+    };
+    if let Some(v) = raw.default_visibility {
+        config.default_private = match v.get_ref().as_str() {
+            "public" => false,
+            "private" => true,
+            other => {
+                return Err(err(
+                    v.span().start,
+                    format!(
+                        "`default_visibility` must be \"public\" or \"private\", found `{other}`"
                     ),
-                });
+                ));
+            }
+        };
+    }
+    if let Some(h) = raw.remote_header {
+        let at = h.span().start;
+        let list = match h.into_inner() {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        };
+        for v in list {
+            match v.split_once('=') {
+                Some((k, val)) if !k.trim().is_empty() => config
+                    .remote_headers
+                    .push((k.trim().to_owned(), val.trim().to_owned())),
+                _ => {
+                    return Err(err(
+                        at,
+                        format!(
+                            "`remote_header` must be \"KEY=VALUE\" (or a list of them), found `{v}`"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(t) = raw.remote_timeout {
+        match u64::try_from(*t.get_ref()) {
+            Ok(n) if n > 0 => config.remote_timeout = Some(n),
+            _ => {
+                return Err(err(
+                    t.span().start,
+                    format!(
+                        "`remote_timeout` must be a positive number of seconds, found `{}`",
+                        t.get_ref()
+                    ),
+                ));
             }
         }
     }
@@ -280,9 +313,30 @@ mod tests {
                 .default_private
         );
         let e = parse_config("\nbogus = 1\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "kiln.toml:2:1: Unknown field `bogus`, expected one of `default_visibility`"
+            ),
+            "{e}"
+        );
+        let e = parse_config("remote_timeout = 0\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
-            "kiln.toml:2:1: Unknown key `bogus` in kiln.toml; known keys: default_visibility, remote_cache, remote_instance_name, remote_upload, remote_header, remote_timeout"
+            "kiln.toml:1:18: `remote_timeout` must be a positive number of seconds, found `0`"
+        );
+        let e = parse_config("remote_cache = \"unterminated\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("kiln.toml:1:"), "{e}");
+        let c = parse_config("remote_header = [\"a=1\", \"b = 2\"]\n").unwrap();
+        assert_eq!(
+            c.remote_headers,
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
         );
         let c = parse_config(
             "remote_cache = \"grpc://127.0.0.1:9\"\nremote_instance_name = \"main\"\nremote_upload = false\nremote_header = \"authorization=Bearer x\"\nremote_timeout = 5\n",
@@ -296,9 +350,9 @@ mod tests {
             [("authorization".to_owned(), "Bearer x".to_owned())]
         );
         assert_eq!(c.remote_timeout, Some(5));
-        let e = parse_config("remote_upload = maybe\n")
+        let e = parse_config("remote_upload = \"maybe\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`remote_upload` must be true or false"), "{e}");
+        assert!(e.starts_with("kiln.toml:1:17: Invalid type: string"), "{e}");
     }
 }
