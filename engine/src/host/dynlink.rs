@@ -18,6 +18,7 @@ use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Host;
+use crate::action::kinds::dynlink_plan::DynlinkPlanFile;
 
 const LINKER: &str = "compose:dynlink/linker@0.1.0";
 const ENDPOINT: &str = "compose:dynlink/endpoint@0.1.0";
@@ -72,26 +73,30 @@ impl Providers {
     ) -> Result<Providers, String> {
         let text = std::fs::read_to_string(plan)
             .map_err(|e| format!("cannot read the dynlink plan `{}`: {e}", plan.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("the dynlink plan `{}` is not JSON: {e}", plan.display()))?;
-        let mut planned = BTreeMap::new();
-        if let Some(ps) = v["providers"].as_object() {
-            for (id, p) in ps {
-                let (Some(c), Some(d)) = (p["component"].as_str(), p["digest"].as_str()) else {
-                    return Err(format!(
-                        "the dynlink plan `{}` has no component or digest for `{id}`",
-                        plan.display()
-                    ));
-                };
-                planned.insert(
-                    id.clone(),
-                    Planned {
-                        path: root.join(c),
-                        digest: d.to_owned(),
-                    },
-                );
-            }
+        let file: DynlinkPlanFile = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "the dynlink plan `{}` is malformed ({e}); build the pylon again",
+                plan.display()
+            )
+        })?;
+        if file.format != 1 {
+            return Err(format!(
+                "the dynlink plan `{}` has format {}, this kiln reads format 1; build the pylon again",
+                plan.display(),
+                file.format
+            ));
         }
+        let planned = file
+            .providers
+            .into_iter()
+            .map(|(id, p)| {
+                let planned = Planned {
+                    path: root.join(&p.component),
+                    digest: p.digest,
+                };
+                (id, planned)
+            })
+            .collect();
         Ok(Providers {
             engine: Some(engine.clone()),
             cache: cache.to_owned(),

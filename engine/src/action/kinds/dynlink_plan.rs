@@ -49,7 +49,7 @@ impl DynlinkPlan {
 
     /// Hash the components in the sandbox at `root` and write the plan.
     fn run(&self, root: &Path, _inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
-        let mut providers = serde_json::Map::new();
+        let mut providers = BTreeMap::new();
         for (id, path) in &self.providers {
             let bytes =
                 std::fs::read(root.join(path)).map_err(|e| format!("cannot read `{path}`: {e}"))?;
@@ -57,18 +57,45 @@ impl DynlinkPlan {
                 .map_err(|e| format!("provider `{id}` (`{path}`) is not a valid component: {e}"))?;
             providers.insert(
                 id.clone(),
-                serde_json::json!({
-                    "component": path,
-                    "digest": format!("blake3:{}", blake3::hash(&bytes).to_hex()),
-                    "size": bytes.len(),
-                }),
+                PlannedProvider {
+                    component: path.clone(),
+                    digest: format!("blake3:{}", blake3::hash(&bytes).to_hex()),
+                    size: bytes.len() as u64,
+                },
             );
         }
-        let plan = serde_json::json!({"format": 1, "providers": providers});
+        let plan = DynlinkPlanFile {
+            format: 1,
+            providers,
+        };
         let mut text = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?;
         text.push('\n');
         write_output(root, outputs, text.as_bytes())
     }
+}
+
+/// The dynlink plan file (`<pylon>.dynlink.json`): written by this kind,
+/// read by the component host (`host/dynlink.rs`). Fields in the order
+/// they are written; maps sorted by key.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynlinkPlanFile {
+    /// `1`.
+    pub format: u32,
+    /// Provider id -> its component.
+    pub providers: BTreeMap<String, PlannedProvider>,
+}
+
+/// One provider of a dynlink plan.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedProvider {
+    /// Execution-root path of the component.
+    pub component: String,
+    /// `blake3:<hex>` of its bytes.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 impl Kind for DynlinkPlan {
@@ -140,5 +167,36 @@ pub fn natives(builder: &mut MethodsBuilder) {
             providers: map.into_iter().collect(),
         });
         declare_action(eval, "DynlinkPlan", kind, ins, outs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_file_is_written_and_read_by_one_type() {
+        let plan = DynlinkPlanFile {
+            format: 1,
+            providers: [(
+                "crc32c".to_owned(),
+                PlannedProvider {
+                    component: "kiln-out/providers/crc32c/crc32c.wasm".into(),
+                    digest: "blake3:00".into(),
+                    size: 7,
+                },
+            )]
+            .into(),
+        };
+        let text = serde_json::to_string_pretty(&plan).unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"format\": 1,\n  \"providers\": {\n    \"crc32c\": {\n      \"component\": \"kiln-out/providers/crc32c/crc32c.wasm\",\n      \"digest\": \"blake3:00\",\n      \"size\": 7\n    }\n  }\n}"
+        );
+        assert_eq!(
+            serde_json::from_str::<DynlinkPlanFile>(&text).unwrap(),
+            plan
+        );
+        assert!(serde_json::from_str::<DynlinkPlanFile>("{\"format\": 1}").is_err());
     }
 }
