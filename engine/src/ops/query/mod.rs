@@ -1,0 +1,172 @@
+//! `kiln query`: a small Bazel-compatible query language over the target
+//! graph, and `actions(...)`, which dumps declared actions.
+//!
+//! Grammar (operators left-associative, equal precedence, as in Bazel):
+//! ```text
+//! expr := term { ("+" | "union" | "^" | "intersect" | "-" | "except") term }
+//! term := NAME "(" expr { "," expr } ")" | "(" expr ")" | WORD
+//! ```
+//! Functions: `deps(x)`, `deps(x, depth)`, `rdeps(universe, x)`,
+//! `rdeps(universe, x, depth)`, `kind(regex, x)`, `filter(regex, x)`, and at
+//! the top level only `actions(x)`. WORDs are target patterns.
+//!
+//! Files: `parse.rs` (tokens, grammar, checks), `eval.rs` (sets over the
+//! target graph); this file runs a query and renders its result.
+
+mod eval;
+mod parse;
+
+use std::fmt::Write as _;
+
+use petgraph::graph::NodeIndex;
+
+use crate::analysis::{AnalysisError, analyze};
+use crate::error::ErrorClass;
+use crate::graph::target::{GraphError, TargetGraph};
+use crate::label::LabelError;
+use crate::load::loader::Loader;
+
+use self::eval::Eval;
+pub use self::parse::{Expr, SetOp, parse};
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One label per line.
+    Label,
+    /// `<kind> <label>` per line.
+    LabelKind,
+    /// A Graphviz digraph of the result and the edges among it.
+    Dot,
+    /// A JSON array of `{"label", "kind", "deps"}`.
+    Json,
+}
+
+/// Errors of `kiln query`.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The expression does not parse or is misused.
+    #[error("Invalid query `{expr}`: {message}")]
+    Syntax {
+        /// The expression.
+        expr: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A bad pattern in the expression.
+    #[error(transparent)]
+    Label(#[from] LabelError),
+    /// Loading failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Analysis (for `actions(...)`) failed.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+}
+
+impl QueryError {
+    /// Who must act.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            QueryError::Graph(e) => e.class(),
+            QueryError::Analysis(e) => e.class(),
+            _ => ErrorClass::User,
+        }
+    }
+}
+
+/// Run a query and return what `kiln query` prints.
+pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
+    let expr = parse(expr_text)?;
+    let mut pats = Vec::new();
+    parse::patterns(&expr, &mut pats);
+    let g = TargetGraph::load(loader, &pats)?;
+    let mut order: Vec<NodeIndex> = g.graph.node_indices().collect();
+    order.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
+    let rank = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, i as u32))
+        .collect();
+    let ev = Eval {
+        g: &g,
+        rank,
+        src: expr_text,
+    };
+
+    if let Expr::Call(f, args) = &expr
+        && f == "actions"
+    {
+        let targets = ev.eval(&args[0])?;
+        let roots: Vec<NodeIndex> = targets.iter().map(|n| n.0).collect();
+        let analysis = analyze(loader, &g, &roots)?;
+        crate::plan::check_action_graph(&analysis)?;
+        let mut s = String::new();
+        for n in &targets {
+            if let Some(ids) = analysis.actions_of.get(&g.graph[n.0].label) {
+                for id in ids {
+                    s.push_str(&analysis.actions[id.0].dump());
+                }
+            }
+        }
+        return Ok(s);
+    }
+
+    let result = ev.eval(&expr)?;
+    let mut s = String::new();
+    match format {
+        OutputFormat::Label => {
+            for n in &result {
+                let _ = writeln!(s, "{}", g.graph[n.0].label);
+            }
+        }
+        OutputFormat::LabelKind => {
+            for n in &result {
+                let _ = writeln!(s, "{} {}", g.graph[n.0].kind_string(), g.graph[n.0].label);
+            }
+        }
+        OutputFormat::Dot => {
+            s.push_str("digraph kiln {\n");
+            for n in &result {
+                let _ = writeln!(s, "  \"{}\"", g.graph[n.0].label);
+            }
+            for n in &result {
+                for m in g.deps(n.0) {
+                    if result.contains(&ev.wrap(m)) {
+                        let _ = writeln!(
+                            s,
+                            "  \"{}\" -> \"{}\"",
+                            g.graph[n.0].label, g.graph[m].label
+                        );
+                    }
+                }
+            }
+            s.push_str("}\n");
+        }
+        OutputFormat::Json => {
+            let items: Vec<serde_json::Value> = result
+                .iter()
+                .map(|n| {
+                    let node = &g.graph[n.0];
+                    let deps: Vec<String> = g
+                        .deps(n.0)
+                        .iter()
+                        .map(|m| g.graph[*m].label.to_string())
+                        .collect();
+                    let mut o = serde_json::json!({
+                        "label": node.label.to_string(),
+                        "kind": node.kind_string(),
+                        "deps": deps,
+                    });
+                    if let Some(d) = node.decl() {
+                        o["location"] = serde_json::Value::String(d.location.to_string());
+                    }
+                    o
+                })
+                .collect();
+            s = serde_json::to_string_pretty(&items).unwrap_or_default();
+            s.push('\n');
+        }
+    }
+    Ok(s)
+}

@@ -1,0 +1,292 @@
+//! Parsing a query: tokens, the expression tree, and the checks that
+//! patterns and function arities are right.
+
+use crate::label::TargetPattern;
+
+use super::QueryError;
+
+/// A parsed query expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A target pattern.
+    Pattern(TargetPattern),
+    /// A plain word used as a function argument (regex, depth).
+    Word(String),
+    /// `f(args...)`.
+    Call(String, Vec<Expr>),
+    /// `a op b`.
+    Binary(SetOp, Box<Expr>, Box<Expr>),
+}
+
+/// Set operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOp {
+    /// `+`, `union`.
+    Union,
+    /// `^`, `intersect`.
+    Intersect,
+    /// `-`, `except`.
+    Except,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Open,
+    Close,
+    Comma,
+    Word(String),
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                out.push(Tok::Open);
+            }
+            ')' => {
+                chars.next();
+                out.push(Tok::Close);
+            }
+            ',' => {
+                chars.next();
+                out.push(Tok::Comma);
+            }
+            '"' | '\'' => {
+                chars.next();
+                let mut w = String::new();
+                loop {
+                    match chars.next() {
+                        Some(x) if x == c => break,
+                        Some(x) => w.push(x),
+                        None => {
+                            return Err(format!("unterminated quoted word starting with {c}{w}"));
+                        }
+                    }
+                }
+                out.push(Tok::Word(w));
+            }
+            _ => {
+                let mut w = String::new();
+                while let Some(&x) = chars.peek() {
+                    if x.is_whitespace() || matches!(x, '(' | ')' | ',') {
+                        break;
+                    }
+                    w.push(x);
+                    chars.next();
+                }
+                out.push(Tok::Word(w));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+const FUNCTIONS: &[&str] = &["deps", "rdeps", "kind", "filter", "actions"];
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        let mut lhs = self.term()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Word(w)) => match w.as_str() {
+                    "+" | "union" => SetOp::Union,
+                    "^" | "intersect" => SetOp::Intersect,
+                    "-" | "except" => SetOp::Except,
+                    _ => {
+                        return Err(format!(
+                            "expected an operator (`+`, `^`, `-`) or the end, found `{w}`"
+                        ));
+                    }
+                },
+                _ => return Ok(lhs),
+            };
+            self.pos += 1;
+            let rhs = self.term()?;
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+    }
+
+    fn term(&mut self) -> Result<Expr, String> {
+        match self.toks.get(self.pos).cloned() {
+            Some(Tok::Open) => {
+                self.pos += 1;
+                let e = self.expr()?;
+                self.expect_close()?;
+                Ok(e)
+            }
+            Some(Tok::Word(w)) => {
+                self.pos += 1;
+                if self.peek() == Some(&Tok::Open) {
+                    if !FUNCTIONS.contains(&w.as_str()) {
+                        return Err(format!(
+                            "unknown function `{w}`; known functions: {}",
+                            FUNCTIONS.join(", ")
+                        ));
+                    }
+                    self.pos += 1;
+                    let mut args = vec![self.arg()?];
+                    while self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                        args.push(self.arg()?);
+                    }
+                    self.expect_close()?;
+                    return Ok(Expr::Call(w, args));
+                }
+                Ok(Expr::Word(w))
+            }
+            Some(t) => Err(format!(
+                "unexpected `{}`",
+                match t {
+                    Tok::Close => ")",
+                    Tok::Comma => ",",
+                    _ => "?",
+                }
+            )),
+            None => Err("unexpected end of the expression".to_owned()),
+        }
+    }
+
+    fn arg(&mut self) -> Result<Expr, String> {
+        self.expr()
+    }
+
+    fn expect_close(&mut self) -> Result<(), String> {
+        if self.peek() == Some(&Tok::Close) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err("expected `)`".to_owned())
+        }
+    }
+}
+
+/// Parse a query expression.
+pub fn parse(expr: &str) -> Result<Expr, QueryError> {
+    let syntax = |message: String| QueryError::Syntax {
+        expr: expr.to_owned(),
+        message,
+    };
+    let toks = tokenize(expr).map_err(syntax)?;
+    let mut p = Parser { toks, pos: 0 };
+    let e = p.expr().map_err(syntax)?;
+    if p.pos != p.toks.len() {
+        return Err(syntax("unexpected text after the expression".to_owned()));
+    }
+    resolve_patterns(e, expr, true)
+}
+
+/// Turn words in set positions into patterns, checking arities.
+pub(super) fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, QueryError> {
+    let syntax = |message: String| QueryError::Syntax {
+        expr: src.to_owned(),
+        message,
+    };
+    Ok(match e {
+        Expr::Word(w) => Expr::Pattern(TargetPattern::parse(&w)?),
+        Expr::Binary(op, a, b) => Expr::Binary(
+            op,
+            Box::new(resolve_patterns(*a, src, false)?),
+            Box::new(resolve_patterns(*b, src, false)?),
+        ),
+        Expr::Call(f, args) => {
+            let n = args.len();
+            let mut args = args.into_iter();
+            let set = |args: &mut std::vec::IntoIter<Expr>| {
+                resolve_patterns(args.next().unwrap_or(Expr::Word(String::new())), src, false)
+            };
+            let word = |e: Option<Expr>, what: &str| match e {
+                Some(Expr::Word(w)) => Ok(Expr::Word(w)),
+                _ => Err(syntax(format!("`{f}` expects {what}"))),
+            };
+            let out = match (f.as_str(), n) {
+                ("deps", 1) | ("actions", 1) => vec![set(&mut args)?],
+                ("deps", 2) => vec![
+                    set(&mut args)?,
+                    word(args.next(), "an integer depth as its second argument")?,
+                ],
+                ("rdeps", 2) => vec![set(&mut args)?, set(&mut args)?],
+                ("rdeps", 3) => vec![
+                    set(&mut args)?,
+                    set(&mut args)?,
+                    word(args.next(), "an integer depth as its third argument")?,
+                ],
+                ("kind", 2) | ("filter", 2) => vec![
+                    word(args.next(), "a regular expression as its first argument")?,
+                    set(&mut args)?,
+                ],
+                _ => return Err(syntax(format!("`{f}` does not take {n} argument(s)"))),
+            };
+            if f == "actions" && !top {
+                return Err(syntax(
+                    "`actions(...)` can only be the whole query".to_owned(),
+                ));
+            }
+            if let Some(Expr::Word(d)) = out
+                .get(if f == "rdeps" { 2 } else { 1 })
+                .filter(|_| f.ends_with("deps"))
+                && d.parse::<usize>().is_err()
+            {
+                return Err(syntax(format!(
+                    "`{f}` depth must be a non-negative integer, got `{d}`"
+                )));
+            }
+            Expr::Call(f, out)
+        }
+        Expr::Pattern(p) => Expr::Pattern(p),
+    })
+}
+
+pub(super) fn patterns(e: &Expr, out: &mut Vec<TargetPattern>) {
+    match e {
+        Expr::Pattern(p) => out.push(p.clone()),
+        Expr::Word(_) => {}
+        Expr::Call(_, args) => args.iter().for_each(|a| patterns(a, out)),
+        Expr::Binary(_, a, b) => {
+            patterns(a, out);
+            patterns(b, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert!(matches!(parse("deps(//a:b)").unwrap(), Expr::Call(f, _) if f == "deps"));
+        assert!(matches!(
+            parse("//a:b + //c:d ^ //e/...").unwrap(),
+            Expr::Binary(SetOp::Intersect, _, _)
+        ));
+        assert!(parse("deps(//a:b, 2)").is_ok());
+        assert!(parse("kind('genrule', //...)").is_ok());
+        assert!(parse("rdeps(//..., //a:b, 1)").is_ok());
+        for bad in [
+            "deps(//a:b",
+            "deps(//a:b, x)",
+            "nope(//a)",
+            "//a:b //c:d",
+            "deps(actions(//a:b))",
+            "kind(//a:b)",
+            "",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+}
