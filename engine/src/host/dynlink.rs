@@ -11,17 +11,34 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wasmtime::component::{
-    Component, ComponentExportIndex, Instance, Linker, Resource, ResourceTable, ResourceType,
-};
-use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Host;
 use crate::action::kinds::dynlink_plan::DynlinkPlanFile;
 
-const LINKER: &str = "compose:dynlink/linker@0.1.0";
-const ENDPOINT: &str = "compose:dynlink/endpoint@0.1.0";
+/// Bindings of the world a dynlink cap imports (`compose:dynlink/linker`),
+/// generated from the WIT: the host implements them for pylons.
+mod cap {
+    wasmtime::component::bindgen!({
+        path: "../providers/wit/compose-dynlink.wit",
+        world: "compose:dynlink/cap",
+        with: { "compose:dynlink/linker.instance": super::InstanceHandle },
+        imports: { default: trappable },
+    });
+}
+
+/// Bindings of the world a dynlink provider exports
+/// (`compose:dynlink/endpoint`): the host calls them.
+mod provider {
+    wasmtime::component::bindgen!({
+        path: "../providers/wit/compose-dynlink.wit",
+        world: "compose:dynlink/provider",
+    });
+}
+
+use cap::compose::dynlink::linker;
 
 /// A provider named by the plan.
 struct Planned {
@@ -47,8 +64,7 @@ impl WasiView for ProviderState {
 /// An instantiated provider.
 struct Live {
     store: Store<ProviderState>,
-    instance: Instance,
-    handle: ComponentExportIndex,
+    provider: provider::Provider,
 }
 
 /// What a guest `instance` handle refers to: a provider id.
@@ -150,108 +166,83 @@ impl Providers {
                 table: ResourceTable::new(),
             },
         );
-        let instance = linker
-            .instantiate(&mut store, &component)
-            .map_err(|e| format!("dynlink provider `{id}` cannot be instantiated: {e:#}"))?;
-        let iface = instance
-            .get_export_index(&mut store, None, ENDPOINT)
-            .ok_or_else(|| format!("dynlink provider `{id}` does not export `{ENDPOINT}`"))?;
-        let handle = instance
-            .get_export_index(&mut store, Some(&iface), "handle")
-            .ok_or_else(|| format!("dynlink provider `{id}` has no `{ENDPOINT}.handle`"))?;
-        self.live.insert(
-            id.to_owned(),
-            Live {
-                store,
-                instance,
-                handle,
-            },
-        );
+        let provider = provider::Provider::instantiate(&mut store, &component, &linker)
+            .map_err(|e| {
+                format!("dynlink provider `{id}` cannot be instantiated (it must export `compose:dynlink/endpoint@0.1.0`): {e:#}")
+            })?;
+        self.live.insert(id.to_owned(), Live { store, provider });
         Ok(())
     }
 
     fn invoke(&mut self, id: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
         self.ensure(id)?;
         let live = self.live.get_mut(id).ok_or("provider vanished")?;
-        let f = live
-            .instance
-            .get_typed_func::<(&str, &[u8]), (Result<Vec<u8>, String>,)>(
-                &mut live.store,
-                &live.handle,
-            )
-            .map_err(|e| format!("dynlink provider `{id}`: `handle` has the wrong type: {e:#}"))?;
-        let (r,) = f
-            .call(&mut live.store, (method, payload))
-            .map_err(|e| format!("dynlink provider `{id}` trapped: {e:#}"))?;
-        r
+        live.provider
+            .compose_dynlink_endpoint()
+            .call_handle(&mut live.store, method, payload)
+            .map_err(|e| format!("dynlink provider `{id}` trapped: {e:#}"))?
+    }
+
+    /// The id of the planned provider whose component has `digest`.
+    fn by_digest(&self, digest: &str) -> Result<String, String> {
+        self.planned
+            .iter()
+            .find(|(_, p)| p.digest == digest)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| format!("no dynlink provider with digest `{digest}` in the plan"))
     }
 }
 
-fn new_handle(
-    store: &mut StoreContextMut<'_, Host>,
-    id: String,
-) -> wasmtime::Result<Resource<InstanceHandle>> {
-    Ok(store.data_mut().table.push(InstanceHandle(id))?)
+impl Host {
+    /// Resolve provider `id` to a new `instance` handle for the guest.
+    fn resolve(
+        &mut self,
+        id: Result<String, String>,
+    ) -> wasmtime::Result<Result<Resource<InstanceHandle>, String>> {
+        let id = match id.and_then(|id| self.dynlink.ensure(&id).map(|()| id)) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table.push(InstanceHandle(id))?))
+    }
+}
+
+impl linker::Host for Host {
+    fn resolve_by_id(
+        &mut self,
+        id: String,
+    ) -> wasmtime::Result<Result<Resource<InstanceHandle>, String>> {
+        self.resolve(Ok(id))
+    }
+
+    fn resolve_by_digest(
+        &mut self,
+        digest: String,
+    ) -> wasmtime::Result<Result<Resource<InstanceHandle>, String>> {
+        let id = self.dynlink.by_digest(&digest);
+        self.resolve(id)
+    }
+}
+
+impl linker::HostInstance for Host {
+    fn invoke(
+        &mut self,
+        this: Resource<InstanceHandle>,
+        method: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        let id = self.table.get(&this)?.0.clone();
+        Ok(self.dynlink.invoke(&id, &method, &payload))
+    }
+
+    fn drop(&mut self, this: Resource<InstanceHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
 }
 
 /// Serve `compose:dynlink/linker` to pylons linked with `linker`.
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), String> {
-    let err = |e: wasmtime::Error| format!("cannot define `{LINKER}`: {e:#}");
-    let mut inst = linker.instance(LINKER).map_err(err)?;
-    inst.resource(
-        "instance",
-        ResourceType::host::<InstanceHandle>(),
-        |mut store, rep| {
-            store
-                .data_mut()
-                .table
-                .delete(Resource::<InstanceHandle>::new_own(rep))?;
-            Ok(())
-        },
-    )
-    .map_err(err)?;
-    inst.func_wrap(
-        "resolve-by-id",
-        |mut store: StoreContextMut<'_, Host>, (id,): (String,)| {
-            let r = store.data_mut().dynlink.ensure(&id);
-            Ok((match r {
-                Ok(()) => Ok(new_handle(&mut store, id)?),
-                Err(e) => Err(e),
-            },))
-        },
-    )
-    .map_err(err)?;
-    inst.func_wrap(
-        "resolve-by-digest",
-        |mut store: StoreContextMut<'_, Host>, (digest,): (String,)| {
-            let id = store
-                .data()
-                .dynlink
-                .planned
-                .iter()
-                .find(|(_, p)| p.digest == digest)
-                .map(|(id, _)| id.clone());
-            let r = match id {
-                None => Err(format!(
-                    "no dynlink provider with digest `{digest}` in the plan"
-                )),
-                Some(id) => store.data_mut().dynlink.ensure(&id).map(|()| id),
-            };
-            Ok((match r {
-                Ok(id) => Ok(new_handle(&mut store, id)?),
-                Err(e) => Err(e),
-            },))
-        },
-    )
-    .map_err(err)?;
-    inst.func_wrap(
-        "[method]instance.invoke",
-        |mut store: StoreContextMut<'_, Host>,
-         (this, method, payload): (Resource<InstanceHandle>, String, Vec<u8>)| {
-            let id = store.data().table.get(&this)?.0.clone();
-            Ok((store.data_mut().dynlink.invoke(&id, &method, &payload),))
-        },
-    )
-    .map_err(err)?;
-    Ok(())
+    cap::Cap::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+        .map_err(|e| format!("cannot define `compose:dynlink/linker@0.1.0`: {e:#}"))
 }
