@@ -776,3 +776,87 @@ with_tool = rule(impl = _impl, attrs = {"tool": attr.string()})
         "{err}"
     );
 }
+
+#[test]
+fn test_targets_are_the_rules_returning_test_info() {
+    let ws = Ws::new("testinfo");
+    // A test rule of the workspace's own: its action fails when the test
+    // fails; it returns `TestInfo` naming the file that action writes.
+    ws.write(
+        "tools/sh_test.star",
+        r#"
+def _impl(ctx):
+    log = ctx.actions.declare_output(ctx.attr.name + ".log")
+    ctx.actions.run(
+        arguments = ["/bin/bash", "-c", "bash " + ctx.file.src.path + " 2>&1 | tee " + log.path + "; exit ${PIPESTATUS[0]}"],
+        inputs = [ctx.file.src] + ctx.files.data,
+        outputs = [log],
+        mnemonic = "ShTest",
+    )
+    return [DefaultInfo(files = [log]), TestInfo(results = [log])]
+
+sh_test = rule(impl = _impl, attrs = {
+    "src": attr.label(allow_files = True, mandatory = True),
+    "data": attr.label_list(allow_files = True),
+})
+"#,
+    );
+    ws.write("tools/BUILD.star", "");
+    ws.write("t/pass.sh", "echo ok\n");
+    ws.write("t/fail.sh", "echo 'não passou 失败' >&2; exit 1\n");
+    ws.write("t/data.sh", "cat t/data.txt\n");
+    ws.write(
+        "t/BUILD.star",
+        r#"
+load("//tools:sh_test.star", "sh_test")
+sh_test(name = "pass_test", src = "pass.sh")
+sh_test(name = "fail_test", src = "fail.sh")
+genrule(name = "not_a_test", srcs = [], outs = ["n.txt"], cmd = "echo n > $@")
+"#,
+    );
+    let test = |pattern: &str| {
+        let o = ws.kiln_in(&ws.root(), &["test", "--progress", "none", pattern]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = test("//t/...");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("//t:pass_test") && err.contains("PASSED"),
+        "{err}"
+    );
+    assert!(
+        err.contains("//t:fail_test") && err.contains("FAILED"),
+        "{err}"
+    );
+    assert!(
+        err.contains("não passou 失败"),
+        "the failing test's output: {err}"
+    );
+    assert!(!err.contains("//t:not_a_test"), "{err}");
+    assert!(err.contains("1 of 2 test targets failed"), "{err}");
+    // Not a test target: exit 4.
+    let (code, err) = test("//t:not_a_test");
+    assert_eq!(code, 4, "{err}");
+    // A passing result is cached; a test whose input fails to build has no
+    // status and the exit code says the build failed.
+    let (code, err) = test("//t:pass_test");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 executed"), "{err}");
+    ws.write(
+        "u/BUILD.star",
+        r#"
+load("//tools:sh_test.star", "sh_test")
+genrule(name = "broken", srcs = [], outs = ["data.txt"], cmd = "exit 1")
+sh_test(name = "data_test", src = "//t:data.sh", data = [":broken"])
+"#,
+    );
+    let (code, err) = test("//u/...");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("//u:data_test") && err.contains("NO STATUS"),
+        "{err}"
+    );
+}
