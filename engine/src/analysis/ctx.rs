@@ -26,6 +26,7 @@ use starlark::starlark_simple_value;
 use starlark::values::dict::DictRef;
 use starlark::values::list::AllocList;
 use starlark::values::list::ListRef;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
 use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::TupleRef;
@@ -308,6 +309,13 @@ impl<'v> StarlarkValue<'v> for Actions {
     }
 }
 
+/// Declare an output file of the target being analyzed (for the natives
+/// in `action/kinds/` that name their own outputs).
+pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result<Artifact> {
+    let loc = here(eval);
+    actx(eval)?.declare(name, loc)
+}
+
 /// Declare an action of the target being analyzed (for the natives in
 /// `action/kinds/`): where the Starlark call is, then
 /// [`AnalysisContext::add_action`].
@@ -532,6 +540,43 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
                 error,
             })
         })
+    }
+
+    /// Which of `imports` each plug serves, by the rule the `compose`
+    /// action applies to components (`action/kinds/compose.rs`): `plugs`
+    /// maps a name to the interfaces it exports; the result maps each name
+    /// to the imports it serves (empty: an unused plug).
+    ///
+    /// ```python
+    /// served = ctx.match_plugs(imports = ["a:b/c@1.0.0"], plugs = {"//p": ["a:b/c@1.0.0"]})
+    /// ```
+    fn match_plugs<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named)] imports: UnpackListOrTuple<String>,
+        #[starlark(require = named)] plugs: DictRef<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let imports: std::collections::BTreeSet<String> = imports.items.into_iter().collect();
+        let mut list = Vec::new();
+        for (k, v) in plugs.iter() {
+            let name = k.unpack_str().ok_or_else(|| {
+                anyhow::anyhow!("`plugs` maps names (strings) to lists of interfaces")
+            })?;
+            let exports = UnpackListOrTuple::<String>::unpack_value(v)
+                .ok()
+                .flatten()
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the exports of plug `{name}` must be a list of strings")
+                })?;
+            list.push((name.to_owned(), exports.items));
+        }
+        let matched = crate::action::kinds::compose::match_plugs(&imports, &list);
+        let heap = eval.heap();
+        Ok(heap.alloc(starlark::values::dict::AllocDict(
+            matched
+                .into_iter()
+                .map(|(name, served)| (name, heap.alloc(AllocList(served)))),
+        )))
     }
 
     /// Read the WIT `world` (`ns:pkg/name`) from source `.wit` files during

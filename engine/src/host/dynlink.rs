@@ -244,5 +244,5 @@ impl linker::HostInstance for Host {
 /// Serve `compose:dynlink/linker` to pylons linked with `linker`.
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), String> {
     cap::Cap::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
-        .map_err(|e| format!("cannot define `compose:dynlink/linker@0.1.0`: {e:#}"))
+        .map_err(|e| format!("cannot define the dynlink linker: {e:#}"))
 }

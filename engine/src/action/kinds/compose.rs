@@ -61,33 +61,32 @@ impl Compose {
             plugs.push((p.clone(), register(p, &format!("kiln:plug{i}"))?));
         }
         let socket_inst = graph.instantiate(socket);
-        for (path, plug) in plugs {
-            let before = graph.get_instantiation_arguments(socket_inst).count();
-            let mut matches = Vec::new();
-            {
-                let types = graph.types();
-                let socket_imports = &types[graph[socket].ty()].imports;
-                for name in types[graph[plug].ty()].exports.keys() {
-                    if socket_imports.contains_key(name) {
-                        matches.push(name.clone());
-                    }
-                }
-            }
-            if !matches.is_empty() {
-                let inst = graph.instantiate(plug);
-                for name in &matches {
-                    let export = graph
-                        .alias_instance_export(inst, name)
-                        .map_err(|e| format!("{e:#}"))?;
-                    graph
-                        .set_instantiation_argument(socket_inst, name, export)
-                        .map_err(|e| format!("`{path}` cannot satisfy import `{name}`: {e:#}"))?;
-                }
-            }
-            if graph.get_instantiation_arguments(socket_inst).count() == before {
+        let (imports, exports): (BTreeSet<String>, Vec<(String, Vec<String>)>) = {
+            let types = graph.types();
+            let imports = types[graph[socket].ty()].imports.keys().cloned().collect();
+            let exports = plugs
+                .iter()
+                .map(|(path, plug)| {
+                    let names = types[graph[*plug].ty()].exports.keys().cloned();
+                    (path.clone(), names.collect())
+                })
+                .collect();
+            (imports, exports)
+        };
+        for ((path, plug), (_, served)) in plugs.iter().zip(match_plugs(&imports, &exports)) {
+            if served.is_empty() {
                 return Err(format!(
                     "plug `{path}` satisfies none of the socket's imports; remove it or fix its exports"
                 ));
+            }
+            let inst = graph.instantiate(*plug);
+            for name in &served {
+                let export = graph
+                    .alias_instance_export(inst, name)
+                    .map_err(|e| format!("{e:#}"))?;
+                graph
+                    .set_instantiation_argument(socket_inst, name, export)
+                    .map_err(|e| format!("`{path}` cannot satisfy import `{name}`: {e:#}"))?;
             }
         }
         let exports: Vec<String> = graph.types()[graph[socket].ty()]
@@ -110,6 +109,25 @@ impl Compose {
             .map_err(|e| format!("cannot encode the composition: {e:#}"))?;
         write_output(root, outputs, &bytes)
     }
+}
+
+/// Which of the socket's `imports` each plug serves, in the order of
+/// `plugs` (name, its exports): every import that is one of its exports,
+/// by exact interface name (versions included). A plug serving none is
+/// unused, which is an error. This is the one place that rule lives: the
+/// kind applies it to component bytes, and `ctx.match_plugs` lets rules
+/// (`compose`) apply it to WIT at analysis.
+pub fn match_plugs<'a>(
+    imports: &BTreeSet<String>,
+    plugs: &'a [(String, Vec<String>)],
+) -> Vec<(&'a str, Vec<String>)> {
+    plugs
+        .iter()
+        .map(|(name, exports)| {
+            let served = exports.iter().filter(|e| imports.contains(*e)).cloned();
+            (name.as_str(), served.collect())
+        })
+        .collect()
 }
 
 impl Kind for Compose {
@@ -182,5 +200,32 @@ pub fn natives(builder: &mut MethodsBuilder) {
             plugs: plug_paths,
         });
         declare_action(eval, "Compose", kind, ins, outs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plug_serves_the_imports_it_exports() {
+        let imports: BTreeSet<String> = ["a:b/c@1.0.0", "a:b/d@1.0.0"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let plugs = vec![
+            (
+                "p".to_owned(),
+                vec!["a:b/c@1.0.0".to_owned(), "x:y/z".to_owned()],
+            ),
+            ("unused".to_owned(), vec!["a:b/c@2.0.0".to_owned()]),
+        ];
+        let m = match_plugs(&imports, &plugs);
+        assert_eq!(m[0], ("p", vec!["a:b/c@1.0.0".to_owned()]));
+        assert_eq!(
+            m[1],
+            ("unused", Vec::<String>::new()),
+            "versions must match"
+        );
     }
 }
