@@ -175,9 +175,20 @@ fn resolve_python() -> Result<Toolchain, String> {
     })
 }
 
+/// Why a toolchain is not available.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ToolchainError {
+    /// No such toolchain.
+    #[error("Unknown toolchain `{0}`; known toolchains: c, rust, python")]
+    Unknown(String),
+    /// It is not installed on this machine (the message says what to do).
+    #[error("{0}")]
+    Missing(String),
+}
+
 /// The toolchain called `name` (`c`, `rust` or `python`), resolved once per
 /// process.
-pub fn get(name: &str) -> Result<&'static Toolchain, String> {
+pub fn get(name: &str) -> Result<&'static Toolchain, ToolchainError> {
     static C: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static RUST: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static PYTHON: OnceLock<Result<Toolchain, String>> = OnceLock::new();
@@ -185,11 +196,8 @@ pub fn get(name: &str) -> Result<&'static Toolchain, String> {
         "c" => C.get_or_init(resolve_c),
         "rust" => RUST.get_or_init(resolve_rust),
         "python" => PYTHON.get_or_init(resolve_python),
-        _ => {
-            return Err(format!(
-                "Unknown toolchain `{name}`; known toolchains: c, rust, python"
-            ));
-        }
+        _ => return Err(ToolchainError::Unknown(name.to_owned())),
     };
-    cell.as_ref().map_err(Clone::clone)
+    cell.as_ref()
+        .map_err(|m| ToolchainError::Missing(m.clone()))
 }

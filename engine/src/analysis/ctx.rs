@@ -484,7 +484,7 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         #[starlark(require = pos)] name: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let t = crate::toolchain::get(name).map_err(anyhow::Error::msg)?;
+        let t = crate::toolchain::get(name)?;
         let heap = eval.heap();
         let mut fields: Vec<(&str, Value<'v>)> = t
             .entries

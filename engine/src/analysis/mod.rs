@@ -20,7 +20,7 @@ use starlark::environment::Module;
 use starlark::eval::Evaluator;
 use starlark::values::list::{AllocList, ListRef};
 use starlark::values::structs::AllocStruct;
-use starlark::values::{Heap, Value, ValueLike};
+use starlark::values::{Value, ValueLike};
 
 use self::ctx::{Actions, AnalysisContext, Ctx, Dependency};
 use crate::action::{Action, ActionId};
@@ -354,7 +354,7 @@ fn analyze_one(
                 }
                 rule_err(format_starlark_error(&e))
             })?;
-            returned_providers(ret, heap, decl.rule.kind())
+            returned_providers(ret, decl.rule.kind())
                 .map_err(|m| rule_err(format!("{}: {m}", decl.rule.file)))
         })?;
 
@@ -380,11 +380,7 @@ fn analyze_one(
     Ok((providers, actx.actions.into_inner(), actx.read.into_inner()))
 }
 
-fn returned_providers(
-    ret: Value,
-    _heap: Heap,
-    kind: &str,
-) -> Result<Vec<ProviderInstance>, String> {
+fn returned_providers(ret: Value, kind: &str) -> Result<Vec<ProviderInstance>, String> {
     if ret.is_none() {
         return Ok(Vec::new());
     }

@@ -5,7 +5,6 @@ use std::path::Path;
 use clap::{Args, ValueEnum};
 
 use super::{Failure, exit, out};
-use crate::load::loader::Loader;
 use crate::ops::query::{self, OutputFormat};
 use crate::workspace::Workspace;
 
@@ -32,14 +31,13 @@ pub struct QueryArgs {
 /// Run `kiln query`.
 pub fn run(cwd: &Path, args: QueryArgs) -> Result<i32, Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
-    let loader = Loader::new(ws).map_err(|e| Failure::new(e.class(), e))?;
     let format = match args.output {
         Output::Label => OutputFormat::Label,
         Output::LabelKind => OutputFormat::LabelKind,
         Output::Dot => OutputFormat::Dot,
         Output::Json => OutputFormat::Json,
     };
-    let text = query::run(&loader, &args.expr, format).map_err(|e| Failure::new(e.class(), e))?;
+    let text = query::query(ws, &args.expr, format).map_err(|e| Failure::new(e.class(), e))?;
     out(&text);
     Ok(exit::OK)
 }

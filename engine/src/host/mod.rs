@@ -66,6 +66,39 @@ impl WasiView for Host {
     }
 }
 
+/// Why an invocation could not run the guest to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The engine, WASI or the linker could not be set up.
+    #[error("Cannot set up the component host: {0}")]
+    Setup(String),
+    /// The component could not be read or compiled.
+    #[error("{0}")]
+    Load(String),
+    /// The dynlink plan is unreadable or malformed.
+    #[error("{0}")]
+    Plan(String),
+    /// A directory could not be mounted in the guest.
+    #[error("Cannot mount `{path}` in the guest: {message}")]
+    Mount {
+        /// The host directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The component does not fit the WASI command world or its imports.
+    #[error("Cannot instantiate `{path}`: {message}")]
+    Instantiate {
+        /// The component.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The guest trapped (a bug in it or in a provider, not an exit).
+    #[error("The guest trapped: {0}")]
+    Trap(String),
+}
+
 /// The engine kiln runs components with (Cranelift, component model).
 pub(crate) fn engine() -> Result<Engine, String> {
     let mut config = Config::new();
@@ -87,11 +120,12 @@ pub(crate) fn load(
 
 /// Invoke the component; returns its exit status (and output, if
 /// captured).
-pub fn invoke(o: &Invocation) -> Result<Outcome, String> {
-    let engine = engine()?;
-    let component = load(&engine, &o.component, &o.compiled_dir)?;
+pub fn invoke(o: &Invocation) -> Result<Outcome, HostError> {
+    let engine = engine().map_err(HostError::Setup)?;
+    let component = load(&engine, &o.component, &o.compiled_dir).map_err(HostError::Load)?;
     let providers = match &o.plan {
-        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_dir)?,
+        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_dir)
+            .map_err(HostError::Plan)?,
         None => dynlink::Providers::default(),
     };
     let mut wasi = WasiCtxBuilder::new();
@@ -103,11 +137,15 @@ pub fn invoke(o: &Invocation) -> Result<Outcome, String> {
     } else {
         wasi.inherit_stdio();
     }
+    let mount = |path: &PathBuf, e: wasmtime::Error| HostError::Mount {
+        path: path.clone(),
+        message: format!("{e:#}"),
+    };
     wasi.preopened_dir(&o.cwd, "/", FsPerms::ReadWrite)
-        .map_err(|e| format!("cannot mount `{}`: {e:#}", o.cwd.display()))?;
+        .map_err(|e| mount(&o.cwd, e))?;
     if let Some(lib) = &o.lib_dir {
         wasi.preopened_dir(lib, "/lib", FsPerms::ReadOnly)
-            .map_err(|e| format!("cannot mount `{}`: {e:#}", lib.display()))?;
+            .map_err(|e| mount(lib, e))?;
     }
     let host = Host {
         wasi: wasi.build(),
@@ -117,11 +155,14 @@ pub fn invoke(o: &Invocation) -> Result<Outcome, String> {
     let mut store = Store::new(&engine, host);
     let mut linker: Linker<Host> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| format!("cannot add WASI: {e:#}"))?;
-    dynlink::add_to_linker(&mut linker)?;
+        .map_err(|e| HostError::Setup(format!("cannot add WASI: {e:#}")))?;
+    dynlink::add_to_linker(&mut linker).map_err(HostError::Setup)?;
     let command =
         wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
-            .map_err(|e| format!("cannot instantiate `{}`: {e:#}", o.component.display()))?;
+            .map_err(|e| HostError::Instantiate {
+                path: o.component.clone(),
+                message: format!("{e:#}"),
+            })?;
     let status = match command.wasi_cli_run().call_run(&mut store) {
         Ok(Ok(())) => 0,
         Ok(Err(())) => 1,
@@ -132,7 +173,7 @@ pub fn invoke(o: &Invocation) -> Result<Outcome, String> {
                 output.extend(format!("\nthe guest trapped: {e:?}\n").as_bytes());
                 return Ok(Outcome { status: 1, output });
             }
-            None => return Err(format!("the guest trapped: {e:?}")),
+            None => return Err(HostError::Trap(format!("{e:?}"))),
         },
     };
     Ok(Outcome {

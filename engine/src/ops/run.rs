@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::build::BuildOutcome;
 use crate::action::ExecContext;
-use crate::host::{Invocation, invoke};
+use crate::host::{HostError, Invocation, invoke};
 use crate::label::Label;
 
 /// Why a built target could not be run.
@@ -19,8 +19,8 @@ pub enum RunError {
     )]
     NotRunnable(Label),
     /// The host failed (the component could not be loaded or trapped).
-    #[error("{0}")]
-    Host(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 /// Invoke `label`, built by `built` in the workspace at `root`, with
@@ -58,5 +58,5 @@ pub fn run_built(
         compiled_dir: cx.compiled_dir(),
         capture: None,
     };
-    invoke(&o).map(|r| r.status).map_err(RunError::Host)
+    Ok(invoke(&o)?.status)
 }

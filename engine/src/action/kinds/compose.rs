@@ -44,7 +44,7 @@ impl Compose {
     }
 
     /// Compose into the sandbox at `root`.
-    fn run(&self, root: &Path, _inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
+    fn run(&self, root: &Path, outputs: &[Artifact]) -> Result<(), String> {
         let mut graph = CompositionGraph::new();
         let mut register = |path: &str, name: &str| -> Result<_, String> {
             let bytes =
@@ -159,7 +159,7 @@ impl Kind for Compose {
     }
 
     fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
-        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+        Execution::Done(self.run(root, &action.outputs))
     }
 }
 

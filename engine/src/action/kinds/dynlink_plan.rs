@@ -48,7 +48,7 @@ impl DynlinkPlan {
     }
 
     /// Hash the components in the sandbox at `root` and write the plan.
-    fn run(&self, root: &Path, _inputs: &[Artifact], outputs: &[Artifact]) -> Result<(), String> {
+    fn run(&self, root: &Path, outputs: &[Artifact]) -> Result<(), String> {
         let mut providers = BTreeMap::new();
         for (id, path) in &self.providers {
             let bytes =
@@ -128,7 +128,7 @@ impl Kind for DynlinkPlan {
     }
 
     fn execute(&self, _cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
-        Execution::Done(self.run(root, &action.inputs, &action.outputs))
+        Execution::Done(self.run(root, &action.outputs))
     }
 }
 

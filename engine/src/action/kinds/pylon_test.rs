@@ -58,13 +58,7 @@ impl PylonTest {
     }
 
     /// Run the script in the sandbox at `root`.
-    fn run(
-        &self,
-        cx: &ExecContext,
-        root: &Path,
-        _inputs: &[Artifact],
-        outputs: &[Artifact],
-    ) -> Result<(), String> {
+    fn run(&self, cx: &ExecContext, root: &Path, outputs: &[Artifact]) -> Result<(), String> {
         let o = Invocation {
             component: root.join(&self.component),
             plan: Some(root.join(&self.plan)),
@@ -78,7 +72,7 @@ impl PylonTest {
             compiled_dir: cx.compiled_dir(),
             capture: Some(cx.capture_limit),
         };
-        let r = invoke(&o)?;
+        let r = invoke(&o).map_err(|e| e.to_string())?;
         write_output(root, outputs, &r.output)?;
         if r.status != 0 {
             let text = String::from_utf8_lossy(&r.output);
@@ -128,7 +122,7 @@ impl Kind for PylonTest {
     }
 
     fn execute(&self, cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
-        Execution::Done(self.run(cx, root, &action.inputs, &action.outputs))
+        Execution::Done(self.run(cx, root, &action.outputs))
     }
 }
 

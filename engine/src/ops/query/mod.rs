@@ -24,7 +24,8 @@ use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::LabelError;
-use crate::load::loader::Loader;
+use crate::load::loader::{LoadError, Loader};
+use crate::workspace::Workspace;
 
 use self::eval::Eval;
 pub use self::parse::{Expr, SetOp, parse};
@@ -62,6 +63,9 @@ pub enum QueryError {
     /// Analysis (for `actions(...)`) failed.
     #[error(transparent)]
     Analysis(#[from] AnalysisError),
+    /// The loader could not start (the built-in ruleset).
+    #[error(transparent)]
+    Load(#[from] LoadError),
 }
 
 impl QueryError {
@@ -70,13 +74,20 @@ impl QueryError {
         match self {
             QueryError::Graph(e) => e.class(),
             QueryError::Analysis(e) => e.class(),
+            QueryError::Load(e) => e.class(),
             _ => ErrorClass::User,
         }
     }
 }
 
-/// Run a query and return what `kiln query` prints.
-pub fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
+/// Run the query `expr_text` in workspace `ws`; what `kiln query` prints.
+pub fn query(ws: Workspace, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
+    let loader = Loader::new(ws)?;
+    run(&loader, expr_text, format)
+}
+
+/// Run the query `expr_text` with `loader`; the rendered result.
+fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
     let expr = parse(expr_text)?;
     let mut pats = Vec::new();
     parse::patterns(&expr, &mut pats);
