@@ -3,7 +3,6 @@
 //! `kiln explain`, access times), so a killed build keeps what finished.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use kiln_cache::{ActionResult, Digest, FileState};
 
@@ -22,7 +21,7 @@ pub(super) enum Write {
 
 impl Scheduler<'_> {
     pub(super) fn flush(&mut self) -> Result<(), ExecError> {
-        self.last_flush = Instant::now();
+        self.last_flush = self.clock.now();
         let mut writes = std::mem::take(&mut self.writes);
         let ws = self.ws_key.clone();
         // Records of earlier builds that were not "up to date" must flip for

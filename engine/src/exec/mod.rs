@@ -36,6 +36,7 @@
 //! that did not finish, and outputs appear in `kiln-out/` only by atomic
 //! rename of complete blobs, so no partial output or cache entry survives.
 
+pub mod clock;
 mod journal;
 mod materialize;
 mod progress;
@@ -53,11 +54,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
-use std::time::Instant;
 
 use kiln_cache::{ActionResult, Cache, CacheError, Digest, FileState, Stat};
 use rayon::prelude::*;
 
+use self::clock::{Clock, SystemClock};
 use self::journal::Write;
 use self::materialize::remove_stale_temporaries;
 use self::progress::Progress;
@@ -162,19 +163,32 @@ pub fn execute(
         cache.blobs().clone(),
         opts.context.clone(),
     );
-    execute_with(root, cache, plan, opts, interrupt, Arc::new(runners))
+    let seams = Seams {
+        runners: Arc::new(runners),
+        clock: Arc::new(SystemClock::new()),
+    };
+    execute_with(root, cache, plan, opts, interrupt, seams)
 }
 
-/// [`execute`] with the given runners (the sandbox, or a fake in tests).
+/// What [`execute_with`] runs actions with and reads time from: the
+/// sandbox and the monotonic clock, or fakes in tests.
+pub struct Seams {
+    /// Run actions (one runner per worker thread).
+    pub runners: Arc<dyn Runners>,
+    /// Time since the execution began.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// [`execute`] with the given seams.
 pub fn execute_with(
     root: &Path,
     cache: &mut Cache,
     plan: Plan,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
-    runners: Arc<dyn Runners>,
+    seams: Seams,
 ) -> Result<ExecReport, ExecError> {
-    let t0 = Instant::now();
+    let Seams { runners, clock } = seams;
     let plan = Arc::new(plan);
     let n = plan.actions.len();
     let ws_key = root.to_string_lossy().into_owned();
@@ -345,8 +359,8 @@ pub fn execute_with(
         upload_tx: None,
         progress,
         events: Vec::new(),
-        t0,
-        last_flush: Instant::now(),
+        last_flush: clock.now(),
+        clock,
         stop: Arc::new(AtomicBool::new(false)),
         cache,
     };

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiln_cache::{ActionResult, Blobs, Cache, Digest, FileState, Stat};
 
+use super::clock::Clock;
 use super::journal::Write;
 use super::progress::Progress;
 use super::record::{self, Outcome, Record};
@@ -65,8 +66,10 @@ pub(super) struct Scheduler<'a> {
     pub(super) upload_tx: Option<Sender<(Digest, ActionResult)>>,
     pub(super) progress: Progress,
     pub(super) events: Vec<serde_json::Value>,
-    pub(super) t0: Instant,
-    pub(super) last_flush: Instant,
+    /// Time since the execution began.
+    pub(super) clock: Arc<dyn Clock>,
+    /// When the journal was last flushed.
+    pub(super) last_flush: Duration,
     /// Tells workers to drop queued jobs.
     pub(super) stop: Arc<AtomicBool>,
 }
@@ -142,7 +145,8 @@ impl Scheduler<'_> {
             // Flush often enough that a killed build keeps most finished work.
             if self.writes.len() >= 2000
                 || (!self.writes.is_empty()
-                    && self.last_flush.elapsed() > Duration::from_millis(500))
+                    && self.clock.now().saturating_sub(self.last_flush)
+                        > Duration::from_millis(500))
             {
                 self.flush()?;
             }
@@ -215,7 +219,7 @@ impl Scheduler<'_> {
             }
             self.report.local_hits += 1;
             self.writes.push(Write::UpToDate(i));
-            let now = self.t0.elapsed();
+            let now = self.clock.now();
             self.event(i, 0, now, now, key, "up_to_date");
             self.complete(i);
             return Ok(None);
@@ -260,7 +264,7 @@ impl Scheduler<'_> {
                 end,
             } => {
                 self.in_flight -= 1;
-                let (s, e) = (start - self.t0, end - self.t0);
+                let (s, e) = (start, end);
                 match outcome {
                     RunOutcome::Done(result) => {
                         if self.report.interrupted {
@@ -317,14 +321,7 @@ impl Scheduler<'_> {
                             format!("restored from the local cache ({})", self.reasons[idx]);
                         self.record(idx, Outcome::Restored);
                         self.report.local_hits += 1;
-                        self.event(
-                            idx,
-                            worker,
-                            start - self.t0,
-                            end - self.t0,
-                            key,
-                            "local_hit",
-                        );
+                        self.event(idx, worker, start, end, key, "local_hit");
                         self.complete(idx);
                     }
                     Err(bad) => {

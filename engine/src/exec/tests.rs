@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use kiln_cache::{ActionResult, Blobs, Cache, Digest, OutputEntry};
 
+use super::clock::Clock;
 use super::runner::{Runner, Runners};
 use super::sandbox::{Isolation, RunOutcome};
-use super::{ExecOptions, ExecReport, ProgressMode, execute_with};
+use super::{ExecOptions, ExecReport, ProgressMode, Seams, execute_with};
 use crate::action::{Action, ActionKind, CommandAction, ExecContext};
 use crate::artifact::Artifact;
 use crate::error::Location;
@@ -39,6 +40,17 @@ struct Script {
     /// Actions running now, and the most at once.
     now: AtomicUsize,
     peak: AtomicUsize,
+    /// The build's clock, in microseconds: each action takes 10 ms of it.
+    clock_us: AtomicUsize,
+}
+
+/// A clock that moves only when the fake runner says so.
+struct FakeClock(Arc<Script>);
+
+impl Clock for FakeClock {
+    fn now(&self) -> Duration {
+        Duration::from_micros(self.0.clock_us.load(Ordering::SeqCst) as u64)
+    }
 }
 
 struct FakeRunners {
@@ -74,6 +86,7 @@ impl Runner for FakeRunner {
             flag.store(true, Ordering::SeqCst);
         }
         std::thread::sleep(s.delay);
+        s.clock_us.fetch_add(10_000, Ordering::SeqCst);
         s.now.fetch_sub(1, Ordering::SeqCst);
         if s.fail.contains(&name) {
             return RunOutcome::Failed {
@@ -127,7 +140,14 @@ impl Fixture {
         jobs: usize,
         keep_going: bool,
     ) -> (ExecReport, Arc<Script>) {
-        self.run_with(plan, Arc::new(script), jobs, keep_going, Arc::default())
+        self.run_with(
+            plan,
+            Arc::new(script),
+            jobs,
+            keep_going,
+            Arc::default(),
+            None,
+        )
     }
     fn run_with(
         &self,
@@ -136,6 +156,7 @@ impl Fixture {
         jobs: usize,
         keep_going: bool,
         interrupt: Arc<AtomicBool>,
+        profile: Option<PathBuf>,
     ) -> (ExecReport, Arc<Script>) {
         let mut cache = Cache::open(&self.dir.join("cache")).unwrap();
         let runners = FakeRunners {
@@ -146,7 +167,7 @@ impl Fixture {
             jobs,
             keep_going,
             progress: ProgressMode::None,
-            profile: None,
+            profile,
             remote: None,
             context: ExecContext::new(self.dir.join("cache")),
         };
@@ -156,7 +177,10 @@ impl Fixture {
             plan.clone(),
             &opts,
             interrupt,
-            Arc::new(runners),
+            Seams {
+                runners: Arc::new(runners),
+                clock: Arc::new(FakeClock(script.clone())),
+            },
         )
         .unwrap();
         (report, script)
@@ -349,7 +373,7 @@ fn an_interrupt_records_nothing_for_the_action_it_stopped() {
         delay: Duration::from_millis(20),
         ..Default::default()
     });
-    let (r, s) = f.run_with(&p, script, 1, false, flag);
+    let (r, s) = f.run_with(&p, script, 1, false, flag, None);
     assert!(r.interrupted);
     assert_eq!(
         *s.started.lock().unwrap(),
@@ -388,4 +412,58 @@ fn corrupt(blob: &Path) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(blob, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(blob, b"not what it was").unwrap();
+}
+
+#[test]
+fn the_profile_has_one_slice_per_action_on_the_build_clock() {
+    let f = Fixture::new("profile");
+    f.write("p/src", "x");
+    let p = plan(vec![
+        action("a", &["p/src"]),
+        action("b", &["kiln-out/p/a.out"]),
+    ]);
+    let trace = f.dir.join("trace.json");
+    let run = |f: &Fixture| {
+        let script = Arc::new(Script::default());
+        f.run_with(&p, script, 1, false, Arc::default(), Some(trace.clone()))
+    };
+    let (r, _) = run(&f);
+    assert_eq!(r.executed, 2);
+    let t: serde_json::Value = serde_json::from_slice(&fs::read(&trace).unwrap()).unwrap();
+    let slices: Vec<(String, u64, u64, String)> = t["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["ts"].as_u64().unwrap(),
+                e["dur"].as_u64().unwrap(),
+                e["cat"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // `a` runs from 0 to 10 ms of the fake clock, then `b` from 10 to 20.
+    assert_eq!(
+        slices,
+        [
+            ("//p:a#0 Fake".to_owned(), 0, 10_000, "executed".to_owned()),
+            (
+                "//p:b#0 Fake".to_owned(),
+                10_000,
+                10_000,
+                "executed".to_owned()
+            ),
+        ]
+    );
+    // A second build: both up to date, instantly on the build's clock.
+    let (r, _) = run(&f);
+    assert_eq!(r.local_hits, 2);
+    let t: serde_json::Value = serde_json::from_slice(&fs::read(&trace).unwrap()).unwrap();
+    for e in t["traceEvents"].as_array().unwrap() {
+        assert_eq!(
+            (e["cat"].as_str(), e["dur"].as_u64()),
+            (Some("up_to_date"), Some(0))
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use kiln_cache::{ActionResult, Digest};
 
@@ -41,16 +41,16 @@ pub(super) enum Done {
         /// Fetched from the remote cache instead of run.
         remote: bool,
         worker: usize,
-        start: Instant,
-        end: Instant,
+        start: Duration,
+        end: Duration,
     },
     Verified {
         idx: usize,
         result: ActionResult,
         ok: Result<(), Digest>,
         worker: usize,
-        start: Instant,
-        end: Instant,
+        start: Duration,
+        end: Duration,
     },
 }
 
@@ -73,6 +73,7 @@ impl Scheduler<'_> {
             let blobs = self.blobs.clone();
             let plan = self.plan.clone();
             let runners = runners.clone();
+            let clock = self.clock.clone();
             let stop = self.stop.clone();
             let remote = self.opts.remote.clone();
             workers.push(std::thread::spawn(move || {
@@ -81,7 +82,7 @@ impl Scheduler<'_> {
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { break };
-                    let start = Instant::now();
+                    let start = clock.now();
                     if stop.load(Ordering::SeqCst) {
                         let idx = match job {
                             Job::Execute { idx, .. } | Job::Verify { idx, .. } => idx,
@@ -115,7 +116,7 @@ impl Scheduler<'_> {
                                 remote: remote_hit,
                                 worker: w + 1,
                                 start,
-                                end: Instant::now(),
+                                end: clock.now(),
                             }
                         }
                         Job::Verify { idx, result } => {
@@ -126,7 +127,7 @@ impl Scheduler<'_> {
                                 ok,
                                 worker: w + 1,
                                 start,
-                                end: Instant::now(),
+                                end: clock.now(),
                             }
                         }
                     };
