@@ -3,10 +3,9 @@
 //! temporary files of kiln processes that died.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use kiln_cache::{ActionResult, Blobs, Digest, FileState, Stat};
+use kiln_cache::{ActionResult, Blobs, Digest, FileState};
 
 use super::ExecError;
 use super::journal::Write;
@@ -24,31 +23,16 @@ impl Scheduler<'_> {
         for o in &r.outputs {
             let dest = self.root.join(&o.path);
             let blob = self.blobs.path(&o.digest);
-            let same = match (fs::metadata(&dest), fs::metadata(&blob)) {
-                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-                _ => false,
-            };
-            if !same {
-                let ioerr = |e: std::io::Error| ExecError::Io {
+            let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), o.digest.hex()));
+            let stat = self
+                .fs
+                .place(&blob, &dest, &tmp)
+                .map_err(|e| ExecError::Io {
                     path: dest.clone(),
                     message: e.to_string(),
-                };
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent).map_err(ioerr)?;
-                }
-                let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), o.digest.hex()));
-                let _ = fs::remove_file(&tmp);
-                if fs::hard_link(&blob, &tmp).is_err() {
-                    fs::copy(&blob, &tmp).map_err(ioerr)?;
-                }
-                fs::rename(&tmp, &dest).map_err(ioerr)?;
-            }
-            let m = fs::metadata(&dest).map_err(|e| ExecError::Io {
-                path: dest.clone(),
-                message: e.to_string(),
-            })?;
+                })?;
             let st = FileState {
-                stat: Stat::of(&m),
+                stat,
                 digest: o.digest,
                 key: Some(key),
             };

@@ -37,6 +37,7 @@
 //! rename of complete blobs, so no partial output or cache entry survives.
 
 pub mod clock;
+pub mod files;
 mod journal;
 mod materialize;
 mod progress;
@@ -59,6 +60,7 @@ use kiln_cache::{ActionResult, Cache, CacheError, Digest, FileState, Stat};
 use rayon::prelude::*;
 
 use self::clock::{Clock, SystemClock};
+use self::files::{DiskFs, Fs};
 use self::journal::Write;
 use self::materialize::remove_stale_temporaries;
 use self::progress::Progress;
@@ -166,6 +168,7 @@ pub fn execute(
     let seams = Seams {
         runners: Arc::new(runners),
         clock: Arc::new(SystemClock::new()),
+        fs: Arc::new(DiskFs),
     };
     execute_with(root, cache, plan, opts, interrupt, seams)
 }
@@ -177,6 +180,8 @@ pub struct Seams {
     pub runners: Arc<dyn Runners>,
     /// Time since the execution began.
     pub clock: Arc<dyn Clock>,
+    /// The workspace filesystem.
+    pub fs: Arc<dyn Fs>,
 }
 
 /// [`execute`] with the given seams.
@@ -188,7 +193,11 @@ pub fn execute_with(
     interrupt: Arc<AtomicBool>,
     seams: Seams,
 ) -> Result<ExecReport, ExecError> {
-    let Seams { runners, clock } = seams;
+    let Seams {
+        runners,
+        clock,
+        fs: disk,
+    } = seams;
     let plan = Arc::new(plan);
     let n = plan.actions.len();
     let ws_key = root.to_string_lossy().into_owned();
@@ -211,17 +220,12 @@ pub fn execute_with(
         .par_iter()
         .map(|p| {
             let path = root.join(p);
-            fs::metadata(&path)
-                .ok()
-                .filter(|m| m.is_file())
-                .and_then(|m| {
-                    let st = Stat::since(&m, since);
-                    match states.get(*p) {
-                        Some(fs) if fs.stat.proves_unchanged(&st) && fs.key.is_none() => {
-                            Some((fs.digest, st))
-                        }
-                        _ => Digest::of_file(&path).ok().map(|d| (d, st)),
+            disk.stat_file(&path, since)
+                .and_then(|st| match states.get(*p) {
+                    Some(fs) if fs.stat.proves_unchanged(&st) && fs.key.is_none() => {
+                        Some((fs.digest, st))
                     }
+                    _ => disk.digest(&path).ok().map(|d| (d, st)),
                 })
         })
         .collect();
@@ -259,11 +263,7 @@ pub fn execute_with(
         .map(|a| {
             a.outputs
                 .iter()
-                .map(|o| {
-                    fs::symlink_metadata(root.join(o.path()))
-                        .ok()
-                        .map(|m| Stat::since(&m, since))
-                })
+                .map(|o| disk.stat_entry(&root.join(o.path()), since))
                 .collect()
         })
         .collect();
@@ -278,13 +278,13 @@ pub fn execute_with(
     let mut writes = Vec::new();
     let mut snapshot: Vec<(PathBuf, Stat)> = Vec::new();
     for t in tool_paths {
-        let st = fs::metadata(t).ok().map(|m| Stat::since(&m, since));
+        let st = disk.stat_file(Path::new(t), since);
         if let Some(st) = st {
             snapshot.push((PathBuf::from(t), st));
         }
         let d = match (st, cache.file_state(t)?) {
             (Some(st), Some(fs)) if fs.stat.proves_unchanged(&st) => Some(fs.digest),
-            (Some(st), _) => Digest::of_file(Path::new(t)).ok().inspect(|d| {
+            (Some(st), _) => disk.digest(Path::new(t)).ok().inspect(|d| {
                 writes.push(Write::File(
                     t.to_owned(),
                     FileState {
@@ -361,6 +361,7 @@ pub fn execute_with(
         events: Vec::new(),
         last_flush: clock.now(),
         clock,
+        fs: disk.clone(),
         stop: Arc::new(AtomicBool::new(false)),
         cache,
     };

@@ -13,6 +13,7 @@ use std::time::Duration;
 use kiln_cache::{ActionResult, Blobs, Cache, Digest, FileState, Stat};
 
 use super::clock::Clock;
+use super::files::Fs;
 use super::journal::Write;
 use super::progress::Progress;
 use super::record::{self, Outcome, Record};
@@ -68,6 +69,8 @@ pub(super) struct Scheduler<'a> {
     pub(super) events: Vec<serde_json::Value>,
     /// Time since the execution began.
     pub(super) clock: Arc<dyn Clock>,
+    /// The workspace filesystem.
+    pub(super) fs: Arc<dyn Fs>,
     /// When the journal was last flushed.
     pub(super) last_flush: Duration,
     /// Tells workers to drop queued jobs.
@@ -202,7 +205,7 @@ impl Scheduler<'_> {
                     if fs.key == Some(key)
                         && fs.stat.racy
                         && fs.stat.same_timestamps_and_inode(st)
-                        && Digest::of_file(&self.root.join(o.path())).ok() == Some(fs.digest) =>
+                        && self.fs.digest(&self.root.join(o.path())).ok() == Some(fs.digest) =>
                 {
                     let again = FileState { stat: *st, ..fs };
                     self.states.insert(o.path().to_owned(), again);

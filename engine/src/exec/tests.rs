@@ -14,6 +14,7 @@ use std::time::Duration;
 use kiln_cache::{ActionResult, Blobs, Cache, Digest, OutputEntry};
 
 use super::clock::Clock;
+use super::files::{DiskFs, Fs};
 use super::runner::{Runner, Runners};
 use super::sandbox::{Isolation, RunOutcome};
 use super::{ExecOptions, ExecReport, ProgressMode, Seams, execute_with};
@@ -42,6 +43,31 @@ struct Script {
     peak: AtomicUsize,
     /// The build's clock, in microseconds: each action takes 10 ms of it.
     clock_us: AtomicUsize,
+    /// Placing an output whose path ends with this fails: the disk is full.
+    disk_full_at: Option<&'static str>,
+}
+
+/// The real filesystem, except that it can run out of space.
+struct FaultyFs(Arc<Script>);
+
+impl Fs for FaultyFs {
+    fn stat_file(&self, path: &Path, since_ns: i64) -> Option<kiln_cache::Stat> {
+        DiskFs.stat_file(path, since_ns)
+    }
+    fn stat_entry(&self, path: &Path, since_ns: i64) -> Option<kiln_cache::Stat> {
+        DiskFs.stat_entry(path, since_ns)
+    }
+    fn digest(&self, path: &Path) -> std::io::Result<Digest> {
+        DiskFs.digest(path)
+    }
+    fn place(&self, blob: &Path, dest: &Path, tmp: &Path) -> std::io::Result<kiln_cache::Stat> {
+        match self.0.disk_full_at {
+            Some(end) if dest.to_string_lossy().ends_with(end) => {
+                Err(std::io::Error::from_raw_os_error(28))
+            }
+            _ => DiskFs.place(blob, dest, tmp),
+        }
+    }
 }
 
 /// A clock that moves only when the fake runner says so.
@@ -148,6 +174,7 @@ impl Fixture {
             Arc::default(),
             None,
         )
+        .unwrap()
     }
     fn run_with(
         &self,
@@ -157,7 +184,7 @@ impl Fixture {
         keep_going: bool,
         interrupt: Arc<AtomicBool>,
         profile: Option<PathBuf>,
-    ) -> (ExecReport, Arc<Script>) {
+    ) -> Result<(ExecReport, Arc<Script>), super::ExecError> {
         let mut cache = Cache::open(&self.dir.join("cache")).unwrap();
         let runners = FakeRunners {
             blobs: cache.blobs().clone(),
@@ -171,7 +198,7 @@ impl Fixture {
             remote: None,
             context: ExecContext::new(self.dir.join("cache")),
         };
-        let report = execute_with(
+        execute_with(
             &self.root(),
             &mut cache,
             plan.clone(),
@@ -180,10 +207,10 @@ impl Fixture {
             Seams {
                 runners: Arc::new(runners),
                 clock: Arc::new(FakeClock(script.clone())),
+                fs: Arc::new(FaultyFs(script.clone())),
             },
         )
-        .unwrap();
-        (report, script)
+        .map(|r| (r, script))
     }
 }
 
@@ -373,7 +400,7 @@ fn an_interrupt_records_nothing_for_the_action_it_stopped() {
         delay: Duration::from_millis(20),
         ..Default::default()
     });
-    let (r, s) = f.run_with(&p, script, 1, false, flag, None);
+    let (r, s) = f.run_with(&p, script, 1, false, flag, None).unwrap();
     assert!(r.interrupted);
     assert_eq!(
         *s.started.lock().unwrap(),
@@ -426,6 +453,7 @@ fn the_profile_has_one_slice_per_action_on_the_build_clock() {
     let run = |f: &Fixture| {
         let script = Arc::new(Script::default());
         f.run_with(&p, script, 1, false, Arc::default(), Some(trace.clone()))
+            .unwrap()
     };
     let (r, _) = run(&f);
     assert_eq!(r.executed, 2);
@@ -466,4 +494,33 @@ fn the_profile_has_one_slice_per_action_on_the_build_clock() {
             (Some("up_to_date"), Some(0))
         );
     }
+}
+
+#[test]
+fn a_full_disk_fails_the_build_without_a_partial_output() {
+    let f = Fixture::new("diskfull");
+    f.write("p/src", "x");
+    let p = plan(vec![
+        action("a", &["p/src"]),
+        action("b", &["kiln-out/p/a.out"]),
+    ]);
+    let script = Arc::new(Script {
+        disk_full_at: Some("kiln-out/p/b.out"),
+        ..Default::default()
+    });
+    let err = f
+        .run_with(&p, script, 1, false, Arc::default(), None)
+        .err()
+        .expect("the build must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("kiln-out/p/b.out") && text.contains("No space left"),
+        "{text}"
+    );
+    assert_eq!(err.class(), crate::error::ErrorClass::Environment);
+    assert!(!f.root().join("kiln-out/p/b.out").exists());
+    // With space again, the next build finishes what is missing.
+    let (r, _) = f.run(&p, Script::default(), 1, false);
+    assert_eq!(r.executed + r.local_hits, 2);
+    assert!(f.root().join("kiln-out/p/b.out").is_file());
 }
