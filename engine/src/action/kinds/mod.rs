@@ -4,7 +4,7 @@
 //! (in-process, or spawned by the sandbox).
 //!
 //! Adding a kind is a file here whose type implements [`Kind`] and one line
-//! in the `kinds!` list below. The list generates the closed
+//! in the `kinds!` list below (which also declares the file's module). The list generates the closed
 //! [`ActionKind`] enum and the dispatch over it, so nothing else changes:
 //! the planner, the scheduler, the sandbox and the key encoder only call
 //! `ActionKind`'s methods. A test checks that codec tags are unique.
@@ -12,16 +12,7 @@
 // Starlark natives take their named parameters as Rust arguments.
 #![allow(clippy::too_many_arguments)]
 
-pub mod command;
-pub mod componentize;
-pub mod compose;
-pub mod dynlink_plan;
-pub mod inspect;
-pub mod pylon_test;
 pub mod wasm;
-pub mod wit_bindgen_c;
-pub mod wit_check;
-pub mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +21,6 @@ use starlark::environment::MethodsBuilder;
 
 use super::Action;
 use super::key::KeyEncoder;
-use command::CommandAction;
 
 /// What in-process kinds get from the build that runs them (instead of
 /// process globals).
@@ -62,7 +52,7 @@ pub enum Execution<'a> {
     /// It ran in-process, in the sandbox directory: done, or why it failed.
     Done(Result<(), String>),
     /// The sandbox must spawn this command (the one place kiln spawns).
-    Spawn(&'a CommandAction),
+    Spawn(&'a command::CommandAction),
 }
 
 /// What every action kind provides.
@@ -101,6 +91,8 @@ pub trait Kind: Sized {
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $variant:ident($module:ident::$ty:ident),)*) => {
+        $(pub mod $module;)*
+
         /// What an action does: one variant per kind file.
         #[derive(Clone, Debug, PartialEq)]
         pub enum ActionKind {
