@@ -12,19 +12,32 @@
 //! 3. **Analysis** (`analysis/`): each rule's Starlark implementation runs
 //!    with a `ctx` (attributes as providers of dependencies, and
 //!    `ctx.actions.*`), dependencies first and each level in parallel. It
-//!    returns providers (`load/provider.rs`) and declares actions
-//!    (`action/`), linked into the action graph (`graph/action.rs`).
-//! 4. **Planning** (`exec/plan.rs`): the actions the requested targets
-//!    need, in dependency order; persisted in `kiln-out/.kiln/` and reused
-//!    while no BUILD/.star file changed. `exec/uptodate.rs` proves a no-op
-//!    by stat alone.
-//! 5. **Execution** (`exec/`): keys (`action/key.rs`), the scheduler, the
-//!    sandbox (the one place that spawns), the local cache (`kiln-cache`)
-//!    and the explain records. In-process action kinds (WIT bindings,
-//!    componentize, compose, inspect) live in `action/kinds/`; toolchains
-//!    outside the workspace are resolved in `toolchain.rs`.
+//!    returns providers (`load/provider.rs`, with the built-in
+//!    `DefaultInfo`, `TestInfo` and `RunInfo`) and declares actions
+//!    (`action/`: one file per kind in `action/kinds/`, each with its
+//!    `ctx.actions` native, key material, plan codec and execution).
+//! 4. **Planning** (`plan/`): the [`plan::Plan`], the one action graph:
+//!    the actions the requested targets need, in dependency order, checked
+//!    for cycles and missing producers, with what the requested targets
+//!    are (tests, runnable). Persisted in `kiln-out/.kiln/` and reused
+//!    while nothing loading read changed (`plan/persist.rs`);
+//!    `plan/uptodate.rs` proves a no-op by stat alone.
+//! 5. **Execution** (`exec/`): reads only a `Plan`. Keys
+//!    (`action/key.rs`), the scheduler (`exec/scheduler.rs`, the one owner
+//!    of build state), workers running actions through a `Runner`
+//!    (`exec/runner.rs`: the sandbox, `exec/sandbox.rs`, the one place
+//!    that spawns), the local cache (`kiln-cache`) and the explain records.
+//!    Its runner, clock and filesystem are seams (`exec/runner.rs`,
+//!    `exec/clock.rs`, `exec/files.rs`) with fakes in its unit tests.
+//!    In-process action kinds get an `ExecContext` (cache directory,
+//!    limits); toolchains outside the workspace are resolved in
+//!    `toolchain.rs`.
 //!
-//! Commands (`cli/`, one file each) are thin wrappers over `ops/`.
+//! Commands (`cli/`, one file each) parse flags and print; what they do is
+//! `ops/` (build, test, run, query, explain, clean). The component host
+//! that runs pylons (`kiln run`, pylon tests) is `host/` (wasmtime, with
+//! the dynlink linker generated from its WIT). Remote caches are
+//! `remote/`.
 //!
 //! # Files on disk
 //! - `kiln.toml`: marks the workspace root; settings (`workspace.rs`).

@@ -46,7 +46,7 @@ mod tests {
         assert!(c.key_material().contains(&COMPONENT_TOOLS));
         let t = PylonTest {
             component: String::new(),
-            plan: String::new(),
+            dynlink_plan: String::new(),
             lib: String::new(),
             script: String::new(),
         };

@@ -1,6 +1,6 @@
 //! The host side of `compose:dynlink/linker@0.1.0` for a running pylon.
 //!
-//! The plan (`<pylon>.dynlink.json`, written by the `compose` rule) maps
+//! The dynlink plan (`<pylon>.dynlink.json`, written by the `compose` rule) maps
 //! provider ids to component files and digests. `resolve-by-id` and
 //! `resolve-by-digest` instantiate the named provider the first time it is
 //! asked for (each provider in its own store, with WASI but no files) and
@@ -40,7 +40,7 @@ mod provider {
 
 use cap::compose::dynlink::linker;
 
-/// A provider named by the plan.
+/// A provider named by the dynlink plan.
 struct Planned {
     path: PathBuf,
     digest: String,
@@ -70,7 +70,7 @@ struct Live {
 /// What a guest `instance` handle refers to: a provider id.
 pub struct InstanceHandle(String);
 
-/// The providers of a plan, instantiated on first use.
+/// The providers of a dynlink plan, instantiated on first use.
 #[derive(Default)]
 pub struct Providers {
     engine: Option<Engine>,
@@ -80,7 +80,8 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Read the plan at `plan`; component paths are relative to `root`.
+    /// Read the dynlink plan at `plan`; component paths are relative to
+    /// `root`.
     pub fn from_plan(
         engine: &Engine,
         plan: &Path,
@@ -136,7 +137,7 @@ impl Providers {
         }
         let p = self.planned.get(id).ok_or_else(|| {
             format!(
-                "no dynlink provider with id `{id}` in the plan (ids: {})",
+                "no dynlink provider with id `{id}` in the dynlink plan (ids: {})",
                 self.known()
             )
         })?;
@@ -150,7 +151,7 @@ impl Providers {
         let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
         if digest != p.digest {
             return Err(format!(
-                "dynlink provider `{id}`: `{}` does not match the plan's digest; build the pylon again",
+                "dynlink provider `{id}`: `{}` does not match the dynlink plan's digest; build the pylon again",
                 p.path.display()
             ));
         }
@@ -189,7 +190,9 @@ impl Providers {
             .iter()
             .find(|(_, p)| p.digest == digest)
             .map(|(id, _)| id.clone())
-            .ok_or_else(|| format!("no dynlink provider with digest `{digest}` in the plan"))
+            .ok_or_else(|| {
+                format!("no dynlink provider with digest `{digest}` in the dynlink plan")
+            })
     }
 }
 

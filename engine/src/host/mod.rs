@@ -21,10 +21,10 @@ pub struct Invocation {
     /// The component (`kiln-out/<pkg>/<name>.wasm`).
     pub component: PathBuf,
     /// Its dynlink plan, if it has one.
-    pub plan: Option<PathBuf>,
-    /// The directory the plan's component paths are relative to (the
+    pub dynlink_plan: Option<PathBuf>,
+    /// The directory the dynlink plan's component paths are relative to (the
     /// workspace root).
-    pub plan_root: PathBuf,
+    pub dynlink_root: PathBuf,
     /// Mounted read-only at `/lib` in the guest (the stdlib zip's dir).
     pub lib_dir: Option<PathBuf>,
     /// Mounted at `/` in the guest (read-write), so scripts and data files
@@ -123,8 +123,8 @@ pub(crate) fn load(
 pub fn invoke(o: &Invocation) -> Result<Outcome, HostError> {
     let engine = engine().map_err(HostError::Setup)?;
     let component = load(&engine, &o.component, &o.compiled_dir).map_err(HostError::Load)?;
-    let providers = match &o.plan {
-        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.plan_root, &o.compiled_dir)
+    let providers = match &o.dynlink_plan {
+        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.dynlink_root, &o.compiled_dir)
             .map_err(HostError::Plan)?,
         None => dynlink::Providers::default(),
     };

@@ -13,17 +13,25 @@ pub fn clean_outputs(root: &Path) {
     remove_tree(&root.join(OUT_DIR));
 }
 
+/// Errors of `kiln clean` and `kiln cache`.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanError {
+    /// `--cache-dir` names something that is not a kiln cache.
+    #[error("`{0}` does not look like a kiln cache (no VERSION file); not removing it")]
+    NotACache(std::path::PathBuf),
+    /// A size that does not parse.
+    #[error("Invalid size `{0}`: expected a number with an optional K, M, G or T suffix")]
+    Size(String),
+}
+
 /// Remove the local cache at `dir`, refusing a directory that is not one.
-pub fn clean_cache(dir: &Path) -> Result<(), String> {
+pub fn clean_cache(dir: &Path) -> Result<(), CleanError> {
     if !dir.exists() {
         return Ok(());
     }
     let version = fs::read_to_string(dir.join("VERSION")).unwrap_or_default();
     if !version.starts_with("kiln-cache ") {
-        return Err(format!(
-            "`{}` does not look like a kiln cache (no VERSION file); not removing it",
-            dir.display()
-        ));
+        return Err(CleanError::NotACache(dir.to_path_buf()));
     }
     remove_tree(dir);
     Ok(())
@@ -35,7 +43,7 @@ pub fn stats(dir: &Path) -> Result<Stats, CacheError> {
 }
 
 /// Parse `10G`, `512M`, `64K`, `1000` (bytes; powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, CleanError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -45,21 +53,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 'G' => 1 << 30,
                 'T' => 1 << 40,
                 'B' => 1,
-                _ => {
-                    return Err(format!(
-                        "Invalid size `{s}`: expected a number with an optional K, M, G or T suffix"
-                    ));
-                }
+                _ => return Err(CleanError::Size(s.to_owned())),
             };
             (&t[..i], m)
         }
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| {
-        format!("Invalid size `{s}`: expected a number with an optional K, M, G or T suffix")
-    })?;
-    if n < 0.0 {
-        return Err(format!("Invalid size `{s}`: must not be negative"));
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| CleanError::Size(s.to_owned()))?;
+    if n.is_nan() || n < 0.0 {
+        return Err(CleanError::Size(s.to_owned()));
     }
     Ok((n * mult as f64) as u64)
 }

@@ -49,8 +49,8 @@ pub fn run_built(
     guest_args.extend(args);
     let o = Invocation {
         component: root.join(&run.component),
-        plan: run.dynlink_plan.as_ref().map(|p| root.join(p)),
-        plan_root: root.to_owned(),
+        dynlink_plan: run.dynlink_plan.as_ref().map(|p| root.join(p)),
+        dynlink_root: root.to_owned(),
         lib_dir,
         cwd: cwd.to_owned(),
         args: guest_args,

@@ -131,20 +131,32 @@ pub struct RemoteCache {
     pub traffic: Traffic,
 }
 
+/// Why a remote cache client could not be made (before any request).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteSetupError {
+    /// A URL of no supported scheme.
+    #[error(
+        "`--remote-cache {0}`: use grpc://HOST:PORT, grpcs://HOST:PORT or http://HOST:PORT/PREFIX"
+    )]
+    Scheme(String),
+    /// The client could not be built (a malformed address, TLS setup).
+    #[error("{0}")]
+    Client(String),
+}
+
 impl RemoteCache {
     /// A client for `options.url` (no connection is made yet).
-    pub fn new(options: RemoteOptions) -> Result<RemoteCache, String> {
+    pub fn new(options: RemoteOptions) -> Result<RemoteCache, RemoteSetupError> {
         let url = options.url.clone();
+        let client = RemoteSetupError::Client;
         let backend: Box<dyn Backend> = if let Some(rest) = url.strip_prefix("grpc://") {
-            Box::new(grpc::Grpc::new(&format!("http://{rest}"), false, &options)?)
+            Box::new(grpc::Grpc::new(&format!("http://{rest}"), false, &options).map_err(client)?)
         } else if let Some(rest) = url.strip_prefix("grpcs://") {
-            Box::new(grpc::Grpc::new(&format!("https://{rest}"), true, &options)?)
+            Box::new(grpc::Grpc::new(&format!("https://{rest}"), true, &options).map_err(client)?)
         } else if url.starts_with("http://") || url.starts_with("https://") {
-            Box::new(http::Http::new(&url, &options)?)
+            Box::new(http::Http::new(&url, &options).map_err(client)?)
         } else {
-            return Err(format!(
-                "`--remote-cache {url}`: use grpc://HOST:PORT, grpcs://HOST:PORT or http://HOST:PORT/PREFIX"
-            ));
+            return Err(RemoteSetupError::Scheme(url));
         };
         Ok(RemoteCache {
             backend,

@@ -5,7 +5,7 @@
 //! The action succeeds when the script exits with status 0; its output
 //! (stdout and stderr, interleaved) is the action's one output, so a passing
 //! test is cached by its key like any action and re-runs only when the
-//! pylon, its plan or providers, the stdlib or the script change. A failing
+//! pylon, its dynlink plan or providers, the stdlib or the script change. A failing
 //! test fails the action with the output in the message.
 
 use std::fmt::Write as _;
@@ -33,7 +33,7 @@ pub struct PylonTest {
     /// Execution path of the pylon component.
     pub component: String,
     /// Execution path of its dynlink plan.
-    pub plan: String,
+    pub dynlink_plan: String,
     /// Execution path of the directory mounted at `/lib` (the stdlib zip's),
     /// empty for none.
     pub lib: String,
@@ -51,7 +51,7 @@ impl PylonTest {
             "pylon-test",
             WASMTIME,
             &self.component,
-            &self.plan,
+            &self.dynlink_plan,
             &self.lib,
             &self.script,
         ]
@@ -61,8 +61,8 @@ impl PylonTest {
     fn run(&self, cx: &ExecContext, root: &Path, outputs: &[Artifact]) -> Result<(), String> {
         let o = Invocation {
             component: root.join(&self.component),
-            plan: Some(root.join(&self.plan)),
-            plan_root: root.to_owned(),
+            dynlink_plan: Some(root.join(&self.dynlink_plan)),
+            dynlink_root: root.to_owned(),
             lib_dir: (!self.lib.is_empty()).then(|| root.join(&self.lib)),
             cwd: root.to_owned(),
             // Absolute in the guest, whose `/` is the sandbox root.
@@ -101,13 +101,13 @@ impl Kind for PylonTest {
     fn dump(&self, s: &mut String) {
         let _ = writeln!(
             s,
-            "  pylon-test: {} in {} (plan {}, lib {}; {WASMTIME})",
-            self.script, self.component, self.plan, self.lib
+            "  pylon-test: {} in {} (dynlink plan {}, lib {}; {WASMTIME})",
+            self.script, self.component, self.dynlink_plan, self.lib
         );
     }
 
     fn encode(&self, w: &mut Writer) {
-        for x in [&self.component, &self.plan, &self.lib, &self.script] {
+        for x in [&self.component, &self.dynlink_plan, &self.lib, &self.script] {
             w.str(x);
         }
     }
@@ -115,7 +115,7 @@ impl Kind for PylonTest {
     fn decode(r: &mut Reader) -> Option<Self> {
         Some(PylonTest {
             component: r.str()?.to_owned(),
-            plan: r.str()?.to_owned(),
+            dynlink_plan: r.str()?.to_owned(),
             lib: r.str()?.to_owned(),
             script: r.str()?.to_owned(),
         })
@@ -130,13 +130,13 @@ impl Kind for PylonTest {
 #[starlark_module]
 pub fn natives(builder: &mut MethodsBuilder) {
     /// Run the Python test `script` in the pylon `component` (with its
-    /// dynlink `plan`, the `providers` the plan names, and `lib`, the stdlib
+    /// `dynlink_plan`, the `providers` it names, and `lib`, the stdlib
     /// zip whose directory is mounted at `/lib`); its output goes to
     /// `output`. The action fails when the script exits non-zero.
     fn pylon_test<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = named)] component: Value<'v>,
-        #[starlark(require = named)] plan: Value<'v>,
+        #[starlark(require = named)] dynlink_plan: Value<'v>,
         #[starlark(require = named)] script: Value<'v>,
         #[starlark(require = named)] output: Value<'v>,
         #[starlark(require = named, default = NoneOr::None)] lib: NoneOr<Value<'v>>,
@@ -149,9 +149,9 @@ pub fn natives(builder: &mut MethodsBuilder) {
                 .ok_or_else(|| anyhow::anyhow!("`{what}` must be a file, got `{}`", v.get_type()))
         };
         let component = one(component, "component")?;
-        let plan = one(plan, "plan")?;
+        let dynlink_plan = one(dynlink_plan, "dynlink_plan")?;
         let script = one(script, "script")?;
-        let mut ins = vec![component.clone(), plan.clone(), script.clone()];
+        let mut ins = vec![component.clone(), dynlink_plan.clone(), script.clone()];
         let lib = match lib.into_option() {
             Some(v) => {
                 let f = one(v, "lib")?;
@@ -170,7 +170,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
         collect_files(output, "output", &mut outs)?;
         let kind = ActionKind::PylonTest(PylonTest {
             component: component.path().to_owned(),
-            plan: plan.path().to_owned(),
+            dynlink_plan: dynlink_plan.path().to_owned(),
             lib,
             script: script.path().to_owned(),
         });
