@@ -11,6 +11,7 @@ use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[path = "support/fs.rs"]
@@ -22,6 +23,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The tests of this file run one at a time: each starts servers on ports
+/// found free a moment before (two tests could be handed the same one), and
+/// each builds the pylon on a 2-core machine.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -30,14 +39,43 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A server process, killed on drop.
-struct Server(Child, u16);
+/// A server process (its port, and the file its output goes to), killed
+/// on drop; when a test fails, the end of the server's log is shown.
+struct Server(Child, u16, PathBuf);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = fs::read_to_string(&self.2).unwrap_or_default();
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            // The test failed: its output is what the developer sees.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("--- the server on port {} logged:\n{tail}", self.1);
+            }
+        }
+        let _ = fs::remove_file(&self.2);
     }
+}
+
+/// A file for a server's output.
+fn server_log(what: &str, port: u16) -> (PathBuf, fs::File) {
+    let p = std::env::temp_dir().join(format!(
+        "kiln-test-{what}-{port}-{}.log",
+        std::process::id()
+    ));
+    let f = fs::File::create(&p).unwrap();
+    (p, f)
 }
 
 fn wait_listening(port: u16, what: &str) {
@@ -53,28 +91,30 @@ fn wait_listening(port: u16, what: &str) {
 
 fn buildgrid() -> Server {
     let port = free_port();
+    let (log, file) = server_log("buildgrid", port);
     let child = Command::new(repo().join("tests/support/remote/buildgrid.sh"))
         .args(["serve", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .spawn()
         .expect("tests/support/remote/buildgrid.sh (run .ci/setup)");
     wait_listening(port, "BuildGrid");
-    Server(child, port)
+    Server(child, port, log)
 }
 
 fn nginx(root: &Path) -> Server {
     let port = free_port();
     fs::create_dir_all(root).unwrap();
+    let (log, file) = server_log("nginx", port);
     let child = Command::new(repo().join("tests/support/remote/nginx.sh"))
         .args(["serve", &port.to_string()])
         .arg(root)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .spawn()
         .expect("tests/support/remote/nginx.sh (run .ci/setup)");
     wait_listening(port, "nginx");
-    Server(child, port)
+    Server(child, port, log)
 }
 
 /// `kiln build ARGS` in `ws` with cache `cache`; (exit code, summary, stderr).
@@ -189,6 +229,7 @@ fn round_trip(tmp: &Path, url: &str, targets: &[&str]) {
 
 #[test]
 fn grpc_buildgrid_round_trip_of_the_pylon() {
+    let _serial = serial();
     let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-grpc-{}", std::process::id())));
     let server = buildgrid();
     // The whole pylon: CPython's outputs go through ByteStream (over the
@@ -202,6 +243,7 @@ fn grpc_buildgrid_round_trip_of_the_pylon() {
 
 #[test]
 fn http_nginx_round_trip_and_a_corrupted_blob() {
+    let _serial = serial();
     let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-http-{}", std::process::id())));
     let root = tmp.0.join("nginx-root");
     let server = nginx(&root);
@@ -251,6 +293,7 @@ fn http_nginx_round_trip_and_a_corrupted_blob() {
 
 #[test]
 fn server_down_at_start_or_killed_mid_build() {
+    let _serial = serial();
     let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-faults-{}", std::process::id())));
 
     // Nothing listens: a warning, and a correct local build.

@@ -247,7 +247,7 @@ impl Scheduler<'_> {
         Ok(Some(Job::Execute {
             idx: i,
             inputs: digests,
-            key: Some(key),
+            key,
         }))
     }
 
@@ -340,7 +340,7 @@ impl Scheduler<'_> {
                             let _ = tx.send(Job::Execute {
                                 idx,
                                 inputs: digests,
-                                key: Some(key),
+                                key,
                             });
                             self.in_flight += 1;
                         }

@@ -17,15 +17,15 @@ use super::scheduler::Scheduler;
 
 /// Work for a worker.
 pub(super) enum Job {
+    /// Run action `idx` (or fetch it from the remote cache by `key`);
+    /// `inputs` are its inputs' digests.
     Execute {
         idx: usize,
         inputs: Vec<Digest>,
-        key: Option<Digest>,
+        key: Digest,
     },
-    Verify {
-        idx: usize,
-        result: ActionResult,
-    },
+    /// Check the blobs of a cached result of action `idx`.
+    Verify { idx: usize, result: ActionResult },
 }
 
 /// What a worker sends back.
@@ -94,16 +94,16 @@ impl Scheduler<'_> {
                     }
                     let msg = match job {
                         Job::Execute { idx, inputs, key } => {
-                            let fetched = match (&remote, key) {
-                                (Some(r), Some(k)) => {
+                            let fetched = match &remote {
+                                Some(r) => {
                                     let declared: Vec<&str> = plan.actions[idx]
                                         .outputs
                                         .iter()
                                         .map(|o| o.path())
                                         .collect();
-                                    r.fetch(&k, &declared, &blobs)
+                                    r.fetch(&key, &declared, &blobs)
                                 }
-                                _ => None,
+                                None => None,
                             };
                             let remote_hit = fetched.is_some();
                             let outcome = match fetched {
