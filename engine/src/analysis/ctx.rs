@@ -168,45 +168,8 @@ impl AnalysisContext {
     }
 
     fn expand_location(&self, text: &str) -> anyhow::Result<String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(i) = rest.find("$(") {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 2..];
-            let Some(end) = after.find(')') else {
-                out.push_str(&rest[i..]);
-                rest = "";
-                break;
-            };
-            let inner = &after[..end];
-            let (func, arg) = inner.split_once(' ').unwrap_or((inner, ""));
-            let multi = match func {
-                "location" | "execpath" | "rootpath" => false,
-                "locations" | "execpaths" | "rootpaths" => true,
-                _ => {
-                    out.push_str(&rest[i..i + 2 + end + 1]);
-                    rest = &after[end + 1..];
-                    continue;
-                }
-            };
-            let l = Label::parse_relative(arg.trim(), &self.label.package)?;
-            let own = self.own_files.borrow();
-            let files = self.dep_files.get(&l).or_else(|| own.get(&l)).ok_or_else(|| {
-                anyhow::anyhow!("`$({func} {arg})` in `{}`: `{l}` is not a dependency of this target; add it to `srcs` or `tools`", self.label)
-            })?;
-            if !multi && files.len() != 1 {
-                anyhow::bail!(
-                    "`$({func} {arg})` in `{}` expects exactly one file, but `{l}` provides {}; use `$({func}s ...)`",
-                    self.label,
-                    files.len()
-                );
-            }
-            let paths: Vec<&str> = files.iter().map(Artifact::path).collect();
-            out.push_str(&paths.join(" "));
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        super::make_vars::expand_locations(text, &|arg| self.location_files(arg))
+            .map_err(|e| anyhow::anyhow!("in `{}`: {e}", self.label))
     }
 }
 
@@ -477,8 +440,7 @@ where
 /// `files`, to pass as `ctx.actions.run(tools = ...)`.
 #[starlark_module]
 fn ctx_methods(builder: &mut MethodsBuilder) {
-    /// Expand `$(location LABEL)` / `$(locations LABEL)` (and the
-    /// `execpath`/`rootpath` spellings) to the paths of a dependency's files.
+    /// The toolchain called `name` (`"c"`, `"rust"`, `"python"`).
     fn toolchain<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = pos)] name: &str,
@@ -498,6 +460,10 @@ fn ctx_methods(builder: &mut MethodsBuilder) {
         Ok(heap.alloc(AllocStruct(fields)))
     }
 
+    /// Expand `$(location LABEL)` / `$(locations LABEL)` (and the
+    /// `execpath`/`rootpath` spellings) to the paths of a dependency's
+    /// files, leaving every other `$(...)` as written (Bazel's
+    /// `ctx.expand_location`).
     fn expand_location<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = pos)] text: &str,

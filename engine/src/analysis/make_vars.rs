@@ -187,14 +187,61 @@ fn expand_one(
             .cloned()
             .ok_or_else(|| not_defined(body, Form::Paren, vars));
     };
+    location_function(func, arg, files)
+        .unwrap_or_else(|| Err(not_defined(func, Form::Function, vars)))
+}
+
+/// Expand only the location functions in `text`, leaving every other
+/// `$(...)` and `$` as written: Bazel's `ctx.expand_location`.
+pub fn expand_locations(
+    text: &str,
+    files: &dyn Fn(&str) -> Result<Vec<Artifact>, String>,
+) -> Result<String, MakeVarError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find(')') else {
+            rest = &rest[i..];
+            break;
+        };
+        let call = after[..end]
+            .split_once(' ')
+            .and_then(|(func, arg)| location_function(func, arg, files));
+        match call {
+            Some(paths) => out.push_str(&paths?),
+            None => out.push_str(&rest[i..i + 3 + end]),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `$(func arg)` for a location function; `None` when `func` is not one.
+fn location_function(
+    func: &str,
+    arg: &str,
+    files: &dyn Fn(&str) -> Result<Vec<Artifact>, String>,
+) -> Option<Result<String, MakeVarError>> {
     let (style, multi) = match func {
         "location" | "execpath" => (PathStyle::Exec, false),
         "locations" | "execpaths" => (PathStyle::Exec, true),
         "rootpath" => (PathStyle::Root, false),
         "rootpaths" => (PathStyle::Root, true),
-        _ => return Err(not_defined(func, Form::Function, vars)),
+        _ => return None,
     };
-    let arg = arg.trim();
+    Some(location_paths(func, arg.trim(), style, multi, files))
+}
+
+fn location_paths(
+    func: &str,
+    arg: &str,
+    style: PathStyle,
+    multi: bool,
+    files: &dyn Fn(&str) -> Result<Vec<Artifact>, String>,
+) -> Result<String, MakeVarError> {
     let fs = files(arg).map_err(|e| MakeVarError::Location(format!("`$({func} {arg})`: {e}")))?;
     if !multi && fs.len() != 1 {
         return Err(MakeVarError::Location(format!(
@@ -307,6 +354,11 @@ mod tests {
         );
         assert!(
             matches!(ex("$(location :nope)"), Err(MakeVarError::Location(m)) if m.contains("not a dependency"))
+        );
+        // `ctx.expand_location` leaves everything but location functions.
+        assert_eq!(
+            expand_locations("$(FOO) $$HOME $(rootpath :src) $(", &files).unwrap(),
+            "$(FOO) $$HOME a/in.txt $("
         );
     }
 }

@@ -1,5 +1,5 @@
-//! `kiln run TARGET [-- ARGS]`: build a pylon (a `compose` target), then
-//! run it under wasmtime with ARGS (`-c CODE`, a script path, ...). The
+//! `kiln run TARGET [-- ARGS]`: build a target whose rule returns `RunInfo`
+//! (a pylon: a `compose` target), then run it under wasmtime with ARGS (`-c CODE`, a script path, ...). The
 //! guest's stdout, stderr and exit status pass through, and it sees the
 //! caller's environment (as `bazel run` does; a variable that is not UTF-8
 //! reaches it with U+FFFD in place of the undecodable bytes, since WASI
