@@ -156,18 +156,7 @@ pub fn build(
     let targets = p.targets.clone();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
-    if let Some(r) = &opts.remote {
-        use std::sync::atomic::Ordering::Relaxed;
-        let t = &r.traffic;
-        // Statistics only: a failure to record them is not a build failure.
-        let _ = cache.add_counters(&[
-            ("remote_hits", t.hits.load(Relaxed)),
-            ("remote_misses", t.misses.load(Relaxed)),
-            ("remote_uploads", t.uploads.load(Relaxed)),
-            ("remote_bytes_down", t.bytes_down.load(Relaxed)),
-            ("remote_bytes_up", t.bytes_up.load(Relaxed)),
-        ]);
-    }
+    record_remote_traffic(&cache, opts);
     if let Some(snapshot) = &report.snapshot {
         let files: Vec<(PathBuf, Option<kiln_cache::Stat>)> = watched
             .iter()
@@ -191,6 +180,23 @@ pub fn build(
         duration: t0.elapsed(),
         plan_reused,
     })
+}
+
+/// Add a build's remote cache traffic to the cache's counters (for
+/// `kiln cache stats`).
+pub fn record_remote_traffic(cache: &Cache, opts: &ExecOptions) {
+    if let Some(r) = &opts.remote {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = &r.traffic;
+        // Statistics only: a failure to record them is not a build failure.
+        let _ = cache.add_counters(&[
+            ("remote_hits", t.hits.load(Relaxed)),
+            ("remote_misses", t.misses.load(Relaxed)),
+            ("remote_uploads", t.uploads.load(Relaxed)),
+            ("remote_bytes_down", t.bytes_down.load(Relaxed)),
+            ("remote_bytes_up", t.bytes_up.load(Relaxed)),
+        ]);
+    }
 }
 
 /// The `--summary-json` document (DESIGN.md section 5).

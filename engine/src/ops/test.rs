@@ -11,8 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::build::{BuildError, BuildOutcome, build, make_plan};
-use crate::exec::ExecOptions;
+use std::time::Instant;
+
+use kiln_cache::Cache;
+
+use super::build::{BuildError, BuildOutcome, make_plan, record_remote_traffic};
+use crate::exec::{ExecOptions, execute};
 use crate::label::{Label, TargetPattern};
 use crate::workspace::Workspace;
 
@@ -45,7 +49,11 @@ pub fn test(
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<Option<TestOutcome>, BuildError> {
-    let (plan, _, _) = make_plan(ws, patterns)?;
+    let t0 = Instant::now();
+    // One plan for the patterns (reused while nothing loading read
+    // changed), narrowed to its test targets and what they need.
+    let (plan, _, plan_reused) = make_plan(ws, patterns)?;
+    let plan = plan.restrict(|t| t.test_results.is_some());
     let mut tests: Vec<(Label, Vec<String>)> = plan
         .targets
         .iter()
@@ -55,15 +63,20 @@ pub fn test(
         return Ok(None);
     }
     tests.sort_by(|a, b| a.0.cmp(&b.0));
-    let test_patterns: Vec<TargetPattern> = tests
-        .iter()
-        .map(|(l, _)| TargetPattern::parse(&l.to_string()))
-        .collect::<Result<_, _>>()?;
     let opts = ExecOptions {
         keep_going: true,
         ..opts.clone()
     };
-    let outcome = build(ws, &test_patterns, cache_dir, &opts, interrupt)?;
+    let targets = plan.targets.clone();
+    let mut cache = Cache::open(cache_dir)?;
+    let report = execute(&ws.root, &mut cache, plan, &opts, interrupt)?;
+    record_remote_traffic(&cache, &opts);
+    let outcome = BuildOutcome {
+        report,
+        targets,
+        duration: t0.elapsed(),
+        plan_reused,
+    };
     let is_result = |p: &String| tests.iter().any(|(_, rs)| rs.contains(p));
     let build_broken = outcome
         .report

@@ -131,6 +131,53 @@ fn get_list(r: &mut Reader) -> Option<Vec<String>> {
     (0..n).map(|_| r.str().map(str::to_owned)).collect()
 }
 
+impl Plan {
+    /// The plan for the targets `keep` accepts only: those targets and the
+    /// actions they need, in the same order. (`kiln test` runs the test
+    /// targets of a plan made for its patterns, without analysing again.)
+    pub fn restrict(self, keep: impl Fn(&PlanTarget) -> bool) -> Plan {
+        let targets: Vec<PlanTarget> = self.targets.into_iter().filter(|t| keep(t)).collect();
+        let producer: HashMap<&str, usize> = self
+            .actions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.outputs.iter().map(move |o| (o.path(), i)))
+            .collect();
+        let mut needed = vec![false; self.actions.len()];
+        let mut stack: Vec<usize> = targets
+            .iter()
+            .flat_map(|t| t.outputs.iter())
+            .filter_map(|o| producer.get(o.as_str()).copied())
+            .collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut needed[i], true) {
+                stack.extend(self.deps[i].iter().map(|d| *d as usize));
+            }
+        }
+        let mut new_index = vec![u32::MAX; needed.len()];
+        let mut next = 0;
+        for (i, n) in needed.iter().enumerate() {
+            if *n {
+                new_index[i] = next;
+                next += 1;
+            }
+        }
+        let (actions, deps) = self
+            .actions
+            .into_iter()
+            .zip(self.deps)
+            .zip(&needed)
+            .filter(|(_, n)| **n)
+            .map(|((a, d), _)| (a, d.iter().map(|d| new_index[*d as usize]).collect()))
+            .unzip();
+        Plan {
+            actions,
+            deps,
+            targets,
+        }
+    }
+}
+
 /// Every action's inputs are sources or some action's outputs, and the
 /// actions form no cycle (reported as `//a:x#0 -> //b:y#0 -> //a:x#0`).
 pub fn check_action_graph(a: &Analysis) -> Result<(), AnalysisError> {
@@ -278,5 +325,64 @@ impl Plan {
             deps,
             targets,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::action::{ActionKind, CommandAction};
+    use crate::error::Location;
+
+    fn action(name: &str, inputs: &[&Artifact]) -> Action {
+        let owner = Label::parse_absolute(&format!("//p:{name}")).unwrap();
+        Action {
+            outputs: vec![Artifact::output(&owner, &format!("{name}.out"))],
+            owner,
+            index: 0,
+            mnemonic: "Test".into(),
+            kind: ActionKind::Command(CommandAction {
+                argv: vec!["true".into()],
+                env: BTreeMap::new(),
+                tools: Vec::new(),
+                network: false,
+            }),
+            inputs: inputs.iter().map(|a| (*a).clone()).collect(),
+            location: Location {
+                file: "p/BUILD.star".into(),
+                line: 1,
+                col: 1,
+            },
+        }
+    }
+
+    fn target(a: &Action, test: bool) -> PlanTarget {
+        PlanTarget {
+            label: a.owner.clone(),
+            outputs: vec![a.outputs[0].path().to_owned()],
+            test_results: test.then(|| vec![a.outputs[0].path().to_owned()]),
+            run: None,
+        }
+    }
+
+    #[test]
+    fn restrict_keeps_the_chosen_targets_and_what_they_need() {
+        let a = action("a", &[]);
+        let b = action("b", &[&a.outputs[0]]);
+        let c = action("c", &[]);
+        let plan = Plan {
+            targets: vec![target(&b, true), target(&c, false)],
+            actions: vec![a.clone(), c.clone(), b.clone()],
+            deps: vec![vec![], vec![], vec![0]],
+        };
+        let tests = plan.clone().restrict(|t| t.test_results.is_some());
+        assert_eq!(tests.actions, vec![a, b]);
+        assert_eq!(tests.deps, vec![vec![], vec![0]]);
+        assert_eq!(tests.targets, vec![target(&tests.actions[1], true)]);
+        let others = plan.restrict(|t| t.test_results.is_none());
+        assert_eq!(others.actions, vec![c]);
+        assert_eq!(others.deps, vec![Vec::<u32>::new()]);
     }
 }
