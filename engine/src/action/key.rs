@@ -97,6 +97,7 @@ mod tests {
                 env: BTreeMap::new(),
                 tools: Vec::new(),
                 network: false,
+                ..Default::default()
             }),
             inputs: vec![Artifact::source("p/in.txt".into())],
             outputs: vec![Artifact::output(&owner, "out.txt")],

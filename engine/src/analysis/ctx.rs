@@ -60,6 +60,9 @@ pub struct AnalysisContext {
     pub dep_files: HashMap<Label, Vec<Artifact>>,
     /// Predeclared outputs by label, for `$(location ...)` of an own output.
     pub own_files: RefCell<HashMap<Label, Vec<Artifact>>>,
+    /// The target is tagged to keep its actions off remote executors
+    /// (`no-remote-exec`, `no-remote`, `local`).
+    pub local: bool,
 }
 
 impl AnalysisContext {
@@ -282,6 +285,11 @@ pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result
 /// Declare an action of the target being analyzed (for the natives in
 /// `action/kinds/`): where the Starlark call is, then
 /// [`AnalysisContext::add_action`].
+/// Whether the target being analysed keeps its actions local.
+pub(crate) fn target_is_local(eval: &Evaluator) -> bool {
+    actx(eval).map(|a| a.local).unwrap_or(false)
+}
+
 pub(crate) fn declare_action(
     eval: &mut Evaluator,
     mnemonic: &str,

@@ -261,6 +261,10 @@ fn analyze_one(
         actions: Default::default(),
         dep_files,
         own_files: Default::default(),
+        local: decl
+            .tags
+            .iter()
+            .any(|t| matches!(t.as_str(), "no-remote-exec" | "no-remote" | "local")),
     };
 
     let providers =

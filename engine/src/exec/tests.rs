@@ -237,6 +237,7 @@ fn action(name: &str, inputs: &[&str]) -> Action {
             env: BTreeMap::new(),
             tools: Vec::new(),
             network: false,
+            ..Default::default()
         }),
         inputs: inputs
             .iter()

@@ -348,6 +348,7 @@ mod tests {
                 env: BTreeMap::new(),
                 tools: Vec::new(),
                 network: false,
+                ..Default::default()
             }),
             inputs: inputs.iter().map(|a| (*a).clone()).collect(),
             location: Location {

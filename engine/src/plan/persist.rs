@@ -26,7 +26,7 @@ use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 5;
+const PLAN_FORMAT: u32 = 6;
 
 /// Where persisted plans live in a workspace.
 pub fn plan_dir(root: &Path) -> PathBuf {
@@ -289,6 +289,11 @@ mod tests {
                 env: [("A".to_owned(), "b".to_owned())].into_iter().collect(),
                 tools: vec!["/usr/bin/tool".into()],
                 network: true,
+                exec_properties: [("OSFamily".to_owned(), "linux".to_owned())]
+                    .into_iter()
+                    .collect(),
+                no_remote_exec: true,
+                timeout: Some(30),
             }),
             inputs: vec![
                 Artifact::source("p/s.txt".into()),

@@ -26,6 +26,9 @@ const BATCH_UPDATE: &str =
     "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs";
 const BATCH_READ: &str =
     "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs";
+const EXECUTE: &str = "/build.bazel.remote.execution.v2.Execution/Execute";
+const WAIT_EXECUTION: &str = "/build.bazel.remote.execution.v2.Execution/WaitExecution";
+const EXECUTE_RESPONSE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteResponse";
 const BS_READ: &str = "/google.bytestream.ByteStream/Read";
 const BS_WRITE: &str = "/google.bytestream.ByteStream/Write";
 
@@ -39,12 +42,16 @@ const CHUNK: usize = 1 << 20;
 struct Caps {
     hash: HashFn,
     batch: i64,
+    exec: bool,
 }
 
 /// A REAPI client.
-pub struct Grpc {
+pub(crate) struct Grpc {
     rt: tokio::runtime::Runtime,
     channel: Channel,
+    /// The same endpoint without a per-request timeout, for `Execute`
+    /// streams that last as long as the action.
+    stream_channel: Channel,
     instance: String,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
@@ -71,17 +78,19 @@ impl Grpc {
             .build()
             .map_err(|e| format!("cannot start the gRPC runtime: {e}"))?;
         let mut ep = Endpoint::from_shared(uri.to_owned())
-            .map_err(|e| format!("bad remote cache address `{uri}`: {e}"))?
+            .map_err(|e| format!("bad remote address `{uri}`: {e}"))?
             .connect_timeout(o.timeout)
-            .timeout(o.timeout);
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
         if tls {
             ep = ep
                 .tls_config(ClientTlsConfig::new().with_native_roots())
                 .map_err(|e| format!("TLS: {e}"))?;
         }
-        let channel = {
+        let (channel, stream_channel) = {
             let _guard = rt.enter();
-            ep.connect_lazy()
+            (ep.clone().timeout(o.timeout).connect_lazy(), ep.connect_lazy())
         };
         let mut headers = Vec::new();
         for (k, v) in &o.headers {
@@ -94,6 +103,7 @@ impl Grpc {
         Ok(Grpc {
             rt,
             channel,
+            stream_channel,
             instance: o.instance.clone(),
             headers,
             timeout: o.timeout,
@@ -103,9 +113,7 @@ impl Grpc {
 
     fn request<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
-        for (k, v) in &self.headers {
-            r.metadata_mut().insert(k.clone(), v.clone());
-        }
+        self.add_headers(&mut r);
         r.set_timeout(self.timeout);
         r
     }
@@ -165,10 +173,16 @@ impl Grpc {
                 } else {
                     DEFAULT_BATCH
                 };
-                Ok(Caps { hash, batch })
+                let exec = c.execution_capabilities.is_some_and(|e| e.exec_enabled);
+                Ok(Caps { hash, batch, exec })
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Whether the server offers the Execution service.
+    pub fn exec_enabled(&self) -> Result<bool, String> {
+        self.caps().map(|c| c.exec)
     }
 
     fn digest_fn(&self) -> i32 {
@@ -288,14 +302,149 @@ impl Grpc {
     }
 }
 
-fn wire(d: &WireDigest) -> proto::Digest {
+/// How following an `Execute` operation ended.
+pub enum ExecuteEnd {
+    /// The operation finished with this response.
+    Done(proto::ExecuteResponse),
+    /// The operation finished with an error (the action never ran to completion).
+    Error(proto::Status),
+    /// The server could not be reached, or went away and did not come back.
+    Lost(String),
+}
+
+impl Grpc {
+    /// `Execute` the action `action`, following its operation stream to the
+    /// end; a stream that breaks is resumed with `WaitExecution`.
+    pub fn execute(
+        &self,
+        action: &WireDigest,
+        skip_cache_lookup: bool,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> ExecuteEnd {
+        let mut name: Option<String> = None;
+        let mut last_error = String::new();
+        // A dropped stream is resumed (by name) a few times before the
+        // executor counts as lost.
+        for attempt in 0..4 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+            }
+            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return ExecuteEnd::Lost("interrupted".to_owned());
+            }
+            let r = self.rt.block_on(async {
+                let mut grpc = tonic::client::Grpc::new(self.stream_channel.clone());
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let codec = ProstCodec::<_, proto::Operation>::default();
+                let mut stream = match &name {
+                    None => {
+                        let mut req = Request::new(proto::ExecuteRequest {
+                            instance_name: self.instance.clone(),
+                            skip_cache_lookup,
+                            action_digest: Some(wire(action)),
+                            digest_function: self.digest_fn(),
+                        });
+                        self.add_headers(&mut req);
+                        grpc.server_streaming(req, PathAndQuery::from_static(EXECUTE), codec)
+                            .await?
+                            .into_inner()
+                    }
+                    Some(n) => {
+                        let mut req = Request::new(proto::WaitExecutionRequest { name: n.clone() });
+                        self.add_headers(&mut req);
+                        let codec = ProstCodec::<_, proto::Operation>::default();
+                        grpc.server_streaming(req, PathAndQuery::from_static(WAIT_EXECUTION), codec)
+                            .await?
+                            .into_inner()
+                    }
+                };
+                loop {
+                    // Polled so that an interrupted build stops waiting.
+                    let next = tokio::time::timeout(Duration::from_millis(100), stream.message()).await;
+                    if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Err(Status::cancelled("interrupted"));
+                    }
+                    let Ok(op) = next else { continue };
+                    let Some(op) = op? else { break };
+                    if !op.name.is_empty() {
+                        name = Some(op.name.clone());
+                    }
+                    if op.done {
+                        return Ok(Some(op));
+                    }
+                }
+                Ok::<_, Status>(None)
+            });
+            match r {
+                Ok(Some(op)) => {
+                    if let Some(e) = op.error.filter(|e| e.code != 0) {
+                        return ExecuteEnd::Error(e);
+                    }
+                    let Some(any) = op.response else {
+                        return ExecuteEnd::Error(proto::Status {
+                            code: Code::Internal as i32,
+                            message: "the finished operation has no response".to_owned(),
+                        });
+                    };
+                    if any.type_url != EXECUTE_RESPONSE {
+                        return ExecuteEnd::Error(proto::Status {
+                            code: Code::Internal as i32,
+                            message: format!("unexpected operation response `{}`", any.type_url),
+                        });
+                    }
+                    return match <proto::ExecuteResponse as prost::Message>::decode(&any.value[..]) {
+                        Ok(resp) => ExecuteEnd::Done(resp),
+                        Err(e) => ExecuteEnd::Error(proto::Status {
+                            code: Code::Internal as i32,
+                            message: format!("malformed ExecuteResponse: {e}"),
+                        }),
+                    };
+                }
+                Err(_) if cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+                    return ExecuteEnd::Lost("interrupted".to_owned());
+                }
+                Ok(None) => last_error = "the operation stream ended before the action finished".to_owned(),
+                Err(s) if transient(&s) || s.code() == Code::Unknown || s.code() == Code::Cancelled => {
+                    last_error = describe(s)
+                }
+                // NOT_FOUND on WaitExecution: the server forgot the
+                // operation (it restarted); anything else is final.
+                Err(s) if name.is_some() && s.code() == Code::NotFound => {
+                    return ExecuteEnd::Lost(format!("the server lost the operation: {}", describe(s)));
+                }
+                Err(s) => {
+                    return ExecuteEnd::Error(proto::Status {
+                        code: s.code() as i32,
+                        message: s.message().to_owned(),
+                    });
+                }
+            }
+            if name.is_none() && attempt >= 1 {
+                break;
+            }
+        }
+        ExecuteEnd::Lost(last_error)
+    }
+
+    fn add_headers<T>(&self, r: &mut Request<T>) {
+        for (k, v) in &self.headers {
+            r.metadata_mut().insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// The wire form of a digest.
+pub fn wire(d: &WireDigest) -> proto::Digest {
     proto::Digest {
         hash: d.hash.clone(),
         size_bytes: d.size,
     }
 }
 
-fn unwire(d: &proto::Digest) -> WireDigest {
+/// A wire digest from its message.
+pub fn unwire(d: &proto::Digest) -> WireDigest {
     WireDigest {
         hash: d.hash.clone(),
         size: d.size_bytes,

@@ -13,6 +13,7 @@
 //! remote is switched off for the rest of the build, and kiln continues
 //! with the local cache.
 
+pub mod exec;
 mod grpc;
 mod http;
 pub mod proto;
@@ -139,6 +140,9 @@ pub enum RemoteSetupError {
         "`--remote-cache {0}`: use grpc://HOST:PORT, grpcs://HOST:PORT or http://HOST:PORT/PREFIX"
     )]
     Scheme(String),
+    /// An executor URL of no supported scheme.
+    #[error("`--remote-executor {0}`: use grpc://HOST:PORT or grpcs://HOST:PORT")]
+    ExecScheme(String),
     /// The client could not be built (a malformed address, TLS setup).
     #[error("{0}")]
     Client(String),

@@ -30,6 +30,8 @@ pub struct GetCapabilitiesRequest {
 pub struct ServerCapabilities {
     #[prost(message, optional, tag = "1")]
     pub cache_capabilities: Option<CacheCapabilities>,
+    #[prost(message, optional, tag = "2")]
+    pub execution_capabilities: Option<ExecutionCapabilities>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -206,4 +208,198 @@ pub struct WriteRequest {
 pub struct WriteResponse {
     #[prost(int64, tag = "1")]
     pub committed_size: i64,
+}
+
+// --- Execution API ---------------------------------------------------------
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Duration {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Timestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Any {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, prost::Message)]
+pub struct EnvironmentVariable {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, prost::Message)]
+pub struct PlatformProperty {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Platform {
+    #[prost(message, repeated, tag = "1")]
+    pub properties: Vec<PlatformProperty>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Command {
+    #[prost(string, repeated, tag = "1")]
+    pub arguments: Vec<String>,
+    #[prost(message, repeated, tag = "2")]
+    pub environment_variables: Vec<EnvironmentVariable>,
+    /// Deprecated in v2.1 for `output_paths`; still read by older servers.
+    #[prost(string, repeated, tag = "3")]
+    pub output_files: Vec<String>,
+    #[prost(message, optional, tag = "5")]
+    pub platform: Option<Platform>,
+    #[prost(string, tag = "6")]
+    pub working_directory: String,
+    #[prost(string, repeated, tag = "7")]
+    pub output_paths: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Action {
+    #[prost(message, optional, tag = "1")]
+    pub command_digest: Option<Digest>,
+    #[prost(message, optional, tag = "2")]
+    pub input_root_digest: Option<Digest>,
+    #[prost(message, optional, tag = "6")]
+    pub timeout: Option<Duration>,
+    #[prost(bool, tag = "7")]
+    pub do_not_cache: bool,
+    #[prost(bytes = "vec", tag = "9")]
+    pub salt: Vec<u8>,
+    #[prost(message, optional, tag = "10")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileNode {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub digest: Option<Digest>,
+    #[prost(bool, tag = "4")]
+    pub is_executable: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DirectoryNode {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub digest: Option<Digest>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Directory {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<FileNode>,
+    #[prost(message, repeated, tag = "2")]
+    pub directories: Vec<DirectoryNode>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecuteRequest {
+    #[prost(string, tag = "1")]
+    pub instance_name: String,
+    #[prost(bool, tag = "3")]
+    pub skip_cache_lookup: bool,
+    #[prost(message, optional, tag = "6")]
+    pub action_digest: Option<Digest>,
+    #[prost(int32, tag = "9")]
+    pub digest_function: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WaitExecutionRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Operation {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<Any>,
+    #[prost(bool, tag = "3")]
+    pub done: bool,
+    #[prost(message, optional, tag = "4")]
+    pub error: Option<Status>,
+    #[prost(message, optional, tag = "5")]
+    pub response: Option<Any>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecuteResponse {
+    #[prost(message, optional, tag = "1")]
+    pub result: Option<ExecActionResult>,
+    #[prost(bool, tag = "2")]
+    pub cached_result: bool,
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<Status>,
+    #[prost(string, tag = "5")]
+    pub message: String,
+}
+
+/// `ActionResult` with the fields an executed action's result carries.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecActionResult {
+    #[prost(message, repeated, tag = "2")]
+    pub output_files: Vec<OutputFile>,
+    #[prost(int32, tag = "4")]
+    pub exit_code: i32,
+    #[prost(bytes = "vec", tag = "5")]
+    pub stdout_raw: Vec<u8>,
+    #[prost(message, optional, tag = "6")]
+    pub stdout_digest: Option<Digest>,
+    #[prost(bytes = "vec", tag = "7")]
+    pub stderr_raw: Vec<u8>,
+    #[prost(message, optional, tag = "8")]
+    pub stderr_digest: Option<Digest>,
+    #[prost(message, optional, tag = "9")]
+    pub execution_metadata: Option<ExecutedActionMetadata>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecutedActionMetadata {
+    #[prost(string, tag = "1")]
+    pub worker: String,
+    #[prost(message, optional, tag = "2")]
+    pub queued_timestamp: Option<Timestamp>,
+    #[prost(message, optional, tag = "3")]
+    pub worker_start_timestamp: Option<Timestamp>,
+    #[prost(message, optional, tag = "4")]
+    pub worker_completed_timestamp: Option<Timestamp>,
+    #[prost(message, optional, tag = "7")]
+    pub execution_start_timestamp: Option<Timestamp>,
+    #[prost(message, optional, tag = "8")]
+    pub execution_completed_timestamp: Option<Timestamp>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecutionCapabilities {
+    #[prost(int32, tag = "1")]
+    pub digest_function: i32,
+    #[prost(bool, tag = "2")]
+    pub exec_enabled: bool,
 }

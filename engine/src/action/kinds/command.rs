@@ -24,7 +24,7 @@ use crate::artifact::Artifact;
 ///
 /// Invariant: `argv` is non-empty; `env` is sorted (a `BTreeMap`), so its
 /// encoding is canonical.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CommandAction {
     /// The command line; `argv[0]` is the program.
     pub argv: Vec<String>,
@@ -36,6 +36,14 @@ pub struct CommandAction {
     /// The command may use the network (Bazel's `requires-network`): for
     /// fetch steps whose outputs are pinned by their inputs (a lock file).
     pub network: bool,
+    /// Platform properties sent to a remote executor (Bazel's
+    /// `exec_properties`), sorted by name; part of the key when present.
+    pub exec_properties: BTreeMap<String, String>,
+    /// Never run on a remote executor (Bazel's `no-remote-exec`); not in
+    /// the key (where an action runs does not change what it makes).
+    pub no_remote_exec: bool,
+    /// Seconds the command may run (locally and remotely); not in the key.
+    pub timeout: Option<u64>,
 }
 
 impl Kind for CommandAction {
@@ -55,6 +63,14 @@ impl Kind for CommandAction {
         if self.network {
             e.str("network");
         }
+        if !self.exec_properties.is_empty() {
+            e.str("exec_properties");
+            e.u64(self.exec_properties.len() as u64);
+            for (k, v) in &self.exec_properties {
+                e.str(k);
+                e.str(v);
+            }
+        }
     }
 
     fn dump(&self, s: &mut String) {
@@ -69,6 +85,15 @@ impl Kind for CommandAction {
         if self.network {
             let _ = writeln!(s, "  network: yes");
         }
+        for (k, v) in &self.exec_properties {
+            let _ = writeln!(s, "  exec_property: {k}={}", shell_quote(v));
+        }
+        if self.no_remote_exec {
+            let _ = writeln!(s, "  remote: no");
+        }
+        if let Some(t) = self.timeout {
+            let _ = writeln!(s, "  timeout: {t}s");
+        }
     }
 
     fn encode(&self, w: &mut Writer) {
@@ -80,6 +105,13 @@ impl Kind for CommandAction {
         }
         put_strs(w, self.tools.iter());
         w.u8(self.network as u8);
+        w.u32(self.exec_properties.len() as u32);
+        for (k, v) in &self.exec_properties {
+            w.str(k);
+            w.str(v);
+        }
+        w.u8(self.no_remote_exec as u8);
+        w.u64(self.timeout.map_or(0, |t| t + 1));
     }
 
     fn decode(r: &mut Reader) -> Option<Self> {
@@ -92,11 +124,22 @@ impl Kind for CommandAction {
         }
         let tools = get_strs(r)?;
         let network = r.u8()? != 0;
+        let m = r.u32()?;
+        let mut exec_properties = BTreeMap::new();
+        for _ in 0..m {
+            let k = r.str()?.to_owned();
+            exec_properties.insert(k, r.str()?.to_owned());
+        }
+        let no_remote_exec = r.u8()? != 0;
+        let timeout = r.u64()?.checked_sub(1);
         (!argv.is_empty()).then_some(CommandAction {
             argv,
             env,
             tools,
             network,
+            exec_properties,
+            no_remote_exec,
+            timeout,
         })
     }
 
@@ -141,6 +184,9 @@ pub fn natives(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = "Run")] mnemonic: &str,
         #[starlark(require = named)] tools: Option<UnpackListOrTuple<String>>,
         #[starlark(require = named, default = false)] network: bool,
+        #[starlark(require = named)] exec_properties: Option<Value<'v>>,
+        #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
+        #[starlark(require = named)] timeout: Option<i32>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let mut tools = tools.map(|t| t.items).unwrap_or_default();
@@ -183,12 +229,60 @@ pub fn natives(builder: &mut MethodsBuilder) {
                 }
             }
         }
+        let exec_properties = match exec_properties {
+            Some(v) => str_dict(v, "exec_properties")?,
+            None => BTreeMap::new(),
+        };
+        let mut no_remote_exec = false;
+        let mut network = network;
+        if let Some(v) = execution_requirements {
+            for (k, _) in str_dict(v, "execution_requirements")? {
+                match k.as_str() {
+                    "no-remote-exec" | "no-remote" | "local" => no_remote_exec = true,
+                    "requires-network" => network = true,
+                    // Bazel's other requirements (no-sandbox, no-cache,
+                    // supports-workers, cpu:N ...) change nothing here.
+                    _ => {}
+                }
+            }
+        }
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t > 0 => Some(t as u64),
+            Some(t) => anyhow::bail!("`timeout` is in seconds and must be positive, got {t}"),
+        };
         let kind = ActionKind::Command(CommandAction {
             argv,
             env: envmap,
             tools,
             network,
+            exec_properties,
+            no_remote_exec: no_remote_exec || actx_local(eval),
+            timeout,
         });
         declare_action(eval, mnemonic, kind, ins, outs)
     }
+}
+
+/// A dict of string to string, for the parameter `what`.
+fn str_dict(v: Value, what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let d = DictRef::from_value(v).ok_or_else(|| {
+        anyhow::anyhow!("`{what}` expects a dict of string to string, got `{}`", v.get_type())
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in d.iter() {
+        match (k.unpack_str(), v.unpack_str()) {
+            (Some(k), Some(v)) => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            _ => anyhow::bail!("`{what}` expects a dict of string to string"),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the target being analysed is tagged to stay local
+/// (`no-remote-exec`, `no-remote` or `local`).
+fn actx_local(eval: &Evaluator) -> bool {
+    crate::analysis::ctx::target_is_local(eval)
 }
