@@ -23,6 +23,8 @@ pub struct Config {
     pub default_private: bool,
     /// `remote_cache = "grpc://host:port"` (or `grpcs://`, `http://host:port/prefix`).
     pub remote_cache: Option<String>,
+    /// `remote_executor = "grpc://host:port"` (or `grpcs://`).
+    pub remote_executor: Option<String>,
     /// `remote_instance_name = "name"`.
     pub remote_instance_name: Option<String>,
     /// `remote_upload = false` makes the remote cache read-only.
@@ -192,6 +194,7 @@ impl Workspace {
 struct RawConfig {
     default_visibility: Option<toml::Spanned<String>>,
     remote_cache: Option<String>,
+    remote_executor: Option<String>,
     remote_instance_name: Option<String>,
     remote_upload: Option<bool>,
     /// `"K=V"` or a list of them.
@@ -219,7 +222,7 @@ fn location_at(text: &str, offset: usize) -> Location {
 }
 
 /// Parse `kiln.toml` (TOML). Keys: `default_visibility` (`"public"` or
-/// `"private"`), `remote_cache`, `remote_instance_name`, `remote_upload`
+/// `"private"`), `remote_cache`, `remote_executor`, `remote_instance_name`, `remote_upload`
 /// (bool), `remote_header` (`"KEY=VALUE"` or a list of them),
 /// `remote_timeout` (seconds, positive). Anything else is an error with its
 /// line and column.
@@ -243,6 +246,7 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
     })?;
     let mut config = Config {
         remote_cache: raw.remote_cache,
+        remote_executor: raw.remote_executor,
         remote_instance_name: raw.remote_instance_name,
         remote_upload: raw.remote_upload,
         ..Config::default()

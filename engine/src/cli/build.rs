@@ -58,6 +58,20 @@ pub struct BuildFlags {
     /// Seconds before a remote request times out (default 30).
     #[arg(long = "remote-timeout", value_name = "SECONDS")]
     remote_timeout: Option<u64>,
+    /// A REAPI execution service, grpc://HOST:PORT or grpcs://HOST:PORT:
+    /// spawned actions run there (`-j` of them at once, default 50). The
+    /// remote cache defaults to the same endpoint. Default:
+    /// `remote_executor` in kiln.toml.
+    #[arg(long = "remote-executor", value_name = "URL")]
+    remote_executor: Option<String>,
+    /// When the remote executor cannot be reached or goes away, run the
+    /// remaining actions locally (with one warning) instead of failing.
+    #[arg(long = "remote-local-fallback")]
+    remote_local_fallback: bool,
+    /// Actions run at once on this machine (default: the number of cores;
+    /// without an executor, `-j` if smaller).
+    #[arg(long = "local-jobs", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    local_jobs: Option<u64>,
 }
 
 impl BuildFlags {
@@ -66,7 +80,12 @@ impl BuildFlags {
         &self,
         config: &crate::workspace::Config,
     ) -> Result<Option<crate::remote::RemoteCache>, Failure> {
-        let Some(url) = self.remote_cache.clone().or(config.remote_cache.clone()) else {
+        let Some(url) = self
+            .remote_cache
+            .clone()
+            .or(config.remote_cache.clone())
+            .or(self.executor_url(config))
+        else {
             return Ok(None);
         };
         let mut headers = config.remote_headers.clone();
@@ -100,6 +119,32 @@ impl BuildFlags {
             .map_err(|e| Failure::new(ErrorClass::User, e))
     }
 
+    fn executor_url(&self, config: &crate::workspace::Config) -> Option<String> {
+        self.remote_executor
+            .clone()
+            .or(config.remote_executor.clone())
+    }
+
+    /// The remote executor these flags and `kiln.toml` ask for, if any;
+    /// it shares the remote cache's instance name, headers and timeout.
+    fn executor(
+        &self,
+        config: &crate::workspace::Config,
+        cache: Option<&crate::remote::RemoteCache>,
+    ) -> Result<Option<crate::remote::exec::RemoteExecutor>, Failure> {
+        let Some(url) = self.executor_url(config) else {
+            return Ok(None);
+        };
+        let mut options = match cache {
+            Some(c) => c.options.clone(),
+            None => return Ok(None),
+        };
+        options.url = url;
+        crate::remote::exec::RemoteExecutor::new(&options, self.remote_local_fallback)
+            .map(Some)
+            .map_err(|e| Failure::new(ErrorClass::User, e))
+    }
+
     /// The cache directory to use.
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(default_cache_dir)
@@ -116,7 +161,7 @@ pub struct BuildArgs {
 }
 
 /// Run `kiln build`.
-pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
+pub fn run(cwd: &Path, jobs: Option<usize>, args: BuildArgs) -> Result<i32, Failure> {
     build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _, _)| code)
 }
 
@@ -124,12 +169,27 @@ pub fn run(cwd: &Path, jobs: usize, args: BuildArgs) -> Result<i32, Failure> {
 /// interrupt flag set by SIGINT/SIGTERM.
 pub fn prepare(
     cwd: &Path,
-    jobs: usize,
+    jobs: Option<usize>,
     f: &BuildFlags,
 ) -> Result<(Workspace, ExecOptions, Arc<AtomicBool>), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
+    let remote = f.remote(&ws.config)?;
+    let executor = f.executor(&ws.config, remote.as_ref())?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // With an executor `-j` bounds remote actions (most of the time is
+    // waiting on the network), as in Bazel; local work keeps the cores.
+    let jobs = jobs.unwrap_or(if executor.is_some() { 50 } else { cores });
+    let local_jobs = match f.local_jobs {
+        Some(n) => n as usize,
+        None if executor.is_some() => cores,
+        None => jobs,
+    };
     let opts = ExecOptions {
         jobs,
+        local_jobs,
+        executor: executor.map(Arc::new),
         keep_going: f.keep_going,
         progress: match f.progress {
             Progress::Auto => ProgressMode::Auto,
@@ -137,7 +197,7 @@ pub fn prepare(
             Progress::None => ProgressMode::None,
         },
         profile: f.profile.clone(),
-        remote: f.remote(&ws.config)?.map(Arc::new),
+        remote: remote.map(Arc::new),
         context: ExecContext::new(f.cache_dir()),
     };
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -151,7 +211,7 @@ pub fn prepare(
 /// returns the exit code, the workspace and what the build did.
 pub fn build_patterns(
     cwd: &Path,
-    jobs: usize,
+    jobs: Option<usize>,
     patterns: &[String],
     f: &BuildFlags,
 ) -> Result<(i32, Workspace, build::BuildOutcome), Failure> {
@@ -176,10 +236,11 @@ pub fn report(o: &build::BuildOutcome, f: &BuildFlags, opts: &ExecOptions) -> Re
         })?;
     }
     let r = &o.report;
-    let mut line = format!(
-        "{} actions: {} executed, {} cached",
-        r.total, r.executed, r.local_hits
-    );
+    let mut line = format!("{} actions: {} executed", r.total, r.executed);
+    if r.remote_executed > 0 || opts.executor.is_some() {
+        line.push_str(&format!(" ({} remotely)", r.remote_executed));
+    }
+    line.push_str(&format!(", {} cached", r.local_hits));
     if r.remote_hits > 0 || opts.remote.is_some() {
         line.push_str(&format!(", {} remote hits", r.remote_hits));
     }

@@ -134,11 +134,8 @@ pub fn main() -> i32 {
             .num_threads(j)
             .build_global();
     }
-    let jobs = cli.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    // `None`: the default, which depends on whether actions run remotely.
+    let jobs = cli.jobs;
     let cwd = match cli
         .directory
         .clone()

@@ -29,7 +29,7 @@ pub struct RunArgs {
 }
 
 /// Run `kiln run`.
-pub fn run_cmd(cwd: &Path, jobs: usize, args: RunArgs) -> Result<i32, Failure> {
+pub fn run_cmd(cwd: &Path, jobs: Option<usize>, args: RunArgs) -> Result<i32, Failure> {
     let label = Label::parse_relative(&args.target, &PackagePath::root()).map_err(|e| {
         Failure::new(
             ErrorClass::User,

@@ -23,7 +23,7 @@ pub struct TestArgs {
 }
 
 /// Run `kiln test`.
-pub fn run(cwd: &Path, jobs: usize, args: TestArgs) -> Result<i32, Failure> {
+pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failure> {
     let (ws, opts, interrupt) = prepare(cwd, jobs, &args.flags)?;
     let patterns = parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
     let outcome = test(&ws, &patterns, &args.flags.cache_dir(), &opts, interrupt)

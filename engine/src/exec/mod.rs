@@ -96,6 +96,11 @@ pub struct ExecOptions {
     pub profile: Option<PathBuf>,
     /// A remote cache, looked up after the local one.
     pub remote: Option<Arc<crate::remote::RemoteCache>>,
+    /// A remote executor: eligible actions run there, `jobs` at a time.
+    pub executor: Option<Arc<crate::remote::exec::RemoteExecutor>>,
+    /// Actions run at once on this machine (with an executor; without
+    /// one, the smaller of this and `jobs`).
+    pub local_jobs: usize,
     /// What in-process action kinds get (cache dir, limits).
     pub context: ExecContext,
 }
@@ -111,8 +116,10 @@ pub struct ExecReport {
     pub local_hits: usize,
     /// Actions that failed.
     pub failed: usize,
-    /// Actions satisfied by the remote cache.
+    /// Actions satisfied by the remote cache (or the executor's cache).
     pub remote_hits: usize,
+    /// Actions that ran on the remote executor (counted in `executed`).
+    pub remote_executed: usize,
     /// The outputs of each failed action (execution paths), so that
     /// callers can tell which requested files were not made.
     pub failures: Vec<Vec<String>>,
@@ -356,6 +363,7 @@ pub fn execute_with(
         stopping: false,
         in_flight: 0,
         job_tx: None,
+        remote_tx: None,
         upload_tx: None,
         progress,
         events: Vec::new(),
@@ -391,6 +399,7 @@ pub fn execute_with(
     let mut workers = Vec::new();
     let result = s.run(&runners, &done_tx, &done_rx, &mut workers, &interrupt);
     drop(s.job_tx.take());
+    drop(s.remote_tx.take());
     for w in workers {
         let _ = w.join();
     }

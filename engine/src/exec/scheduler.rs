@@ -19,7 +19,7 @@ use super::progress::Progress;
 use super::record::{self, Outcome, Record};
 use super::runner::Runners;
 use super::sandbox::RunOutcome;
-use super::worker::{Done, Job};
+use super::worker::{Done, Job, Source};
 use super::{ExecError, ExecOptions, ExecReport};
 use crate::action::key::{action_key, command_digest};
 use crate::plan::Plan;
@@ -63,6 +63,8 @@ pub(super) struct Scheduler<'a> {
     pub(super) stopping: bool,
     pub(super) in_flight: usize,
     pub(super) job_tx: Option<Sender<Job>>,
+    /// The remote executor's queue (when there is one).
+    pub(super) remote_tx: Option<Sender<Job>>,
     /// Results of actions run here, for the remote cache's uploader.
     pub(super) upload_tx: Option<Sender<(Digest, ActionResult)>>,
     pub(super) progress: Progress,
@@ -118,7 +120,13 @@ impl Scheduler<'_> {
             }
             // A short queue per worker keeps them busy; the rest waits here.
             // Queued jobs are dropped by workers once `stop` is set.
-            while !self.stopping && self.in_flight < 2 * self.opts.jobs.max(1) {
+            let slots = self.opts.jobs.max(1)
+                + if self.opts.executor.is_some() {
+                    self.opts.local_jobs.max(1)
+                } else {
+                    0
+                };
+            while !self.stopping && self.in_flight < 2 * slots {
                 let Some(i) = self.ready.pop_front() else {
                     break;
                 };
@@ -173,22 +181,17 @@ impl Scheduler<'_> {
                 }
             }
         }
-        let mut tools = Vec::new();
-        for t in a.kind.tool_files() {
-            match self.tools.get(t).copied().flatten() {
-                Some(d) => tools.push((t.to_owned(), d)),
-                None => {
-                    let msg = format!(
-                        "the toolchain file `{t}` does not exist on this machine; {}",
-                        crate::toolchain::SETUP_HINT
-                    );
-                    self.fail(i, msg, String::new());
-                    return Ok(None);
-                }
+        let tools = match self.tools_of(i) {
+            Ok(t) => t,
+            Err(t) => {
+                let msg = format!(
+                    "the toolchain file `{t}` does not exist on this machine; {}",
+                    crate::toolchain::SETUP_HINT
+                );
+                self.fail(i, msg, String::new());
+                return Ok(None);
             }
-        }
-        tools.sort();
-        tools.dedup();
+        };
         let key = action_key(a, &digests, &tools);
         self.keys[i] = Some(key);
 
@@ -248,7 +251,23 @@ impl Scheduler<'_> {
             idx: i,
             inputs: digests,
             key,
+            tools,
         }))
+    }
+
+    /// The toolchain files of action `i` with their digests, sorted (as
+    /// its key has them); `Err` names one that does not exist.
+    pub(super) fn tools_of(&self, i: usize) -> Result<Vec<(String, Digest)>, String> {
+        let mut tools = Vec::new();
+        for t in self.plan.actions[i].kind.tool_files() {
+            match self.tools.get(t).copied().flatten() {
+                Some(d) => tools.push((t.to_owned(), d)),
+                None => return Err(t.to_owned()),
+            }
+        }
+        tools.sort();
+        tools.dedup();
+        Ok(tools)
     }
 
     pub(super) fn handle(&mut self, d: Done) -> Result<(), ExecError> {
@@ -258,10 +277,46 @@ impl Scheduler<'_> {
                 self.in_flight -= 1;
                 self.status[idx] = Status::Waiting;
             }
+            Done::RemoteLost { job, why } => {
+                self.in_flight -= 1;
+                let Job::Execute { idx, .. } = &job else {
+                    return Ok(());
+                };
+                let idx = *idx;
+                let Some(ex) = self.opts.executor.clone() else {
+                    return Ok(());
+                };
+                let first = ex.lost(&why);
+                if self.report.interrupted {
+                    self.status[idx] = Status::Waiting;
+                    return Ok(());
+                }
+                if ex.fallback {
+                    if let Some(w) = first {
+                        self.progress.message(&format!(
+                            "WARNING: {w}; running the remaining actions locally (--remote-local-fallback)\n"
+                        ));
+                    }
+                    if let Some(tx) = &self.job_tx {
+                        let _ = tx.send(job);
+                        self.in_flight += 1;
+                    }
+                } else {
+                    let msg = format!(
+                        "the remote executor {} is unavailable ({why}); start it, or build with --remote-local-fallback to run actions locally when it is lost",
+                        ex.url
+                    );
+                    if first.is_some() {
+                        self.fail(idx, msg, String::new());
+                    } else {
+                        self.fail_quietly(idx, msg);
+                    }
+                }
+            }
             Done::Executed {
                 idx,
                 outcome,
-                remote,
+                source,
                 worker,
                 start,
                 end,
@@ -275,7 +330,32 @@ impl Scheduler<'_> {
                         }
                         let key = self.keys[idx].unwrap_or(Digest([0; 32]));
                         self.materialize(idx, &result, key)?;
-                        if remote {
+                        if let Source::RemoteExec { cached, timing } = &source {
+                            let url = self
+                                .opts
+                                .executor
+                                .as_ref()
+                                .map(|x| x.url.clone())
+                                .unwrap_or_default();
+                            if *cached {
+                                self.reasons[idx] = format!(
+                                    "fetched from the remote executor's cache at {url} ({})",
+                                    self.reasons[idx]
+                                );
+                                self.record(idx, Outcome::Restored);
+                                self.report.remote_hits += 1;
+                                self.progress
+                                    .line(&self.plan.actions[idx], " (remote cache)", e - s);
+                            } else {
+                                self.reasons[idx] =
+                                    format!("executed remotely on {url} ({})", self.reasons[idx]);
+                                self.record(idx, Outcome::Executed);
+                                self.report.executed += 1;
+                                self.report.remote_executed += 1;
+                                self.progress.line(&self.plan.actions[idx], " (remote)", e - s);
+                            }
+                            self.remote_event(idx, worker, s, e, key, *cached, timing);
+                        } else if let Source::RemoteCache = source {
                             self.reasons[idx] =
                                 format!("fetched from the remote cache ({})", self.reasons[idx]);
                             self.record(idx, Outcome::Restored);
@@ -336,11 +416,18 @@ impl Scheduler<'_> {
                         let n = self.plan.actions[idx].inputs.len();
                         let digests: Vec<Digest> =
                             (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
-                        if let Some(tx) = &self.job_tx {
+                        let tools = self.tools_of(idx).unwrap_or_default();
+                        let tx = if self.runs_remotely(idx) {
+                            &self.remote_tx
+                        } else {
+                            &self.job_tx
+                        };
+                        if let Some(tx) = tx {
                             let _ = tx.send(Job::Execute {
                                 idx,
                                 inputs: digests,
                                 key,
+                                tools,
                             });
                             self.in_flight += 1;
                         }
@@ -403,6 +490,24 @@ impl Scheduler<'_> {
         }
     }
 
+    /// Fail action `i` without printing (a later victim of a fault
+    /// already reported).
+    pub(super) fn fail_quietly(&mut self, i: usize, message: String) {
+        let a = &self.plan.actions[i];
+        self.status[i] = Status::Failed;
+        self.report.failed += 1;
+        self.report
+            .failures
+            .push(a.outputs.iter().map(|o| o.path().to_owned()).collect());
+        self.reasons[i] = message;
+        if self.keys[i].is_some() {
+            self.record(i, Outcome::Failed);
+        }
+        if !self.opts.keep_going {
+            self.stopping = true;
+        }
+    }
+
     pub(super) fn input_digest(&self, i: usize, k: usize) -> Option<Digest> {
         match self.input_refs[i][k] {
             InputRef::Source(s) => self.src[s as usize].map(|(d, _)| d),
@@ -445,5 +550,64 @@ impl Scheduler<'_> {
             "dur": (end.saturating_sub(start)).as_micros() as u64,
             "args": { "key": key.hex(), "cache": cache },
         }));
+    }
+
+    /// The trace slice of an action sent to the remote executor, with
+    /// nested slices for its queue and execution time as the executor's
+    /// `ExecutedActionMetadata` reports them (ending where the slice ends:
+    /// the executor's clock is not this machine's).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn remote_event(
+        &mut self,
+        i: usize,
+        tid: usize,
+        start: Duration,
+        end: Duration,
+        key: Digest,
+        cached: bool,
+        timing: &crate::remote::exec::RemoteTiming,
+    ) {
+        if self.opts.profile.is_none() {
+            return;
+        }
+        let cat = if cached { "remote_hit" } else { "remote_executed" };
+        let a = &self.plan.actions[i];
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        self.events.push(serde_json::json!({
+            "name": format!("{} {}", self.name(i), a.mnemonic),
+            "cat": cat,
+            "ph": "X",
+            "pid": 1,
+            "tid": tid,
+            "ts": start.as_micros() as u64,
+            "dur": (end.saturating_sub(start)).as_micros() as u64,
+            "args": {
+                "key": key.hex(),
+                "cache": cat,
+                "worker": timing.worker,
+                "queue_ms": ms(timing.queue),
+                "exec_ms": ms(timing.exec),
+            },
+        }));
+        let span = end.saturating_sub(start);
+        let exec = timing.exec.unwrap_or_default().min(span);
+        let queue = timing.queue.unwrap_or_default().min(span - exec);
+        for (name, from, dur) in [
+            ("remote queue", end - exec - queue, queue),
+            ("remote execution", end - exec, exec),
+        ] {
+            if dur.is_zero() {
+                continue;
+            }
+            self.events.push(serde_json::json!({
+                "name": name,
+                "cat": cat,
+                "ph": "X",
+                "pid": 1,
+                "tid": tid,
+                "ts": from.as_micros() as u64,
+                "dur": dur.as_micros() as u64,
+            }));
+        }
     }
 }

@@ -191,6 +191,8 @@ impl Fixture {
             script: script.clone(),
         };
         let opts = ExecOptions {
+            executor: None,
+            local_jobs: usize::MAX,
             jobs,
             keep_going,
             progress: ProgressMode::None,

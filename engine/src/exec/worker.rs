@@ -12,6 +12,7 @@ use kiln_cache::{ActionResult, Digest};
 
 use super::runner::Runners;
 use super::sandbox::{self, Isolation, RunOutcome};
+use crate::remote::exec::{RemoteExecutor, RemoteOutcome, RemoteTiming};
 
 use super::scheduler::Scheduler;
 
@@ -23,9 +24,24 @@ pub(super) enum Job {
         idx: usize,
         inputs: Vec<Digest>,
         key: Digest,
+        /// Its toolchain files and their digests (as in its key).
+        tools: Vec<(String, Digest)>,
     },
     /// Check the blobs of a cached result of action `idx`.
     Verify { idx: usize, result: ActionResult },
+}
+
+/// Where an executed action's result came from.
+pub(super) enum Source {
+    /// Run here.
+    Local,
+    /// Found in the remote cache.
+    RemoteCache,
+    /// Sent to the remote executor (which may have answered from its cache).
+    RemoteExec {
+        cached: bool,
+        timing: RemoteTiming,
+    },
 }
 
 /// What a worker sends back.
@@ -38,11 +54,16 @@ pub(super) enum Done {
     Executed {
         idx: usize,
         outcome: RunOutcome,
-        /// Fetched from the remote cache instead of run.
-        remote: bool,
+        /// Where the result came from.
+        source: Source,
         worker: usize,
         start: Duration,
         end: Duration,
+    },
+    /// The remote executor could not be reached for this job.
+    RemoteLost {
+        job: Job,
+        why: String,
     },
     Verified {
         idx: usize,
@@ -67,7 +88,8 @@ impl Scheduler<'_> {
         }
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        for w in 0..self.opts.jobs.max(1) {
+        let local = self.local_workers();
+        for w in 0..local {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
             let blobs = self.blobs.clone();
@@ -93,7 +115,9 @@ impl Scheduler<'_> {
                         continue;
                     }
                     let msg = match job {
-                        Job::Execute { idx, inputs, key } => {
+                        Job::Execute {
+                            idx, inputs, key, ..
+                        } => {
                             let fetched = match &remote {
                                 Some(r) => {
                                     let declared: Vec<&str> = plan.actions[idx]
@@ -105,7 +129,11 @@ impl Scheduler<'_> {
                                 }
                                 None => None,
                             };
-                            let remote_hit = fetched.is_some();
+                            let source = if fetched.is_some() {
+                                Source::RemoteCache
+                            } else {
+                                Source::Local
+                            };
                             let outcome = match fetched {
                                 Some(result) => RunOutcome::Done(result),
                                 None => runner.run(&plan.actions[idx], &inputs),
@@ -113,7 +141,7 @@ impl Scheduler<'_> {
                             Done::Executed {
                                 idx,
                                 outcome,
-                                remote: remote_hit,
+                                source,
                                 worker: w + 1,
                                 start,
                                 end: clock.now(),
@@ -137,9 +165,27 @@ impl Scheduler<'_> {
                 }
             }));
         }
+        if let Some(ex) = &self.opts.executor {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            for w in 0..self.opts.jobs.max(1) {
+                let rx = rx.clone();
+                let tx = done_tx.clone();
+                let ex = ex.clone();
+                let blobs = self.blobs.clone();
+                let plan = self.plan.clone();
+                let clock = self.clock.clone();
+                let stop = self.stop.clone();
+                let root = self.root.to_path_buf();
+                workers.push(std::thread::spawn(move || {
+                    remote_worker(local + w + 1, &rx, &tx, &ex, &blobs, &plan, &*clock, &stop, &root)
+                }));
+            }
+            self.remote_tx = Some(tx);
+        }
         // Wait for every worker's isolation report (the first decides the summary).
         let mut isolations = Vec::new();
-        while isolations.len() < self.opts.jobs.max(1) {
+        while isolations.len() < local {
             match done_rx.recv() {
                 Ok(Done::Ready(iso)) => isolations.push(iso),
                 _ => break,
@@ -158,9 +204,104 @@ impl Scheduler<'_> {
         workers: &mut Vec<std::thread::JoinHandle<()>>,
     ) {
         self.start_workers(runners, done_tx, done_rx, workers);
-        if let Some(tx) = &self.job_tx {
+        let remote = match &job {
+            Job::Execute { idx, .. } => self.runs_remotely(*idx),
+            Job::Verify { .. } => false,
+        };
+        let tx = if remote { &self.remote_tx } else { &self.job_tx };
+        if let Some(tx) = tx {
             let _ = tx.send(job);
             self.in_flight += 1;
+        }
+    }
+
+    /// How many workers run actions on this machine.
+    pub(super) fn local_workers(&self) -> usize {
+        if self.opts.executor.is_some() {
+            self.opts.local_jobs.max(1)
+        } else {
+            self.opts.jobs.min(self.opts.local_jobs).max(1)
+        }
+    }
+
+    /// Whether action `idx` goes to the remote executor now.
+    pub(super) fn runs_remotely(&self, idx: usize) -> bool {
+        self.opts.executor.as_ref().is_some_and(|ex| {
+            ex.is_on() && RemoteExecutor::eligible(&self.plan.actions[idx])
+        })
+    }
+}
+
+/// A worker that sends actions to the remote executor (no sandbox of its
+/// own: it only reads inputs and stores outputs).
+#[allow(clippy::too_many_arguments)]
+fn remote_worker(
+    worker: usize,
+    rx: &Mutex<Receiver<Job>>,
+    tx: &Sender<Done>,
+    ex: &RemoteExecutor,
+    blobs: &kiln_cache::Blobs,
+    plan: &crate::plan::Plan,
+    clock: &dyn super::clock::Clock,
+    stop: &std::sync::atomic::AtomicBool,
+    root: &std::path::Path,
+) {
+    loop {
+        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(job) = job else { break };
+        let start = clock.now();
+        let Job::Execute {
+            idx,
+            inputs,
+            key,
+            tools,
+        } = job
+        else {
+            continue;
+        };
+        if stop.load(Ordering::SeqCst) {
+            if tx.send(Done::Dropped { idx }).is_err() {
+                break;
+            }
+            continue;
+        }
+        let msg = match ex.execute(&plan.actions[idx], &inputs, &tools, root, blobs, stop) {
+            RemoteOutcome::Unavailable(_) if stop.load(Ordering::SeqCst) => Done::Dropped { idx },
+            RemoteOutcome::Unavailable(why) => Done::RemoteLost {
+                job: Job::Execute {
+                    idx,
+                    inputs,
+                    key,
+                    tools,
+                },
+                why,
+            },
+            RemoteOutcome::Done {
+                result,
+                cached,
+                timing,
+            } => Done::Executed {
+                idx,
+                outcome: RunOutcome::Done(result),
+                source: Source::RemoteExec { cached, timing },
+                worker,
+                start,
+                end: clock.now(),
+            },
+            RemoteOutcome::Failed { message, log } => Done::Executed {
+                idx,
+                outcome: RunOutcome::Failed { message, log },
+                source: Source::RemoteExec {
+                    cached: false,
+                    timing: RemoteTiming::default(),
+                },
+                worker,
+                start,
+                end: clock.now(),
+            },
+        };
+        if tx.send(msg).is_err() {
+            break;
         }
     }
 }

@@ -185,6 +185,16 @@ pub fn build(
 /// Add a build's remote cache traffic to the cache's counters (for
 /// `kiln cache stats`).
 pub fn record_remote_traffic(cache: &Cache, opts: &ExecOptions) {
+    if let Some(x) = &opts.executor {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = &x.traffic;
+        let _ = cache.add_counters(&[
+            ("remote_executed", t.executed.load(Relaxed)),
+            ("remote_exec_cached", t.cached.load(Relaxed)),
+            ("remote_bytes_down", t.bytes_down.load(Relaxed)),
+            ("remote_bytes_up", t.bytes_up.load(Relaxed)),
+        ]);
+    }
     if let Some(r) = &opts.remote {
         use std::sync::atomic::Ordering::Relaxed;
         let t = &r.traffic;
@@ -213,6 +223,7 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
             "executed": r.executed,
             "local_hits": r.local_hits,
             "remote_hits": r.remote_hits,
+            "remote_executed": r.remote_executed,
             "failed": r.failed,
         },
         "outputs": outputs,
