@@ -860,3 +860,29 @@ sh_test(name = "data_test", src = "//t:data.sh", data = [":broken"])
         "{err}"
     );
 }
+
+#[test]
+fn a_rule_timeout_kills_the_command() {
+    let ws = Ws::new("timeout");
+    ws.write(
+        "t/BUILD.star",
+        concat!(
+            "genrule(name = \"slow\", outs = [\"slow.txt\"], cmd = \"(sleep 60; echo late > $@) & sleep 60\", timeout = 1)\n",
+            "genrule(name = \"quick\", outs = [\"quick.txt\"], cmd = \"echo ok > $@\", timeout = 30)\n",
+            "genrule(name = \"bad\", outs = [\"bad.txt\"], cmd = \"true\", timeout = -1)\n",
+        ),
+    );
+    let t = Instant::now();
+    let (code, _, err) = ws.build(&["//t:slow"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("timed out after 1 s"), "{err}");
+    // The whole process group is killed, the background job too.
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(!ws.root().join("kiln-out/t/slow.txt").exists());
+    assert_eq!(ws.executed(&["//t:quick"]), 1);
+    assert_eq!(ws.read("kiln-out/t/quick.txt"), "ok\n");
+    let (code, _, err) = ws.build(&["//t:bad"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("t/BUILD.star:3"), "{err}");
+    assert!(err.contains("must be positive"), "{err}");
+}

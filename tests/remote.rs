@@ -1,8 +1,10 @@
-//! Remote caches against real servers started here: BuildGrid (REAPI v2
-//! over gRPC, from PyPI) and nginx with WebDAV PUT (Bazel's HTTP cache
-//! protocol). Two caches share results through the server; faults (server
-//! down, killed mid-build, a corrupted blob) never fail a build. Needs
-//! `.ci/setup` (it installs both servers).
+//! Remote caches and remote execution against real servers started here:
+//! BuildGrid (REAPI v2 over gRPC, from PyPI), nginx with WebDAV PUT (Bazel's
+//! HTTP cache protocol) and buildbox-casd with buildbox-run (a REAPI
+//! execution service). Two caches share results through the server; cache
+//! faults (server down, killed mid-build, a corrupted blob) never fail a
+//! build; actions run on the executor give the bytes a local build gives.
+//! Needs `.ci/setup` (it installs the servers).
 
 // Integration tests drive the `kiln` binary and the servers directly.
 #![allow(clippy::disallowed_methods)]
@@ -114,6 +116,21 @@ fn nginx(root: &Path) -> Server {
         .spawn()
         .expect("tests/support/remote/nginx.sh (run .ci/setup)");
     wait_listening(port, "nginx");
+    Server(child, port, log)
+}
+
+/// buildbox-casd serving CAS, ActionCache and Execution (two actions at a
+/// time) with its cache in a fresh directory the script removes.
+fn buildbox() -> Server {
+    let port = free_port();
+    let (log, file) = server_log("buildbox", port);
+    let child = Command::new(repo().join("tests/support/remote/buildbox.sh"))
+        .args(["serve", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("tests/support/remote/buildbox.sh (run .ci/setup)");
+    wait_listening(port, "buildbox-casd");
     Server(child, port, log)
 }
 
@@ -352,5 +369,227 @@ fn server_down_at_start_or_killed_mid_build() {
             fs::read_to_string(ws.join(format!("kiln-out/p/g{i}.txt"))).unwrap(),
             format!("{i}\n")
         );
+    }
+}
+
+/// The benchmark graph's shape, `p` packages of `t` genrules: `//pK:tI`
+/// reads `sI.txt` and the outputs of `(K-1, I)` and `(K-1, (7I+3) mod t)`.
+fn graph_workspace(to: &Path, p: usize, t: usize) {
+    fs::create_dir_all(to).unwrap();
+    fs::write(to.join("kiln.toml"), "").unwrap();
+    fs::write(to.join("BUILD.star"), "").unwrap();
+    for k in 0..p {
+        let dir = to.join(format!("p{k}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut b = String::new();
+        for i in 0..t {
+            fs::write(dir.join(format!("s{i}.txt")), format!("source {k} {i}\n")).unwrap();
+            let mut srcs = vec![format!("\"s{i}.txt\"")];
+            if k > 0 {
+                srcs.push(format!("\"//p{}:t{i}\"", k - 1));
+                let j = (7 * i + 3) % t;
+                if j != i {
+                    srcs.push(format!("\"//p{}:t{j}\"", k - 1));
+                }
+            }
+            b.push_str(&format!(
+                "genrule(name = \"t{i}\", srcs = [{}], outs = [\"t{i}.out\"], cmd = \"cat $(SRCS) | cksum > $@; echo {k}.{i} >> $@\")\n",
+                srcs.join(", ")
+            ));
+        }
+        fs::write(dir.join("BUILD.star"), b).unwrap();
+    }
+}
+
+fn explain(ws: &Path, cache: &Path, label: &str, extra: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("explain")
+        .arg(label)
+        .args(extra)
+        .arg("--cache-dir")
+        .arg(cache)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn executor_runs_a_graph_like_a_local_build() {
+    let _serial = serial();
+    let tmp = Tmp(std::env::temp_dir().join(format!("kiln-remote-exec-{}", std::process::id())));
+    let (local, remote) = (tmp.0.join("local"), tmp.0.join("remote"));
+    graph_workspace(&local, 20, 20);
+    graph_workspace(&remote, 20, 20);
+    let (code, s, err) = build(&local, &tmp.0.join("cache-local"), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 400, "{err}");
+    assert_eq!(s["actions"]["remote_executed"], 0, "{s}");
+
+    let server = buildbox();
+    let url = format!("grpc://127.0.0.1:{}", server.1);
+    let cache = tmp.0.join("cache-remote");
+    let args = ["--remote-executor", url.as_str(), "-j", "16"];
+    let (code, s, err) = build(&remote, &cache, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 400, "{s}\n{err}");
+    assert_eq!(s["actions"]["remote_executed"], 400, "{s}\n{err}");
+    assert!(!err.contains("WARNING"), "{err}");
+    let (a, b) = (outputs(&local), outputs(&remote));
+    assert_eq!(a.len(), 400);
+    assert!(a == b, "remote outputs differ from the local build's");
+    let why = explain(&remote, &cache, "//p3:t4", &["--remote-executor", &url]);
+    assert!(why.contains("remotely"), "{why}");
+
+    // Again: up to date. From a fresh checkout and an empty local cache:
+    // every action comes from the executor's action cache.
+    let (code, s, err) = build(&remote, &cache, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}");
+    let again = tmp.0.join("again");
+    graph_workspace(&again, 20, 20);
+    let (code, s, err) = build(&again, &tmp.0.join("cache-again"), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
+    assert_eq!(s["actions"]["remote_hits"], 400, "{s}\n{err}");
+    assert!(outputs(&again) == a);
+
+    // An edit of p17/s5.txt re-runs exactly its dependents, remotely:
+    // (17,5), then (18,5) and (18,i) for 7i+3 = 5 mod 20 (i = 6), and so on.
+    fs::write(remote.join("p17/s5.txt"), "edited ünïcode\n").unwrap();
+    let mut dirty = std::collections::BTreeSet::from([5usize]);
+    let mut expected = 1;
+    for _ in 18..20 {
+        let next: std::collections::BTreeSet<usize> = (0..20)
+            .filter(|&i| dirty.contains(&i) || dirty.contains(&((7 * i + 3) % 20)))
+            .collect();
+        expected += next.len();
+        dirty = next;
+    }
+    let (code, s, err) = build(&remote, &cache, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], expected as u64, "{s}\n{err}");
+    assert_eq!(s["actions"]["remote_executed"], expected as u64, "{s}");
+    let out = fs::read_to_string(remote.join("kiln-out/p17/t5.out")).unwrap();
+    assert!(out.ends_with("17.5\n"), "{out}");
+    assert_ne!(out.as_bytes(), &a["p17/t5.out"][..]);
+}
+
+#[test]
+fn executor_failures_and_faults() {
+    let _serial = serial();
+    let tmp =
+        Tmp(std::env::temp_dir().join(format!("kiln-remote-exec-faults-{}", std::process::id())));
+    let ws = tmp.0.join("ws");
+    fs::create_dir_all(ws.join("p")).unwrap();
+    fs::write(ws.join("kiln.toml"), "").unwrap();
+    fs::write(ws.join("BUILD.star"), "").unwrap();
+    fs::write(ws.join("p/in.txt"), "declared\n").unwrap();
+    fs::write(
+        ws.join("p/BUILD.star"),
+        concat!(
+            "genrule(name = \"fail\", outs = [\"f.txt\"], cmd = \"echo 'it broke: ünïcode' >&2; exit 3\")\n",
+            "genrule(name = \"sneaky\", outs = [\"s.txt\"], cmd = \"cat p/in.txt > $@\")\n",
+            "genrule(name = \"slow\", outs = [\"t.txt\"], cmd = \"sleep 30; echo > $@\", timeout = 1)\n",
+        ),
+    )
+    .unwrap();
+    let server = buildbox();
+    let url = format!("grpc://127.0.0.1:{}", server.1);
+    let cache = tmp.0.join("cache");
+
+    // A failing command: exit 1 with its stderr, not re-run locally.
+    let (code, s, err) = build(&ws, &cache, &["--remote-executor", &url, "//p:fail"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("it broke: ünïcode"), "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}");
+    assert!(!ws.join("kiln-out/p/f.txt").exists());
+
+    // An undeclared input fails remotely as it does locally.
+    let (code, _, local_err) = build(&ws, &tmp.0.join("cache-local"), &["//p:sneaky"]);
+    assert_eq!(code, 1, "{local_err}");
+    let (code, _, err) = build(&ws, &cache, &["--remote-executor", &url, "//p:sneaky"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("p/in.txt"), "{err}");
+    assert!(!ws.join("kiln-out/p/s.txt").exists());
+
+    // The rule's timeout reaches the executor.
+    let t = Instant::now();
+    let (code, _, err) = build(&ws, &cache, &["--remote-executor", &url, "//p:slow"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("timed out after 1 s"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
+    drop(server);
+
+    // Nothing listens: without fallback, exit 1 naming the endpoint.
+    let gone = format!("grpc://127.0.0.1:{}", free_port());
+    let w2 = tmp.0.join("down");
+    slow_workspace(&w2, 4);
+    let (code, _, err) = build(
+        &w2,
+        &tmp.0.join("cache-down"),
+        &["--remote-executor", &gone],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&gone[7..]), "{err}");
+    assert!(!w2.join("kiln-out/p/g0.txt").exists());
+
+    // Killed mid-build, with and without fallback.
+    for fallback in [true, false] {
+        let w = tmp.0.join(format!("killed-{fallback}"));
+        slow_workspace(&w, 40);
+        let mut server = buildbox();
+        let url = format!("grpc://127.0.0.1:{}", server.1);
+        let c = tmp.0.join(format!("cache-killed-{fallback}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.args([
+            "build",
+            "--progress",
+            "none",
+            "-j4",
+            "--remote-executor",
+            &url,
+        ]);
+        if fallback {
+            cmd.arg("--remote-local-fallback");
+        }
+        let kiln = cmd
+            .arg("--cache-dir")
+            .arg(&c)
+            .current_dir(&w)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = server.0.kill();
+        let o = kiln.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if fallback {
+            assert!(o.status.success(), "{err}");
+            assert_eq!(err.matches("WARNING").count(), 1, "{err}");
+            for i in 0..40 {
+                assert_eq!(
+                    fs::read_to_string(w.join(format!("kiln-out/p/g{i}.txt"))).unwrap(),
+                    format!("{i}\n")
+                );
+            }
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains(&url[7..]), "{err}");
+            // What is in kiln-out is whole; a rebuild without the executor
+            // completes it.
+            for i in 0..40 {
+                if let Ok(t) = fs::read_to_string(w.join(format!("kiln-out/p/g{i}.txt"))) {
+                    assert_eq!(t, format!("{i}\n"));
+                }
+            }
+            let (code, _, err) = build(&w, &c, &[]);
+            assert_eq!(code, 0, "{err}");
+        }
     }
 }

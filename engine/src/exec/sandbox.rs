@@ -24,7 +24,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
 
@@ -406,6 +408,26 @@ impl Sandbox {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(slot, child.id() as i32);
+                // The rule's timeout: a watchdog kills the process group
+                // when it passes (and is told by `done` when it need not).
+                let timed_out = Arc::new(AtomicBool::new(false));
+                let watchdog = r.timeout.map(|secs| {
+                    let (done, wait) = mpsc::channel::<()>();
+                    let pgid = child.id() as i32;
+                    let flag = timed_out.clone();
+                    let t = std::thread::spawn(move || {
+                        if let Err(mpsc::RecvTimeoutError::Timeout) =
+                            wait.recv_timeout(Duration::from_secs(secs))
+                        {
+                            flag.store(true, Ordering::SeqCst);
+                            let _ = nix::sys::signal::killpg(
+                                nix::unistd::Pid::from_raw(pgid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                    });
+                    (done, t)
+                });
                 let mut tail: Vec<u8> = Vec::new();
                 let mut buf = [0u8; 16 * 1024];
                 loop {
@@ -420,6 +442,10 @@ impl Sandbox {
                     }
                 }
                 let status = child.wait();
+                if let Some((done, t)) = watchdog {
+                    drop(done);
+                    let _ = t.join();
+                }
                 running
                     .0
                     .lock()
@@ -430,6 +456,15 @@ impl Sandbox {
                     tail.drain(..tail.len() - LOG_TAIL);
                 }
                 log = String::from_utf8_lossy(&tail).into_owned();
+                if timed_out.load(Ordering::SeqCst) {
+                    return Ok(RunOutcome::Failed {
+                        message: format!(
+                            "the command timed out after {} s (the rule's `timeout`) and was killed",
+                            r.timeout.unwrap_or_default()
+                        ),
+                        log,
+                    });
+                }
                 if !status.success() {
                     let how = match (status.code(), status.signal()) {
                         (Some(c), _) => format!("exited with status {c}"),

@@ -287,6 +287,14 @@ impl Scheduler<'_> {
                     return Ok(());
                 };
                 let first = ex.lost(&why);
+                if let Some(r) = self
+                    .opts
+                    .remote
+                    .as_ref()
+                    .filter(|r| r.options.url == ex.url)
+                {
+                    r.lost_with_executor();
+                }
                 if self.report.interrupted {
                     self.status[idx] = Status::Waiting;
                     return Ok(());
@@ -344,15 +352,19 @@ impl Scheduler<'_> {
                                 );
                                 self.record(idx, Outcome::Restored);
                                 self.report.remote_hits += 1;
-                                self.progress
-                                    .line(&self.plan.actions[idx], " (remote cache)", e - s);
+                                self.progress.line(
+                                    &self.plan.actions[idx],
+                                    " (remote cache)",
+                                    e - s,
+                                );
                             } else {
                                 self.reasons[idx] =
                                     format!("executed remotely on {url} ({})", self.reasons[idx]);
                                 self.record(idx, Outcome::Executed);
                                 self.report.executed += 1;
                                 self.report.remote_executed += 1;
-                                self.progress.line(&self.plan.actions[idx], " (remote)", e - s);
+                                self.progress
+                                    .line(&self.plan.actions[idx], " (remote)", e - s);
                             }
                             self.remote_event(idx, worker, s, e, key, *cached, timing);
                         } else if let Source::RemoteCache = source {
@@ -570,7 +582,11 @@ impl Scheduler<'_> {
         if self.opts.profile.is_none() {
             return;
         }
-        let cat = if cached { "remote_hit" } else { "remote_executed" };
+        let cat = if cached {
+            "remote_hit"
+        } else {
+            "remote_executed"
+        };
         let a = &self.plan.actions[i];
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         self.events.push(serde_json::json!({

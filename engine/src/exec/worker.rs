@@ -38,10 +38,7 @@ pub(super) enum Source {
     /// Found in the remote cache.
     RemoteCache,
     /// Sent to the remote executor (which may have answered from its cache).
-    RemoteExec {
-        cached: bool,
-        timing: RemoteTiming,
-    },
+    RemoteExec { cached: bool, timing: RemoteTiming },
 }
 
 /// What a worker sends back.
@@ -178,7 +175,17 @@ impl Scheduler<'_> {
                 let stop = self.stop.clone();
                 let root = self.root.to_path_buf();
                 workers.push(std::thread::spawn(move || {
-                    remote_worker(local + w + 1, &rx, &tx, &ex, &blobs, &plan, &*clock, &stop, &root)
+                    remote_worker(
+                        local + w + 1,
+                        &rx,
+                        &tx,
+                        &ex,
+                        &blobs,
+                        &plan,
+                        &*clock,
+                        &stop,
+                        &root,
+                    )
                 }));
             }
             self.remote_tx = Some(tx);
@@ -208,7 +215,11 @@ impl Scheduler<'_> {
             Job::Execute { idx, .. } => self.runs_remotely(*idx),
             Job::Verify { .. } => false,
         };
-        let tx = if remote { &self.remote_tx } else { &self.job_tx };
+        let tx = if remote {
+            &self.remote_tx
+        } else {
+            &self.job_tx
+        };
         if let Some(tx) = tx {
             let _ = tx.send(job);
             self.in_flight += 1;
@@ -226,9 +237,10 @@ impl Scheduler<'_> {
 
     /// Whether action `idx` goes to the remote executor now.
     pub(super) fn runs_remotely(&self, idx: usize) -> bool {
-        self.opts.executor.as_ref().is_some_and(|ex| {
-            ex.is_on() && RemoteExecutor::eligible(&self.plan.actions[idx])
-        })
+        self.opts
+            .executor
+            .as_ref()
+            .is_some_and(|ex| ex.is_on() && RemoteExecutor::eligible(&self.plan.actions[idx]))
     }
 }
 

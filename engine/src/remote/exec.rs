@@ -147,7 +147,10 @@ enum Source {
 impl RemoteExecutor {
     /// A client for `options.url` (`grpc://` or `grpcs://`; no connection
     /// is made yet).
-    pub fn new(options: &RemoteOptions, fallback: bool) -> Result<RemoteExecutor, RemoteSetupError> {
+    pub fn new(
+        options: &RemoteOptions,
+        fallback: bool,
+    ) -> Result<RemoteExecutor, RemoteSetupError> {
         let url = options.url.clone();
         let client = RemoteSetupError::Client;
         let grpc = if let Some(rest) = url.strip_prefix("grpc://") {
@@ -245,7 +248,10 @@ impl RemoteExecutor {
             if let Err(e) = self.upload(hf, &prepared) {
                 return RemoteOutcome::Unavailable(e);
             }
-            let resp = match self.grpc.execute(&prepared.action_digest, skip_cache, cancel) {
+            let resp = match self
+                .grpc
+                .execute(&prepared.action_digest, skip_cache, cancel)
+            {
                 ExecuteEnd::Done(r) => r,
                 ExecuteEnd::Lost(e) => return RemoteOutcome::Unavailable(e),
                 ExecuteEnd::Error(s) => {
@@ -342,7 +348,13 @@ impl RemoteExecutor {
         }
         // Children before parents: deepest paths first.
         let mut order: Vec<String> = dirs.keys().cloned().collect();
-        order.sort_by_key(|p| std::cmp::Reverse(if p.is_empty() { 0 } else { p.matches('/').count() + 1 }));
+        order.sort_by_key(|p| {
+            std::cmp::Reverse(if p.is_empty() {
+                0
+            } else {
+                p.matches('/').count() + 1
+            })
+        });
         let mut digests: HashMap<String, WireDigest> = HashMap::new();
         for p in order {
             let dir = &dirs[&p];
@@ -484,9 +496,8 @@ impl RemoteExecutor {
             }
             let bytes = match src {
                 Source::Bytes(b) => b.as_ref().clone(),
-                Source::File(path, local) => read_checked(path, local).map_err(|e| {
-                    format!("reading `{}` to upload it: {e}", path.display())
-                })?,
+                Source::File(path, local) => read_checked(path, local)
+                    .map_err(|e| format!("reading `{}` to upload it: {e}", path.display()))?,
             };
             n += bytes.len() as u64;
             send.push((d.clone(), bytes));
@@ -535,7 +546,9 @@ impl RemoteExecutor {
                         out.append(&mut b[0]);
                     }
                     Ok(_) => out.extend_from_slice(b"(the log blob does not match its digest)\n"),
-                    Err(e) => out.extend_from_slice(format!("(cannot fetch the log: {e})\n").as_bytes()),
+                    Err(e) => {
+                        out.extend_from_slice(format!("(cannot fetch the log: {e})\n").as_bytes())
+                    }
                 }
             }
         }
@@ -679,7 +692,11 @@ fn store(blobs: &Blobs, bytes: &[u8], d: &Digest, executable: bool) -> Result<()
     let tmp = blobs.temp_path("remote-exec");
     let r = std::fs::write(&tmp, bytes)
         .map_err(|e| e.to_string())
-        .and_then(|()| blobs.put_file(&tmp, d, executable).map_err(|e| e.to_string()));
+        .and_then(|()| {
+            blobs
+                .put_file(&tmp, d, executable)
+                .map_err(|e| e.to_string())
+        });
     let _ = std::fs::remove_file(&tmp);
     r
 }
@@ -708,7 +725,10 @@ fn add_dirs(dirs: &mut BTreeMap<String, Dir>, dir: &str) -> Result<(), String> {
             return Err(format!("input directory `{dir}` is not a normalized path"));
         }
         let next = join(&cur, part);
-        dirs.entry(cur.clone()).or_default().subdirs.insert(part.to_owned());
+        dirs.entry(cur.clone())
+            .or_default()
+            .subdirs
+            .insert(part.to_owned());
         dirs.entry(next.clone()).or_default();
         cur = next;
     }
@@ -768,6 +788,9 @@ fn timing_of(m: Option<&proto::ExecutedActionMetadata>) -> RemoteTiming {
     RemoteTiming {
         worker: m.worker.clone(),
         queue: span(&m.queued_timestamp, &m.worker_start_timestamp),
-        exec: span(&m.execution_start_timestamp, &m.execution_completed_timestamp),
+        exec: span(
+            &m.execution_start_timestamp,
+            &m.execution_completed_timestamp,
+        ),
     }
 }

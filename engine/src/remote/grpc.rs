@@ -28,7 +28,8 @@ const BATCH_READ: &str =
     "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs";
 const EXECUTE: &str = "/build.bazel.remote.execution.v2.Execution/Execute";
 const WAIT_EXECUTION: &str = "/build.bazel.remote.execution.v2.Execution/WaitExecution";
-const EXECUTE_RESPONSE: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteResponse";
+const EXECUTE_RESPONSE: &str =
+    "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteResponse";
 const BS_READ: &str = "/google.bytestream.ByteStream/Read";
 const BS_WRITE: &str = "/google.bytestream.ByteStream/Write";
 
@@ -90,7 +91,10 @@ impl Grpc {
         }
         let (channel, stream_channel) = {
             let _guard = rt.enter();
-            (ep.clone().timeout(o.timeout).connect_lazy(), ep.connect_lazy())
+            (
+                ep.clone().timeout(o.timeout).connect_lazy(),
+                ep.connect_lazy(),
+            )
         };
         let mut headers = Vec::new();
         for (k, v) in &o.headers {
@@ -362,7 +366,8 @@ impl Grpc {
                 };
                 loop {
                     // Polled so that an interrupted build stops waiting.
-                    let next = tokio::time::timeout(Duration::from_millis(100), stream.message()).await;
+                    let next =
+                        tokio::time::timeout(Duration::from_millis(100), stream.message()).await;
                     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
                         return Err(Status::cancelled("interrupted"));
                     }
@@ -394,7 +399,8 @@ impl Grpc {
                             message: format!("unexpected operation response `{}`", any.type_url),
                         });
                     }
-                    return match <proto::ExecuteResponse as prost::Message>::decode(&any.value[..]) {
+                    return match <proto::ExecuteResponse as prost::Message>::decode(&any.value[..])
+                    {
                         Ok(resp) => ExecuteEnd::Done(resp),
                         Err(e) => ExecuteEnd::Error(proto::Status {
                             code: Code::Internal as i32,
@@ -405,14 +411,23 @@ impl Grpc {
                 Err(_) if cancel.load(std::sync::atomic::Ordering::SeqCst) => {
                     return ExecuteEnd::Lost("interrupted".to_owned());
                 }
-                Ok(None) => last_error = "the operation stream ended before the action finished".to_owned(),
-                Err(s) if transient(&s) || s.code() == Code::Unknown || s.code() == Code::Cancelled => {
+                Ok(None) => {
+                    last_error = "the operation stream ended before the action finished".to_owned()
+                }
+                Err(s)
+                    if transient(&s)
+                        || s.code() == Code::Unknown
+                        || s.code() == Code::Cancelled =>
+                {
                     last_error = describe(s)
                 }
                 // NOT_FOUND on WaitExecution: the server forgot the
                 // operation (it restarted); anything else is final.
                 Err(s) if name.is_some() && s.code() == Code::NotFound => {
-                    return ExecuteEnd::Lost(format!("the server lost the operation: {}", describe(s)));
+                    return ExecuteEnd::Lost(format!(
+                        "the server lost the operation: {}",
+                        describe(s)
+                    ));
                 }
                 Err(s) => {
                     return ExecuteEnd::Error(proto::Status {

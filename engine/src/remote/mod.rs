@@ -127,6 +127,8 @@ pub struct RemoteCache {
     /// The options it was made with.
     pub options: RemoteOptions,
     off: AtomicBool,
+    /// Switched off with an executor on the same endpoint, which said why.
+    quiet: AtomicBool,
     warning: Mutex<Option<String>>,
     /// What went over the wire.
     pub traffic: Traffic,
@@ -166,13 +168,24 @@ impl RemoteCache {
             backend,
             options,
             off: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
             warning: Mutex::new(None),
             traffic: Traffic::default(),
         })
     }
 
+    /// The remote executor on this cache's endpoint was lost and has
+    /// warned: stop using the cache too, without a second warning.
+    pub fn lost_with_executor(&self) {
+        self.quiet.store(true, Ordering::SeqCst);
+        self.off.store(true, Ordering::SeqCst);
+    }
+
     /// The first problem met, if any (printed once by the CLI).
     pub fn warning(&self) -> Option<String> {
+        if self.quiet.load(Ordering::SeqCst) {
+            return None;
+        }
         self.warning
             .lock()
             .unwrap_or_else(|e| e.into_inner())

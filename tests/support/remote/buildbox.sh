@@ -130,8 +130,9 @@ install_bwrap() {
 }
 
 setup() {
-    have_binaries || extract_binaries
+    # bwrap first: `buildbox-run --version` fails without it.
     find_bwrap >/dev/null || install_bwrap
+    have_binaries || extract_binaries
     local bwrap
     bwrap="$(find_bwrap)" || die "bwrap not found after installing bubblewrap"
     # The namespaces buildbox-run asks for. Without user namespaces (some

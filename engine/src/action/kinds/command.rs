@@ -12,7 +12,7 @@ use starlark::starlark_module;
 use starlark::values::Value;
 use starlark::values::dict::DictRef;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
-use starlark::values::none::NoneType;
+use starlark::values::none::{NoneOr, NoneType};
 
 use super::{ActionKind, ExecContext, Execution, Kind, get_strs, put_strs};
 use crate::action::key::KeyEncoder;
@@ -186,7 +186,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
         #[starlark(require = named, default = false)] network: bool,
         #[starlark(require = named)] exec_properties: Option<Value<'v>>,
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
-        #[starlark(require = named)] timeout: Option<i32>,
+        #[starlark(require = named, default = NoneOr::None)] timeout: NoneOr<i32>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let mut tools = tools.map(|t| t.items).unwrap_or_default();
@@ -246,7 +246,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
                 }
             }
         }
-        let timeout = match timeout {
+        let timeout = match timeout.into_option() {
             None => None,
             Some(t) if t > 0 => Some(t as u64),
             Some(t) => anyhow::bail!("`timeout` is in seconds and must be positive, got {t}"),
