@@ -12,7 +12,16 @@ and, with --pylon, on the example //:pylon, for each protocol:
 plus ninja's clean build of the same graph for scale, and the bytes each
 build moved (from `kiln cache stats`). Servers need .ci/setup.
 
-usage: tests/bench/remote.py [--kiln PATH] [--gen PATH] [-j N] [--pylon] [--packages N] [--targets N]
+With --exec, remote *execution* figures instead, on the same graph: a clean
+local build, clean builds on buildbox-casd (a fresh server with an empty
+cache for each, running as many actions at a time as kiln sends) with -j 2,
+8 and 32, and ninja's clean build. For each executor build, from its
+--profile: the time per action the executor's metadata does not account for
+(kiln's round trip minus the server's queue and execution spans: upload,
+FindMissingBlobs, Execute, the server's input staging and output capture,
+the download).
+
+usage: tests/bench/remote.py [--kiln PATH] [--gen PATH] [-j N] [--pylon] [--exec] [--packages N] [--targets N]
 """
 import argparse
 import json
@@ -78,6 +87,63 @@ def scenarios(a, tmp, name, make_ws, url, targets):
     return rows
 
 
+def exec_figures(a, tmp, gen, ninja_clean):
+    n = a.packages * a.targets
+    print(f"{a.packages}x{a.targets} graph ({n} actions); ninja -j{a.j} clean build: {ninja_clean:.2f}s")
+    print(f"{'build':<30} {'time':>8} {'per action':>11} {'remote':>7} {'overhead/action (median, p90)':>31}  bytes")
+
+    def run(label, extra):
+        ws = os.path.join(tmp, label.replace(" ", "_"))
+        shutil.copytree(os.path.join(gen, "kiln"), ws)
+        cache, profile, summary = ws + ".cache", ws + ".profile.json", ws + ".summary.json"
+        t = time.perf_counter()
+        r = subprocess.run([a.kiln, "build", "--progress", "none", "--cache-dir", cache,
+                            "--profile", profile, "--summary-json", summary] + extra,
+                           cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        dt = time.perf_counter() - t
+        if r.returncode != 0 or "WARNING" in r.stderr:
+            sys.exit(f"kiln build {extra} failed or warned:\n{r.stderr}")
+        with open(summary) as f:
+            s = json.load(f)["actions"]
+        over = []
+        with open(profile) as f:
+            for e in json.load(f)["traceEvents"]:
+                args = e.get("args") or {}
+                if e.get("cat") == "remote_executed" and "exec_ms" in args:
+                    over.append(e["dur"] / 1000 - (args["exec_ms"] or 0) - (args["queue_ms"] or 0))
+        stats = subprocess.run([a.kiln, "cache", "stats", "--cache-dir", cache], capture_output=True, text=True).stdout
+        c = dict(line.split(": ", 1) for line in stats.splitlines() if line.startswith("remote "))
+        o = ""
+        if over:
+            over.sort()
+            o = f"{over[len(over) // 2]:.1f} ms, {over[len(over) * 9 // 10]:.1f} ms"
+        traffic = f"up {c.get('remote bytes up', '0')}, down {c.get('remote bytes down', '0')}" if over else ""
+        print(f"{label:<30} {dt:>7.2f}s {dt / n * 1000:>8.1f} ms {s['remote_executed']:>7} {o:>31}  {traffic}",
+              flush=True)
+        shutil.rmtree(ws, ignore_errors=True)
+
+    run(f"local -j{a.j}", [f"-j{a.j}"])
+    for j in (2, 8, 32):
+        env = dict(os.environ, KILN_BUILDBOX_JOBS=str(j))
+        port = free_port()
+        p = subprocess.Popen([os.path.join(REPO, "tests/support/remote/buildbox.sh"), "serve", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            t = time.time()
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() - t > 60:
+                        sys.exit("buildbox-casd did not start")
+                    time.sleep(0.1)
+            run(f"executor -j{j} (casd --jobs={j})", ["--remote-executor", f"grpc://127.0.0.1:{port}", f"-j{j}"])
+        finally:
+            p.terminate()
+            p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", default=os.path.join(REPO, "target/release/kiln"))
@@ -87,6 +153,7 @@ def main():
     ap.add_argument("--packages", type=int, default=100)
     ap.add_argument("--targets", type=int, default=100)
     ap.add_argument("--pylon", action="store_true", help="also the example //:pylon (builds CPython twice)")
+    ap.add_argument("--exec", action="store_true", help="remote execution figures (buildbox-casd) instead")
     a = ap.parse_args()
     for what, path in (("kiln binary", a.kiln), ("generator", a.gen), ("ninja", a.ninja)):
         if not path or not os.path.exists(path):
@@ -100,6 +167,10 @@ def main():
         t = time.perf_counter()
         subprocess.run([a.ninja, f"-j{a.j}"], cwd=os.path.join(gen, "ninja"), check=True, capture_output=True)
         ninja_clean = time.perf_counter() - t
+
+        if a.exec:
+            exec_figures(a, tmp, gen, ninja_clean)
+            return
 
         def graph_ws(dest):
             shutil.copytree(os.path.join(gen, "kiln"), dest)
