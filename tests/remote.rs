@@ -593,3 +593,84 @@ fn executor_failures_and_faults() {
         }
     }
 }
+
+/// rustup's home (the Rust toolchain's files are under it), for the
+/// executor's sandboxes.
+fn rustup_home() -> PathBuf {
+    std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"))
+}
+
+#[test]
+fn executor_builds_the_pylon_like_a_local_build() {
+    let _serial = serial();
+    let tmp =
+        Tmp(std::env::temp_dir().join(format!("kiln-remote-exec-pylon-{}", std::process::id())));
+    let (a, b) = (tmp.0.join("local"), tmp.0.join("remote"));
+    example_workspace(&a);
+    example_workspace(&b);
+    // The local reference from kiln's own cache, which the wasm tests (or
+    // `.ci/pylon`) fill: cold only when they have not run.
+    let shared = support::shared_cache();
+    let (code, _, err) = build(&a, &shared, &["//:pylon"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The executor: the toolchains kiln's keys name (clang and wasi-libc
+    // under /usr, Rust under rustup's home) at the same paths.
+    let port = free_port();
+    let (log, file) = server_log("buildbox-pylon", port);
+    let home = rustup_home();
+    let child = Command::new(repo().join("tests/support/remote/buildbox.sh"))
+        .args(["serve", &port.to_string()])
+        .env(
+            "KILN_BUILDBOX_BIND",
+            format!("{}:{}", home.display(), home.display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("tests/support/remote/buildbox.sh (run .ci/setup)");
+    wait_listening(port, "buildbox-casd");
+    let _server = Server(child, port, log);
+    let url = format!("grpc://127.0.0.1:{port}");
+    let cache = tmp.0.join("cache");
+    let (code, s, err) = build(&b, &cache, &["--remote-executor", &url, "//:pylon"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("WARNING"), "{err}");
+    // Every spawned action ran on casd (CPython, zlib, the C compiles and
+    // links, cargo), the in-process ones and the network fetch here.
+    let actions = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "actions(deps(//:pylon))"])
+        .current_dir(&b)
+        .output()
+        .unwrap();
+    let actions = String::from_utf8_lossy(&actions.stdout).into_owned();
+    let spawned = actions
+        .split("\naction ")
+        .filter(|a| a.contains("\n  run: ") && !a.contains("\n  network: yes"))
+        .count() as u64;
+    assert!(spawned >= 10, "{actions}");
+    assert_eq!(s["actions"]["remote_executed"], spawned, "{s}\n{err}");
+    assert_eq!(s["actions"]["executed"], s["actions"]["total"], "{s}");
+    assert!(
+        fs::read(a.join("kiln-out/pylon.wasm")).unwrap()
+            == fs::read(b.join("kiln-out/pylon.wasm")).unwrap(),
+        "pylon.wasm differs from the local build's"
+    );
+    // `kiln run` with the executor: nothing to run, the pylon runs here.
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", "--remote-executor", &url, "--cache-dir"])
+        .arg(&cache)
+        .args(["//:pylon", "--", "-c", "import zlib, crc32c; print(hex(crc32c.crc32c(b'123456789')), zlib.crc32('abc'.encode()), 'ünï')"])
+        .current_dir(&b)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(out, "0xe3069283 891568578 ünï\n");
+}

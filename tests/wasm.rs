@@ -305,9 +305,7 @@ fn example_pylon_end_to_end() {
     // The slow parts (CPython, the Rust SQLite provider) come from kiln's
     // own cache when an earlier run (or `.ci/pylon`) filled it; cold on a
     // fresh CI machine.
-    let shared_cache = std::env::var_os("KILN_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kiln"));
+    let shared_cache = support::shared_cache();
     let (ok, err) = build(&a, &shared_cache, &["//..."]);
     assert!(ok, "{err}");
 

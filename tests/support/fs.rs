@@ -33,3 +33,12 @@ impl Drop for Tmp {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// kiln's own cache (`$KILN_CACHE_DIR`, else `~/.cache/kiln`), shared by the
+/// tests that build the heavy targets: each is built cold at most once,
+/// by whichever test (or `.ci/pylon`) comes first.
+pub fn shared_cache() -> PathBuf {
+    std::env::var_os("KILN_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kiln"))
+}
