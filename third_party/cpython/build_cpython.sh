@@ -41,8 +41,8 @@ ln -sfn /usr/include/wasm32-wasi "$sysroot/include"
 ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 
 mkdir -p "$tmp/zlib" "$tmp/pkgconfig" "$tmp/src"
-tar -xzf "$zlib_tar" -C "$tmp/zlib"
-tar -xzf "$py_tar" -C "$tmp/src" --strip-components=1
+tar --no-same-owner -xzf "$zlib_tar" -C "$tmp/zlib"
+tar --no-same-owner -xzf "$py_tar" -C "$tmp/src" --strip-components=1
 src=$tmp/src
 cd "$src"
 

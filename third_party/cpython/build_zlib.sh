@@ -17,7 +17,7 @@ ln -sfn /usr/include/wasm32-wasi "$sysroot/include"
 ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 
 mkdir "$tmp/src"
-tar -xf "$src_tar" -C "$tmp/src" --strip-components=1
+tar --no-same-owner -xf "$src_tar" -C "$tmp/src" --strip-components=1
 cd "$tmp/src"
 CC="clang --target=wasm32-wasi --sysroot=$sysroot" \
 CFLAGS="-O2 -ffile-prefix-map=$tmp=." \

@@ -81,9 +81,13 @@ impl Grpc {
         let mut ep = Endpoint::from_shared(uri.to_owned())
             .map_err(|e| format!("bad remote address `{uri}`: {e}"))?
             .connect_timeout(o.timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .keep_alive_while_idle(true);
+            // HTTP/2 pings catch a half-open connection under a long
+            // Execute stream. gRPC servers refuse pings more often than
+            // every 5 minutes on a stream that sends no data (GOAWAY "too
+            // many pings", as casd does during a 70 s action at a 10 s
+            // interval), so: just over that.
+            .http2_keep_alive_interval(Duration::from_secs(310))
+            .keep_alive_timeout(Duration::from_secs(20));
         if tls {
             ep = ep
                 .tls_config(ClientTlsConfig::new().with_native_roots())
