@@ -635,23 +635,65 @@ fn executor_builds_the_pylon_like_a_local_build() {
     let _server = Server(child, port, log);
     let url = format!("grpc://127.0.0.1:{port}");
     let cache = tmp.0.join("cache");
-    let (code, s, err) = build(&b, &cache, &["--remote-executor", &url, "//:pylon"]);
+    let profile = tmp.0.join("profile.json");
+    let (code, s, err) = build(
+        &b,
+        &cache,
+        &[
+            "--remote-executor",
+            &url,
+            "--profile",
+            profile.to_str().unwrap(),
+            "//:pylon",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("WARNING"), "{err}");
     // Every spawned action ran on casd (CPython, zlib, the C compiles and
-    // links, cargo), the in-process ones and the network fetch here.
-    let actions = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "actions(deps(//:pylon))"])
-        .current_dir(&b)
-        .output()
-        .unwrap();
-    let actions = String::from_utf8_lossy(&actions.stdout).into_owned();
-    let spawned = actions
-        .split("\naction ")
-        .filter(|a| a.contains("\n  run: ") && !a.contains("\n  network: yes"))
-        .count() as u64;
-    assert!(spawned >= 10, "{actions}");
-    assert_eq!(s["actions"]["remote_executed"], spawned, "{s}\n{err}");
+    // links, cargo); the in-process ones and the network fetch here.
+    let profile: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&profile).unwrap()).unwrap();
+    let mut local = std::collections::BTreeSet::new();
+    let mut remote = std::collections::BTreeSet::new();
+    for e in profile["traceEvents"].as_array().unwrap() {
+        let mnemonic = e["name"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        match e["cat"].as_str() {
+            Some("executed") => local.insert(mnemonic),
+            Some("remote_executed") => remote.insert(mnemonic),
+            _ => false,
+        };
+    }
+    let in_process = [
+        "Write",
+        "WitBindgenC",
+        "WitCheck",
+        "Componentize",
+        "Compose",
+        "InspectComponent",
+        "DynlinkPlan",
+        "DynlinkCheck",
+        "PackStdlib",
+        "CargoFetch",
+    ];
+    assert!(
+        local.iter().all(|m| in_process.contains(&m.as_str())),
+        "ran here: {local:?}"
+    );
+    for m in [
+        "CPythonBuild",
+        "ZlibBuild",
+        "CcCompile",
+        "CcLink",
+        "CargoBuild",
+    ] {
+        assert!(remote.contains(m), "{m} did not run remotely: {remote:?}");
+    }
     assert_eq!(s["actions"]["executed"], s["actions"]["total"], "{s}");
     assert!(
         fs::read(a.join("kiln-out/pylon.wasm")).unwrap()
