@@ -252,7 +252,7 @@ impl RemoteExecutor {
                 .grpc
                 .execute(&prepared.action_digest, skip_cache, cancel)
             {
-                ExecuteEnd::Done(r) => r,
+                ExecuteEnd::Done(r) => *r,
                 ExecuteEnd::Lost(e) => return RemoteOutcome::Unavailable(e),
                 ExecuteEnd::Error(s) => {
                     if retryable_missing(s.code) && !retried_missing {

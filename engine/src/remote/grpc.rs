@@ -313,7 +313,7 @@ impl Grpc {
 /// How following an `Execute` operation ended.
 pub enum ExecuteEnd {
     /// The operation finished with this response.
-    Done(proto::ExecuteResponse),
+    Done(Box<proto::ExecuteResponse>),
     /// The operation finished with an error (the action never ran to completion).
     Error(proto::Status),
     /// The server could not be reached, or went away and did not come back.
@@ -405,7 +405,7 @@ impl Grpc {
                     }
                     return match <proto::ExecuteResponse as prost::Message>::decode(&any.value[..])
                     {
-                        Ok(resp) => ExecuteEnd::Done(resp),
+                        Ok(resp) => ExecuteEnd::Done(Box::new(resp)),
                         Err(e) => ExecuteEnd::Error(proto::Status {
                             code: Code::Internal as i32,
                             message: format!("malformed ExecuteResponse: {e}"),
