@@ -120,12 +120,14 @@ fn nginx(root: &Path) -> Server {
 }
 
 /// buildbox-casd serving CAS, ActionCache and Execution (two actions at a
-/// time) with its cache in a fresh directory the script removes.
-fn buildbox() -> Server {
+/// time) with its cache in a fresh directory the script removes; `bind`
+/// is KILN_BUILDBOX_BIND (extra read-only paths in its sandboxes).
+fn buildbox(bind: &str) -> Server {
     let port = free_port();
     let (log, file) = server_log("buildbox", port);
     let child = Command::new(repo().join("tests/support/remote/buildbox.sh"))
         .args(["serve", &port.to_string()])
+        .env("KILN_BUILDBOX_BIND", bind)
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()
@@ -430,7 +432,7 @@ fn executor_runs_a_graph_like_a_local_build() {
     assert_eq!(s["actions"]["executed"], 400, "{err}");
     assert_eq!(s["actions"]["remote_executed"], 0, "{s}");
 
-    let server = buildbox();
+    let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
     let cache = tmp.0.join("cache-remote");
     let args = ["--remote-executor", url.as_str(), "-j", "16"];
@@ -498,7 +500,7 @@ fn executor_failures_and_faults() {
         ),
     )
     .unwrap();
-    let server = buildbox();
+    let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
     let cache = tmp.0.join("cache");
 
@@ -542,7 +544,7 @@ fn executor_failures_and_faults() {
     for fallback in [true, false] {
         let w = tmp.0.join(format!("killed-{fallback}"));
         slow_workspace(&w, 40);
-        let mut server = buildbox();
+        let mut server = buildbox("");
         let url = format!("grpc://127.0.0.1:{}", server.1);
         let c = tmp.0.join(format!("cache-killed-{fallback}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
@@ -618,21 +620,9 @@ fn executor_builds_the_pylon_like_a_local_build() {
 
     // The executor: the toolchains kiln's keys name (clang and wasi-libc
     // under /usr, Rust under rustup's home) at the same paths.
-    let port = free_port();
-    let (log, file) = server_log("buildbox-pylon", port);
     let home = rustup_home();
-    let child = Command::new(repo().join("tests/support/remote/buildbox.sh"))
-        .args(["serve", &port.to_string()])
-        .env(
-            "KILN_BUILDBOX_BIND",
-            format!("{}:{}", home.display(), home.display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("tests/support/remote/buildbox.sh (run .ci/setup)");
-    wait_listening(port, "buildbox-casd");
-    let _server = Server(child, port, log);
+    let server = buildbox(&format!("{}:{}", home.display(), home.display()));
+    let port = server.1;
     let url = format!("grpc://127.0.0.1:{port}");
     let cache = tmp.0.join("cache");
     let profile = tmp.0.join("profile.json");

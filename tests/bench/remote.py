@@ -45,9 +45,9 @@ def free_port():
     return port
 
 
-def start(cmd):
+def start(cmd, env=None):
     port = free_port()
-    p = subprocess.Popen(cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     t = time.time()
     while True:
         try:
@@ -125,19 +125,8 @@ def exec_figures(a, tmp, gen, ninja_clean):
     run(f"local -j{a.j}", [f"-j{a.j}"])
     for j in (2, 8, 32):
         env = dict(os.environ, KILN_BUILDBOX_JOBS=str(j))
-        port = free_port()
-        p = subprocess.Popen([os.path.join(REPO, "tests/support/remote/buildbox.sh"), "serve", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        p, port = start(lambda port: [os.path.join(REPO, "tests/support/remote/buildbox.sh"), "serve", str(port)], env)
         try:
-            t = time.time()
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() - t > 60:
-                        sys.exit("buildbox-casd did not start")
-                    time.sleep(0.1)
             run(f"executor -j{j} (casd --jobs={j})", ["--remote-executor", f"grpc://127.0.0.1:{port}", f"-j{j}"])
         finally:
             p.terminate()
