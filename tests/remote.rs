@@ -481,6 +481,106 @@ fn executor_runs_a_graph_like_a_local_build() {
     assert_ne!(out.as_bytes(), &a["p17/t5.out"][..]);
 }
 
+/// Total of `kiln cache stats`'s "remote bytes down" line (bytes).
+fn bytes_down(cache: &Path) -> u64 {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["cache", "stats", "--cache-dir"])
+        .arg(cache)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("remote bytes down: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no remote bytes down in:\n{text}"))
+}
+
+#[test]
+fn executor_builds_without_the_bytes() {
+    let _serial = serial();
+    let tmp =
+        Tmp(std::env::temp_dir().join(format!("kiln-remote-exec-bwob-{}", std::process::id())));
+    let (local, ws) = (tmp.0.join("local"), tmp.0.join("ws"));
+    // The 10x10 graph, plus a rule kept local that reads a remote output.
+    for w in [&local, &ws] {
+        graph_workspace(w, 10, 10);
+        fs::create_dir_all(w.join("top")).unwrap();
+        fs::write(
+            w.join("top/BUILD.star"),
+            "genrule(name = \"here\", srcs = [\"//p9:t3\"], outs = [\"here.txt\"], cmd = \"wc -c < $< > $@\", tags = [\"no-remote-exec\"])\n",
+        )
+        .unwrap();
+    }
+    let (code, _, err) = build(&local, &tmp.0.join("cache-local"), &[]);
+    assert_eq!(code, 0, "{err}");
+    let reference = outputs(&local);
+    assert_eq!(reference.len(), 101);
+
+    let server = buildbox("");
+    let url = format!("grpc://127.0.0.1:{}", server.1);
+    let cache = tmp.0.join("cache");
+    let top = ["--remote-executor", url.as_str(), "--remote-download-outputs", "toplevel"];
+    // `toplevel`: only the requested target's file lands in kiln-out; the
+    // local action's remote input is fetched for it, nothing else is.
+    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//top:here"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("WARNING"), "{err}");
+    let remote = s["actions"]["remote_executed"].as_u64().unwrap();
+    assert_eq!(s["actions"]["executed"], remote + 1, "{s}\n{err}");
+    assert!(remote > 20, "{s}");
+    let got = outputs(&ws);
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["top/here.txt"], "{got:?}");
+    assert_eq!(got["top/here.txt"], reference["top/here.txt"]);
+    let t3 = reference["p9/t3.out"].len() as u64;
+    assert_eq!(bytes_down(&cache), t3, "only //p9:t3's output is downloaded");
+
+    // Again with `toplevel`: nothing runs or downloads; the cached results
+    // of the remote outputs are checked with the server.
+    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//top:here"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
+    assert_eq!(bytes_down(&cache), t3);
+
+    // A requested intermediate comes down; with `all` every output does,
+    // nothing runs, and kiln-out matches the local build byte for byte.
+    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//p5:t5"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
+    assert!(ws.join("kiln-out/p5/t5.out").is_file());
+    assert!(!ws.join("kiln-out/p5/t4.out").exists());
+    let all = ["--remote-executor", url.as_str(), "--remote-download-outputs", "all"];
+    let (code, s, err) = build(&ws, &cache, &all);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
+    assert!(outputs(&ws) == reference, "kiln-out differs from the local build's");
+
+    // The server loses what it held (a fresh casd): cached results whose
+    // outputs were left on it are unusable, so their actions run again
+    // instead of the build failing on a missing blob.
+    let w3 = tmp.0.join("w3");
+    graph_workspace(&w3, 10, 10);
+    fs::create_dir_all(w3.join("top")).unwrap();
+    fs::copy(ws.join("top/BUILD.star"), w3.join("top/BUILD.star")).unwrap();
+    let c3 = tmp.0.join("cache3");
+    let (code, _, err) = build(&w3, &c3, &[&top[..], &["//top:here"]].concat());
+    assert_eq!(code, 0, "{err}");
+    drop(server);
+    let server = buildbox("");
+    let url = format!("grpc://127.0.0.1:{}", server.1);
+    let top = ["--remote-executor", url.as_str(), "--remote-download-outputs", "toplevel"];
+    fs::remove_dir_all(w3.join("kiln-out")).unwrap();
+    let (code, s, err) = build(&w3, &c3, &[&top[..], &["//p9:t3"]].concat());
+    assert_eq!(code, 0, "{err}");
+    // //p9:t3's own output was fetched before: only its inputs run again.
+    assert_eq!(s["actions"]["remote_executed"], remote - 1, "{s}\n{err}");
+    assert_eq!(
+        fs::read(w3.join("kiln-out/p9/t3.out")).unwrap(),
+        reference["p9/t3.out"]
+    );
+    drop(server);
+}
+
 #[test]
 fn executor_failures_and_faults() {
     let _serial = serial();
@@ -632,6 +732,8 @@ fn executor_builds_the_pylon_like_a_local_build() {
         &[
             "--remote-executor",
             &url,
+            "--remote-download-outputs",
+            "toplevel",
             "--profile",
             profile.to_str().unwrap(),
             "//:pylon",
@@ -690,9 +792,17 @@ fn executor_builds_the_pylon_like_a_local_build() {
             == fs::read(b.join("kiln-out/pylon.wasm")).unwrap(),
         "pylon.wasm differs from the local build's"
     );
+    // With `toplevel` the intermediates (CPython's build, the objects, the
+    // core module) stayed on casd: kiln-out holds the pylon's own files.
+    let (ours, theirs) = (outputs(&a), outputs(&b));
+    assert!(
+        theirs.keys().all(|k| ours.contains_key(k)) && theirs.len() < ours.len() / 2,
+        "kiln-out with toplevel: {:?}",
+        theirs.keys().collect::<Vec<_>>()
+    );
     // `kiln run` with the executor: nothing to run, the pylon runs here.
     let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["run", "--remote-executor", &url, "--cache-dir"])
+        .args(["run", "--remote-executor", &url, "--remote-download-outputs", "toplevel", "--cache-dir"])
         .arg(&cache)
         .args(["//:pylon", "--", "-c", "import zlib, crc32c; print(hex(crc32c.crc32c(b'123456789')), zlib.crc32('abc'.encode()), 'ünï')"])
         .current_dir(&b)

@@ -124,6 +124,8 @@ impl Cache {
                                                       digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
                      CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
                                                      record BLOB NOT NULL, PRIMARY KEY(workspace, action));
+                     CREATE TABLE IF NOT EXISTS remote_blobs(digest BLOB PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL,
+                                                             executable INTEGER NOT NULL, local BLOB) WITHOUT ROWID;
                      COMMIT;",
                 )
             });

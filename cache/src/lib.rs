@@ -34,13 +34,19 @@
 //!   PRIMARY KEY(workspace, action))`: what happened to each action of a
 //!   workspace the last time it was needed (for `kiln explain`); `outcome`
 //!   0 means "up to date", other values and `record` are the engine's.
+//! - `remote_blobs(digest BLOB PRIMARY KEY, hash TEXT, size INTEGER,
+//!   executable INTEGER, local BLOB) WITHOUT ROWID`: outputs left in a
+//!   remote CAS (see [`RemoteRefs`]); added to schema 2 without a version
+//!   change (a kiln that does not know it finds those blobs missing and
+//!   runs their actions again).
 //!
 //! Several kiln processes may use one cache at once: blob writes are atomic
 //! renames of identical content, and SQLite serializes writers (WAL with a
 //! busy timeout). A blob is verified against its digest before its bytes
 //! are used ([`Blobs::verify`]).
 //!
-//! Files: `digest.rs` (BLAKE3), `blobs.rs` (the store), `result.rs`
+//! Files: `digest.rs` (BLAKE3), `blobs.rs` (the store), `remote.rs`
+//! (blobs left in a remote CAS), `result.rs`
 //! (action results), `db.rs` (the database and its writer), `gc.rs`
 //! (garbage collection), `stat.rs` (file identity and racy entries),
 //! `codec.rs` (the shared binary encoding).
@@ -56,12 +62,14 @@ pub mod codec;
 mod db;
 mod digest;
 mod gc;
+mod remote;
 mod result;
 pub mod stat;
 
 pub use blobs::Blobs;
 pub use db::{Cache, FileState, Stats, Writer};
 pub use digest::Digest;
+pub use remote::{RemoteBlob, RemoteRefs};
 pub use result::{ActionResult, OutputEntry};
 pub use stat::Stat;
 

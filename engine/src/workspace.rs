@@ -33,6 +33,8 @@ pub struct Config {
     pub remote_headers: Vec<(String, String)>,
     /// `remote_timeout = 30` (seconds per request).
     pub remote_timeout: Option<u64>,
+    /// `remote_download_outputs = "toplevel"` (or `"all"`).
+    pub remote_download_toplevel: Option<bool>,
 }
 
 /// A found workspace.
@@ -200,6 +202,7 @@ struct RawConfig {
     /// `"K=V"` or a list of them.
     remote_header: Option<toml::Spanned<OneOrMany>>,
     remote_timeout: Option<toml::Spanned<i64>>,
+    remote_download_outputs: Option<toml::Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -224,7 +227,8 @@ fn location_at(text: &str, offset: usize) -> Location {
 /// Parse `kiln.toml` (TOML). Keys: `default_visibility` (`"public"` or
 /// `"private"`), `remote_cache`, `remote_executor`, `remote_instance_name`, `remote_upload`
 /// (bool), `remote_header` (`"KEY=VALUE"` or a list of them),
-/// `remote_timeout` (seconds, positive). Anything else is an error with its
+/// `remote_timeout` (seconds, positive), `remote_download_outputs`
+/// (`"all"` or `"toplevel"`). Anything else is an error with its
 /// line and column.
 pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
     let err = |offset: usize, message: String| WorkspaceError::Config {
@@ -260,6 +264,20 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
                     v.span().start,
                     format!(
                         "`default_visibility` must be \"public\" or \"private\", found `{other}`"
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(v) = raw.remote_download_outputs {
+        config.remote_download_toplevel = match v.get_ref().as_str() {
+            "all" => Some(false),
+            "toplevel" => Some(true),
+            other => {
+                return Err(err(
+                    v.span().start,
+                    format!(
+                        "`remote_download_outputs` must be \"all\" or \"toplevel\", found `{other}`"
                     ),
                 ));
             }

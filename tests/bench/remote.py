@@ -15,11 +15,19 @@ build moved (from `kiln cache stats`). Servers need .ci/setup.
 With --exec, remote *execution* figures instead, on the same graph: a clean
 local build, clean builds on buildbox-casd (a fresh server with an empty
 cache for each, running as many actions at a time as kiln sends) with -j 2,
-8 and 32, and ninja's clean build. For each executor build, from its
---profile: the time per action the executor's metadata does not account for
-(kiln's round trip minus the server's queue and execution spans: upload,
-FindMissingBlobs, Execute, the server's input staging and output capture,
-the download).
+8 and 32, one with -j 32 and --remote-download-outputs=toplevel requesting
+only the last package (whose closure is nearly the whole graph), and
+ninja's clean build. For each executor build, from its --profile and the
+server's ExecutedActionMetadata, per action (median, p90):
+
+  round trip   kiln's span minus the server's (queued -> worker completed):
+               upload, FindMissingBlobs, Execute and its stream, download,
+               kiln's own bookkeeping: the protocol's cost
+  server       the server's span minus queue and command: casd's input
+               staging, the bubblewrap sandbox, output capture
+  queue        waiting for a worker (casd runs --jobs at once)
+
+and the bytes moved (from `kiln cache stats`).
 
 usage: tests/bench/remote.py [--kiln PATH] [--gen PATH] [-j N] [--pylon] [--exec] [--packages N] [--targets N]
 """
@@ -90,10 +98,18 @@ def scenarios(a, tmp, name, make_ws, url, targets):
 def exec_figures(a, tmp, gen, ninja_clean):
     n = a.packages * a.targets
     print(f"{a.packages}x{a.targets} graph ({n} actions); ninja -j{a.j} clean build: {ninja_clean:.2f}s")
-    print(f"{'build':<30} {'time':>8} {'per action':>11} {'remote':>7} {'overhead/action (median, p90)':>31}  bytes")
+    print("per action: median, p90 (ms)")
+    print(f"{'build':<38} {'time':>8} {'per action':>10} {'remote':>6} {'round trip':>12} {'server':>12} "
+          f"{'queue':>12} {'command':>10}  bytes")
+
+    def pct(v):
+        if not v:
+            return ""
+        v = sorted(v)
+        return f"{v[len(v) // 2]:.1f}, {v[len(v) * 9 // 10]:.1f}"
 
     def run(label, extra):
-        ws = os.path.join(tmp, label.replace(" ", "_"))
+        ws = os.path.join(tmp, label.replace(" ", "_").replace("/", "_"))
         shutil.copytree(os.path.join(gen, "kiln"), ws)
         cache, profile, summary = ws + ".cache", ws + ".profile.json", ws + ".summary.json"
         t = time.perf_counter()
@@ -105,29 +121,32 @@ def exec_figures(a, tmp, gen, ninja_clean):
             sys.exit(f"kiln build {extra} failed or warned:\n{r.stderr}")
         with open(summary) as f:
             s = json.load(f)["actions"]
-        over = []
+        trip, server, queue, command = [], [], [], []
         with open(profile) as f:
             for e in json.load(f)["traceEvents"]:
                 args = e.get("args") or {}
-                if e.get("cat") == "remote_executed" and "exec_ms" in args:
-                    over.append(e["dur"] / 1000 - (args["exec_ms"] or 0) - (args["queue_ms"] or 0))
+                if e.get("cat") == "remote_executed" and args.get("server_ms") is not None:
+                    span, srv = e["dur"] / 1000, args["server_ms"]
+                    q, x = args.get("queue_ms") or 0, args.get("exec_ms") or 0
+                    trip.append(span - srv)
+                    server.append(srv - q - x)
+                    queue.append(q)
+                    command.append(x)
         stats = subprocess.run([a.kiln, "cache", "stats", "--cache-dir", cache], capture_output=True, text=True).stdout
         c = dict(line.split(": ", 1) for line in stats.splitlines() if line.startswith("remote "))
-        o = ""
-        if over:
-            over.sort()
-            o = f"{over[len(over) // 2]:.1f} ms, {over[len(over) * 9 // 10]:.1f} ms"
-        traffic = f"up {c.get('remote bytes up', '0')}, down {c.get('remote bytes down', '0')}" if over else ""
-        print(f"{label:<30} {dt:>7.2f}s {dt / n * 1000:>8.1f} ms {s['remote_executed']:>7} {o:>31}  {traffic}",
-              flush=True)
+        traffic = f"up {c.get('remote bytes up', '0')}, down {c.get('remote bytes down', '0')}" if trip else ""
+        print(f"{label:<38} {dt:>7.2f}s {dt / s['total'] * 1000:>7.1f} ms {s['remote_executed']:>6} {pct(trip):>12} "
+              f"{pct(server):>12} {pct(queue):>12} {pct(command):>10}  {traffic}", flush=True)
         shutil.rmtree(ws, ignore_errors=True)
 
     run(f"local -j{a.j}", [f"-j{a.j}"])
-    for j in (2, 8, 32):
+    last = f"//p{a.packages - 1:03d}:all"
+    for j, extra, what in ((2, [], ""), (8, [], ""), (32, [], ""),
+                           (32, ["--remote-download-outputs", "toplevel", last], f" toplevel {last}")):
         env = dict(os.environ, KILN_BUILDBOX_JOBS=str(j))
         p, port = start(lambda port: [os.path.join(REPO, "tests/support/remote/buildbox.sh"), "serve", str(port)], env)
         try:
-            run(f"executor -j{j} (casd --jobs={j})", ["--remote-executor", f"grpc://127.0.0.1:{port}", f"-j{j}"])
+            run(f"executor -j{j}{what}", ["--remote-executor", f"grpc://127.0.0.1:{port}", f"-j{j}"] + extra)
         finally:
             p.terminate()
             p.wait()

@@ -13,6 +13,13 @@ use crate::exec::{ExecOptions, ProgressMode};
 use crate::ops::build::{self, default_cache_dir, parse_patterns, summary_json};
 use crate::workspace::Workspace;
 
+/// `--remote-download-outputs`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum DownloadOutputs {
+    All,
+    Toplevel,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum Progress {
     Auto,
@@ -72,6 +79,12 @@ pub struct BuildFlags {
     /// without an executor, `-j` if smaller).
     #[arg(long = "local-jobs", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     local_jobs: Option<u64>,
+    /// Which outputs of remotely executed actions are downloaded: `all`,
+    /// or `toplevel`: only the requested targets' files (and what local
+    /// actions read), the rest stays in the executor's CAS until needed.
+    /// Default: `remote_download_outputs` in kiln.toml, else `all`.
+    #[arg(long = "remote-download-outputs", value_name = "MODE", value_enum)]
+    remote_download_outputs: Option<DownloadOutputs>,
 }
 
 impl BuildFlags {
@@ -140,7 +153,21 @@ impl BuildFlags {
             None => return Ok(None),
         };
         options.url = url;
-        crate::remote::exec::RemoteExecutor::new(&options, self.remote_local_fallback)
+        let toplevel = match self.remote_download_outputs {
+            Some(m) => m == DownloadOutputs::Toplevel,
+            None => config.remote_download_toplevel.unwrap_or(false),
+        };
+        let download = if toplevel {
+            crate::remote::lazy::Download::Toplevel
+        } else {
+            crate::remote::lazy::Download::All
+        };
+        crate::remote::exec::RemoteExecutor::new(
+            &options,
+            self.remote_local_fallback,
+            download,
+            &self.cache_dir(),
+        )
             .map(Some)
             .map_err(|e| Failure::new(ErrorClass::User, e))
     }

@@ -22,7 +22,36 @@ impl Scheduler<'_> {
         let tmp_dir = crate::artifact::state_dir(self.root).join("tmp");
         for o in &r.outputs {
             let dest = self.root.join(&o.path);
-            let blob = self.blobs.path(&o.digest);
+            let mut local = o.digest;
+            if let Some(ex) = self.opts.executor.clone()
+                && ex.remote_blob(&self.blobs, &o.digest).is_some()
+            {
+                if self.toplevel.as_ref().is_some_and(|t| !t.contains(&o.path)) {
+                    // Left on the executor; no file of an earlier build
+                    // stays in its place.
+                    match fs::remove_file(&dest) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(ExecError::Io {
+                                path: dest,
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                    self.states.remove(&o.path);
+                    self.left_remote = true;
+                    self.produce(i, &o.path, o.digest);
+                    continue;
+                }
+                local = ex
+                    .localize(&self.blobs, &o.digest)
+                    .map_err(|message| ExecError::Io {
+                        path: dest.clone(),
+                        message,
+                    })?;
+            }
+            let blob = self.blobs.path(&local);
             let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), o.digest.hex()));
             let stat = self
                 .fs
@@ -39,13 +68,7 @@ impl Scheduler<'_> {
             self.states.insert(o.path.clone(), st);
             self.writes
                 .push(Write::File(dest.to_string_lossy().into_owned(), st));
-            if let Some(k) = self.plan.actions[i]
-                .outputs
-                .iter()
-                .position(|x| x.path() == o.path)
-            {
-                self.produced[i][k] = Some(o.digest);
-            }
+            self.produce(i, &o.path, o.digest);
         }
         // A result missing a declared output cannot be used.
         for (x, d) in self.plan.actions[i].outputs.iter().zip(&self.produced[i]) {
@@ -57,6 +80,19 @@ impl Scheduler<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Scheduler<'_> {
+    /// Action `i` made `path` with digest `d`.
+    fn produce(&mut self, i: usize, path: &str, d: Digest) {
+        if let Some(k) = self.plan.actions[i]
+            .outputs
+            .iter()
+            .position(|x| x.path() == path)
+        {
+            self.produced[i][k] = Some(d);
+        }
     }
 }
 

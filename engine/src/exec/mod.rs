@@ -371,6 +371,12 @@ pub fn execute_with(
         clock,
         fs: disk.clone(),
         stop: Arc::new(AtomicBool::new(false)),
+        toplevel: opts
+            .executor
+            .as_ref()
+            .filter(|x| x.keeps_outputs_remote())
+            .map(|_| toplevel_files(&plan)),
+        left_remote: false,
         cache,
     };
     remove_stale_temporaries(&s.blobs);
@@ -423,6 +429,7 @@ pub fn execute_with(
     flushed?;
     if s.report.failed == 0
         && !s.report.interrupted
+        && !s.left_remote
         && s.report.executed + s.report.local_hits + s.report.remote_hits == n
     {
         for (p, e) in src_paths.iter().zip(&s.src) {
@@ -440,4 +447,20 @@ pub fn execute_with(
         s.report.snapshot = Some(snapshot);
     }
     Ok(s.report)
+}
+
+/// The files of the requested targets: what they provide, their test
+/// results and what `kiln run` reads.
+fn toplevel_files(plan: &crate::plan::Plan) -> std::collections::HashSet<String> {
+    let mut files = std::collections::HashSet::new();
+    for t in &plan.targets {
+        files.extend(t.outputs.iter().cloned());
+        files.extend(t.test_results.iter().flatten().cloned());
+        if let Some(r) = &t.run {
+            files.insert(r.component.clone());
+            files.extend(r.dynlink_plan.iter().cloned());
+            files.extend(r.stdlib.iter().cloned());
+        }
+    }
+    files
 }

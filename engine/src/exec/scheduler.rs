@@ -77,6 +77,11 @@ pub(super) struct Scheduler<'a> {
     pub(super) last_flush: Duration,
     /// Tells workers to drop queued jobs.
     pub(super) stop: Arc<AtomicBool>,
+    /// With `--remote-download-outputs=toplevel`: the files of the
+    /// requested targets, the only remote outputs put in `kiln-out/`.
+    pub(super) toplevel: Option<std::collections::HashSet<String>>,
+    /// Some output was left on the executor (so no no-op record is kept).
+    pub(super) left_remote: bool,
 }
 
 /// The absolute path of `rel` as the `files` table keys it.
@@ -603,6 +608,7 @@ impl Scheduler<'_> {
                 "worker": timing.worker,
                 "queue_ms": ms(timing.queue),
                 "exec_ms": ms(timing.exec),
+                "server_ms": ms(timing.server),
             },
         }));
         let span = end.saturating_sub(start);

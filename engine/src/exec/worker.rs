@@ -95,6 +95,7 @@ impl Scheduler<'_> {
             let clock = self.clock.clone();
             let stop = self.stop.clone();
             let remote = self.opts.remote.clone();
+            let executor = self.opts.executor.clone();
             workers.push(std::thread::spawn(move || {
                 let (iso, mut runner) = runners.start(w);
                 let _ = tx.send(Done::Ready(iso));
@@ -133,7 +134,18 @@ impl Scheduler<'_> {
                             };
                             let outcome = match fetched {
                                 Some(result) => RunOutcome::Done(result),
-                                None => runner.run(&plan.actions[idx], &inputs),
+                                None => match localize(
+                                    executor.as_deref(),
+                                    &blobs,
+                                    &plan.actions[idx],
+                                    &inputs,
+                                ) {
+                                    Ok(inputs) => runner.run(&plan.actions[idx], &inputs),
+                                    Err(message) => RunOutcome::Failed {
+                                        message,
+                                        log: String::new(),
+                                    },
+                                },
                             };
                             Done::Executed {
                                 idx,
@@ -145,7 +157,7 @@ impl Scheduler<'_> {
                             }
                         }
                         Job::Verify { idx, result } => {
-                            let ok = sandbox::verify_result(&blobs, &result);
+                            let ok = verify(executor.as_deref(), &blobs, &result);
                             Done::Verified {
                                 idx,
                                 result,
@@ -316,4 +328,53 @@ fn remote_worker(
             break;
         }
     }
+}
+
+/// The inputs of a local action with outputs left on the executor fetched
+/// (`--remote-download-outputs=toplevel`): the local blobs to stage.
+fn localize(
+    ex: Option<&RemoteExecutor>,
+    blobs: &kiln_cache::Blobs,
+    action: &crate::action::Action,
+    inputs: &[Digest],
+) -> Result<Vec<Digest>, String> {
+    let Some(ex) = ex else {
+        return Ok(inputs.to_vec());
+    };
+    action
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(a, d)| {
+            if a.is_source() {
+                Ok(*d)
+            } else {
+                ex.localize(blobs, d)
+                    .map_err(|e| format!("input `{}`: {e}", a.path()))
+            }
+        })
+        .collect()
+}
+
+/// Check a cached result: its local blobs against their digests, its
+/// outputs left on the executor by asking it.
+fn verify(
+    ex: Option<&RemoteExecutor>,
+    blobs: &kiln_cache::Blobs,
+    result: &ActionResult,
+) -> Result<(), Digest> {
+    let Some(ex) = ex else {
+        return sandbox::verify_result(blobs, result);
+    };
+    let mut remote = Vec::new();
+    for o in &result.outputs {
+        if blobs.verify(&o.digest) {
+            continue;
+        }
+        if ex.remote_blob(blobs, &o.digest).is_none() {
+            return Err(o.digest);
+        }
+        remote.push(o.digest);
+    }
+    ex.still_remote(blobs, &remote)
 }

@@ -82,6 +82,9 @@ pub struct RemoteTiming {
     pub queue: Option<Duration>,
     /// The command itself.
     pub exec: Option<Duration>,
+    /// Queued until the worker finished (input fetch, sandbox and output
+    /// upload included): what is not in it is the client's round trip.
+    pub server: Option<Duration>,
 }
 
 /// How one remote execution ended.
@@ -108,7 +111,7 @@ pub enum RemoteOutcome {
 
 /// A REAPI execution service for one build.
 pub struct RemoteExecutor {
-    grpc: Grpc,
+    pub(super) grpc: Grpc,
     /// The endpoint, as given.
     pub url: String,
     /// Run the remaining actions locally when the executor is lost.
@@ -121,6 +124,11 @@ pub struct RemoteExecutor {
     wire_of: Mutex<HashMap<Digest, WireDigest>>,
     /// What went over the wire.
     pub traffic: ExecTraffic,
+    /// Which outputs are downloaded.
+    pub(super) download: super::lazy::Download,
+    /// The local cache (for the table of outputs left remote).
+    pub(super) cache_dir: std::path::PathBuf,
+    pub(super) refs: std::sync::OnceLock<Result<kiln_cache::RemoteRefs, String>>,
 }
 
 impl std::fmt::Debug for RemoteExecutor {
@@ -136,20 +144,34 @@ struct Prepared {
     needs: Vec<(WireDigest, Source)>,
 }
 
+/// Why an upload failed.
+enum Upload {
+    /// The server could not be reached or refused.
+    Io(String),
+    /// An input exists only on the server, which has lost it.
+    Lost(String),
+}
+
 /// Where the bytes of a blob to upload come from.
 #[derive(Clone)]
 enum Source {
     Bytes(std::sync::Arc<Vec<u8>>),
     /// A file whose BLAKE3 digest must be this.
     File(std::path::PathBuf, Digest),
+    /// An output left on the server (`toplevel`), not here: named by its
+    /// execution path.
+    Remote(String),
 }
 
 impl RemoteExecutor {
     /// A client for `options.url` (`grpc://` or `grpcs://`; no connection
-    /// is made yet).
+    /// is made yet), downloading outputs as `download` says into the cache
+    /// at `cache_dir`.
     pub fn new(
         options: &RemoteOptions,
         fallback: bool,
+        download: super::lazy::Download,
+        cache_dir: &Path,
     ) -> Result<RemoteExecutor, RemoteSetupError> {
         let url = options.url.clone();
         let client = RemoteSetupError::Client;
@@ -169,6 +191,9 @@ impl RemoteExecutor {
             present: Mutex::default(),
             wire_of: Mutex::default(),
             traffic: ExecTraffic::default(),
+            download,
+            cache_dir: cache_dir.to_path_buf(),
+            refs: std::sync::OnceLock::new(),
         })
     }
 
@@ -245,8 +270,15 @@ impl RemoteExecutor {
         let mut skip_cache = false;
         let mut retried_missing = false;
         loop {
-            if let Err(e) = self.upload(hf, &prepared) {
-                return RemoteOutcome::Unavailable(e);
+            match self.upload(hf, &prepared) {
+                Ok(()) => {}
+                Err(Upload::Io(e)) => return RemoteOutcome::Unavailable(e),
+                Err(Upload::Lost(message)) => {
+                    return RemoteOutcome::Failed {
+                        message,
+                        log: String::new(),
+                    };
+                }
             }
             let resp = match self
                 .grpc
@@ -323,6 +355,24 @@ impl RemoteExecutor {
         dirs.insert(String::new(), Dir::default());
         for (a, d) in action.inputs.iter().zip(inputs) {
             let path = a.path();
+            let remote = (!a.is_source())
+                .then(|| self.remote_blob(blobs, d))
+                .flatten()
+                .filter(|r| r.local.is_none_or(|l| !blobs.contains(&l)));
+            if let Some(r) = remote {
+                let wd = WireDigest {
+                    hash: r.hash,
+                    size: r.size as i64,
+                };
+                needs.push((wd.clone(), Source::Remote(path.to_owned())));
+                add_file(&mut dirs, path, wd)?;
+                continue;
+            }
+            let d = &if a.is_source() {
+                *d
+            } else {
+                self.localize(blobs, d)?
+            };
             let file = if a.is_source() {
                 workspace.join(path)
             } else {
@@ -336,15 +386,7 @@ impl RemoteExecutor {
                 }
             })?;
             needs.push((wd.clone(), Source::File(file, *d)));
-            let (parent, name) = match path.rsplit_once('/') {
-                Some((p, n)) => (p, n),
-                None => ("", path),
-            };
-            add_dirs(&mut dirs, parent)?;
-            let dir = dirs.entry(parent.to_owned()).or_default();
-            if dir.files.insert(name.to_owned(), wd).is_some() {
-                return Err(format!("input `{path}` is listed twice"));
-            }
+            add_file(&mut dirs, path, wd)?;
         }
         // Children before parents: deepest paths first.
         let mut order: Vec<String> = dirs.keys().cloned().collect();
@@ -459,6 +501,16 @@ impl RemoteExecutor {
         Ok(w)
     }
 
+    /// Remember that the local digest `d` is `w` on the server.
+    pub(super) fn note_wire(&self, d: Digest, w: WireDigest) {
+        self.lock_wire().insert(d, w);
+    }
+
+    /// The server is known to hold these blobs.
+    pub(super) fn mark_present(&self, ws: Vec<WireDigest>) {
+        self.lock_present().extend(ws);
+    }
+
     fn lock_wire(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, WireDigest>> {
         self.wire_of.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -468,7 +520,7 @@ impl RemoteExecutor {
     }
 
     /// Upload what the server lacks of what `p` needs.
-    fn upload(&self, _hf: HashFn, p: &Prepared) -> Result<(), String> {
+    fn upload(&self, _hf: HashFn, p: &Prepared) -> Result<(), Upload> {
         let mut seen = HashSet::new();
         let candidates: Vec<(WireDigest, Source)> = {
             let present = self.lock_present();
@@ -485,7 +537,7 @@ impl RemoteExecutor {
         let missing: HashSet<WireDigest> = self
             .grpc
             .find_missing(&digests)
-            .map_err(|e| format!("checking which blobs the server has: {e}"))?
+            .map_err(|e| Upload::Io(format!("checking which blobs the server has: {e}")))?
             .into_iter()
             .collect();
         let mut send = Vec::new();
@@ -497,7 +549,14 @@ impl RemoteExecutor {
             let bytes = match src {
                 Source::Bytes(b) => b.as_ref().clone(),
                 Source::File(path, local) => read_checked(path, local)
-                    .map_err(|e| format!("reading `{}` to upload it: {e}", path.display()))?,
+                    .map_err(|e| {
+                        Upload::Io(format!("reading `{}` to upload it: {e}", path.display()))
+                    })?,
+                Source::Remote(path) => {
+                    return Err(Upload::Lost(format!(
+                        "the server no longer holds the input `{path}`, an output left on it by --remote-download-outputs=toplevel; build again (its action runs again)"
+                    )));
+                }
             };
             n += bytes.len() as u64;
             send.push((d.clone(), bytes));
@@ -505,7 +564,7 @@ impl RemoteExecutor {
             if n > 64 << 20 {
                 self.grpc
                     .write_blobs(&send)
-                    .map_err(|e| format!("uploading inputs: {e}"))?;
+                    .map_err(|e| Upload::Io(format!("uploading inputs: {e}")))?;
                 self.traffic.bytes_up.fetch_add(n, Ordering::Relaxed);
                 send.clear();
                 n = 0;
@@ -513,7 +572,7 @@ impl RemoteExecutor {
         }
         self.grpc
             .write_blobs(&send)
-            .map_err(|e| format!("uploading inputs: {e}"))?;
+            .map_err(|e| Upload::Io(format!("uploading inputs: {e}")))?;
         self.traffic.bytes_up.fetch_add(n, Ordering::Relaxed);
         self.lock_present().extend(digests);
         Ok(())
@@ -611,10 +670,12 @@ impl RemoteExecutor {
                 }
             }
         }
+        // With `toplevel` outputs stay on the server (unless inlined).
+        let keep = self.keeps_outputs_remote();
         let to_read: Vec<WireDigest> = got
             .values()
             .zip(&wanted)
-            .filter(|(f, _)| f.contents.is_empty())
+            .filter(|(f, _)| f.contents.is_empty() && !keep)
             .map(|(_, d)| d.clone())
             .collect();
         let mut read = match self.grpc.read_blobs(&to_read) {
@@ -623,6 +684,26 @@ impl RemoteExecutor {
         };
         let mut outputs = Vec::with_capacity(got.len());
         for (f, want) in got.values().zip(&wanted) {
+            if keep && f.contents.is_empty() {
+                match self.record_remote(want, f.is_executable) {
+                    Ok(d) => {
+                        self.lock_present().insert(want.clone());
+                        outputs.push(OutputEntry {
+                            path: f.path.clone(),
+                            digest: d,
+                            size: want.size as u64,
+                            executable: f.is_executable,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        return RemoteOutcome::Failed {
+                            message: format!("cannot record the output `{}`: {e}", f.path),
+                            log,
+                        };
+                    }
+                }
+            }
             let bytes = if f.contents.is_empty() {
                 read.next().unwrap_or_default()
             } else {
@@ -685,7 +766,7 @@ impl RemoteExecutor {
 }
 
 /// Store downloaded bytes as the blob `d` (atomically).
-fn store(blobs: &Blobs, bytes: &[u8], d: &Digest, executable: bool) -> Result<(), String> {
+pub(super) fn store(blobs: &Blobs, bytes: &[u8], d: &Digest, executable: bool) -> Result<(), String> {
     if blobs.contains(d) {
         return Ok(());
     }
@@ -718,6 +799,20 @@ struct Dir {
 }
 
 /// Make `dir` and its ancestors exist in `dirs`, each listed in its parent.
+/// Put the input file `path` (with its wire digest) in the tree.
+fn add_file(dirs: &mut BTreeMap<String, Dir>, path: &str, wd: WireDigest) -> Result<(), String> {
+    let (parent, name) = match path.rsplit_once('/') {
+        Some((p, n)) => (p, n),
+        None => ("", path),
+    };
+    add_dirs(dirs, parent)?;
+    let dir = dirs.entry(parent.to_owned()).or_default();
+    if dir.files.insert(name.to_owned(), wd).is_some() {
+        return Err(format!("input `{path}` is listed twice"));
+    }
+    Ok(())
+}
+
 fn add_dirs(dirs: &mut BTreeMap<String, Dir>, dir: &str) -> Result<(), String> {
     let mut cur = String::new();
     for part in dir.split('/').filter(|p| !p.is_empty()) {
@@ -792,5 +887,7 @@ fn timing_of(m: Option<&proto::ExecutedActionMetadata>) -> RemoteTiming {
             &m.execution_start_timestamp,
             &m.execution_completed_timestamp,
         ),
+        server: span(&m.queued_timestamp, &m.worker_completed_timestamp)
+            .or_else(|| span(&m.worker_start_timestamp, &m.worker_completed_timestamp)),
     }
 }

@@ -16,6 +16,7 @@
 pub mod exec;
 mod grpc;
 mod http;
+pub mod lazy;
 pub mod proto;
 
 use std::collections::BTreeSet;
