@@ -426,10 +426,21 @@ impl Scheduler<'_> {
                     }
                     Err(bad) => {
                         self.cache.remove_action(&key)?;
-                        self.reasons[idx] = format!(
-                            "cache entry corrupt: blob {} failed verification",
-                            bad.hex()
-                        );
+                        let remote = self
+                            .opts
+                            .executor
+                            .as_ref()
+                            .and_then(|x| x.remote_blob(&self.blobs, &bad));
+                        self.reasons[idx] = match remote {
+                            Some(r) => format!(
+                                "cached result unusable: its output {}/{} was left on the remote executor, which no longer holds it",
+                                r.hash, r.size
+                            ),
+                            None => format!(
+                                "cache entry corrupt: blob {} failed verification",
+                                bad.hex()
+                            ),
+                        };
                         let n = self.plan.actions[idx].inputs.len();
                         let digests: Vec<Digest> =
                             (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
