@@ -520,7 +520,12 @@ fn executor_builds_without_the_bytes() {
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
     let cache = tmp.0.join("cache");
-    let top = ["--remote-executor", url.as_str(), "--remote-download-outputs", "toplevel"];
+    let top = [
+        "--remote-executor",
+        url.as_str(),
+        "--remote-download-outputs",
+        "toplevel",
+    ];
     // `toplevel`: only the requested target's file lands in kiln-out; the
     // local action's remote input is fetched for it, nothing else is.
     let (code, s, err) = build(&ws, &cache, &[&top[..], &["//top:here"]].concat());
@@ -533,7 +538,11 @@ fn executor_builds_without_the_bytes() {
     assert_eq!(got.keys().collect::<Vec<_>>(), ["top/here.txt"], "{got:?}");
     assert_eq!(got["top/here.txt"], reference["top/here.txt"]);
     let t3 = reference["p9/t3.out"].len() as u64;
-    assert_eq!(bytes_down(&cache), t3, "only //p9:t3's output is downloaded");
+    assert_eq!(
+        bytes_down(&cache),
+        t3,
+        "only //p9:t3's output is downloaded"
+    );
 
     // Again with `toplevel`: nothing runs or downloads; the cached results
     // of the remote outputs are checked with the server.
@@ -554,13 +563,21 @@ fn executor_builds_without_the_bytes() {
         reference["p8/t3.out"]
     );
     assert!(!ws.join("kiln-out/p8/t4.out").exists());
-    let all = ["--remote-executor", url.as_str(), "--remote-download-outputs", "all"];
+    let all = [
+        "--remote-executor",
+        url.as_str(),
+        "--remote-download-outputs",
+        "all",
+    ];
     let (code, s, err) = build(&ws, &cache, &all);
     assert_eq!(code, 0, "{err}");
     // (The rest of the graph is new: it runs.)
     assert_eq!(s["actions"]["local_hits"], remote + 1, "{s}\n{err}");
     assert_eq!(s["actions"]["remote_executed"], 100 - remote, "{s}\n{err}");
-    assert!(outputs(&ws) == reference, "kiln-out differs from the local build's");
+    assert!(
+        outputs(&ws) == reference,
+        "kiln-out differs from the local build's"
+    );
 
     // The server loses what it held (a fresh casd): cached results whose
     // outputs were left on it are unusable, so their actions run again
@@ -574,13 +591,23 @@ fn executor_builds_without_the_bytes() {
     drop(server);
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
-    let top = ["--remote-executor", url.as_str(), "--remote-download-outputs", "toplevel"];
+    let top = [
+        "--remote-executor",
+        url.as_str(),
+        "--remote-download-outputs",
+        "toplevel",
+    ];
     let (code, _, err) = build(&w3, &c3, &[&top[..], &["//top:here"]].concat());
     assert_eq!(code, 0, "{err}");
     drop(server);
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
-    let top = ["--remote-executor", url.as_str(), "--remote-download-outputs", "toplevel"];
+    let top = [
+        "--remote-executor",
+        url.as_str(),
+        "--remote-download-outputs",
+        "toplevel",
+    ];
     fs::remove_dir_all(w3.join("kiln-out")).unwrap();
     let (code, s, err) = build(&w3, &c3, &[&top[..], &["//p9:t3"]].concat());
     assert_eq!(code, 0, "{err}");

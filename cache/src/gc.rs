@@ -26,6 +26,22 @@ impl Cache {
                 .map_err(self.dberr())?;
             rows.collect::<Result<_, _>>().map_err(self.dberr())?
         };
+        // Outputs left in a remote CAS: their local copies, once fetched.
+        let remote: HashMap<Digest, Option<Digest>> = {
+            let mut stmt = self
+                .db
+                .prepare("SELECT digest, local FROM remote_blobs")
+                .map_err(self.dberr())?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                })
+                .map_err(self.dberr())?;
+            let digest = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(Digest);
+            rows.filter_map(Result::ok)
+                .filter_map(|(d, l)| Some((digest(&d)?, l.and_then(|l| digest(&l)))))
+                .collect()
+        };
         // Newest first: keep results while their blobs fit.
         rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
         let mut keep_blobs: std::collections::HashSet<Digest> = std::collections::HashSet::new();
@@ -37,6 +53,11 @@ impl Cache {
                 continue;
             };
             let mut ds: Vec<Digest> = r.outputs.iter().map(|o| o.digest).collect();
+            ds.extend(
+                r.outputs
+                    .iter()
+                    .filter_map(|o| remote.get(&o.digest).copied().flatten()),
+            );
             ds.extend(r.log);
             let extra: u64 = ds
                 .iter()
@@ -58,6 +79,16 @@ impl Cache {
                         path: w.path.to_path_buf(),
                         source,
                     })?;
+            }
+            for d in remote.keys().filter(|d| !keep_blobs.contains(*d)) {
+                w.tx.execute(
+                    "DELETE FROM remote_blobs WHERE digest = ?1",
+                    params![&d.0[..]],
+                )
+                .map_err(|source| CacheError::Db {
+                    path: w.path.to_path_buf(),
+                    source,
+                })?;
             }
             w.tx.execute("DELETE FROM files WHERE key IS NOT NULL", [])
                 .map_err(|source| CacheError::Db {

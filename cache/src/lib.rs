@@ -200,6 +200,52 @@ mod tests {
     }
 
     #[test]
+    fn remote_references_and_their_local_copies() {
+        let dir = tempdir("remote-refs");
+        let mut c = Cache::open(&dir).unwrap();
+        let refs = RemoteRefs::open(&dir).unwrap();
+        let hash = "ab".repeat(32);
+        let d = refs.put(&hash, 5, true).unwrap();
+        assert_eq!(d, RemoteRefs::reference(&hash, 5));
+        assert_ne!(d, RemoteRefs::reference(&hash, 6), "the size is part of it");
+        let got = refs.get(&d).unwrap().unwrap();
+        assert_eq!(
+            (got.hash.as_str(), got.size, got.executable, got.local),
+            (hash.as_str(), 5, true, None)
+        );
+        assert!(refs.get(&Digest::of(b"x")).unwrap().is_none());
+        // Fetched: the local copy is kept by gc while a result names the reference.
+        let local = c.blobs().put_bytes(b"hello").unwrap();
+        refs.set_local(&d, &local).unwrap();
+        assert_eq!(refs.put(&hash, 5, true).unwrap(), d);
+        assert_eq!(
+            refs.get(&d).unwrap().unwrap().local,
+            Some(local),
+            "kept on a second put"
+        );
+        let r = ActionResult {
+            outputs: vec![OutputEntry {
+                path: "kiln-out/r".into(),
+                digest: d,
+                size: 5,
+                executable: true,
+            }],
+            log: None,
+        };
+        let key = Digest::of(b"k");
+        c.transaction(|w| w.put_action(&key, &r)).unwrap();
+        c.gc(1 << 20).unwrap();
+        assert!(c.blobs().contains(&local));
+        assert!(refs.get(&d).unwrap().is_some());
+        // Without the result both go.
+        c.remove_action(&key).unwrap();
+        c.gc(1 << 20).unwrap();
+        assert!(!c.blobs().contains(&local));
+        assert!(refs.get(&d).unwrap().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn gc_keeps_recent_results_and_their_blobs() {
         let dir = tempdir("gc");
         let mut c = Cache::open(&dir).unwrap();

@@ -168,8 +168,8 @@ impl BuildFlags {
             download,
             &self.cache_dir(),
         )
-            .map(Some)
-            .map_err(|e| Failure::new(ErrorClass::User, e))
+        .map(Some)
+        .map_err(|e| Failure::new(ErrorClass::User, e))
     }
 
     /// The cache directory to use.

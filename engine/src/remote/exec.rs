@@ -548,10 +548,9 @@ impl RemoteExecutor {
             }
             let bytes = match src {
                 Source::Bytes(b) => b.as_ref().clone(),
-                Source::File(path, local) => read_checked(path, local)
-                    .map_err(|e| {
-                        Upload::Io(format!("reading `{}` to upload it: {e}", path.display()))
-                    })?,
+                Source::File(path, local) => read_checked(path, local).map_err(|e| {
+                    Upload::Io(format!("reading `{}` to upload it: {e}", path.display()))
+                })?,
                 Source::Remote(path) => {
                     return Err(Upload::Lost(format!(
                         "the server no longer holds the input `{path}`, an output left on it by --remote-download-outputs=toplevel; build again (its action runs again)"
@@ -766,7 +765,12 @@ impl RemoteExecutor {
 }
 
 /// Store downloaded bytes as the blob `d` (atomically).
-pub(super) fn store(blobs: &Blobs, bytes: &[u8], d: &Digest, executable: bool) -> Result<(), String> {
+pub(super) fn store(
+    blobs: &Blobs,
+    bytes: &[u8],
+    d: &Digest,
+    executable: bool,
+) -> Result<(), String> {
     if blobs.contains(d) {
         return Ok(());
     }

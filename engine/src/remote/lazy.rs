@@ -100,7 +100,9 @@ impl RemoteExecutor {
             .pop()
             .unwrap_or_default();
         if hf.digest(&bytes) != w {
-            return Err(lost("the server's bytes do not match the digest".to_owned()));
+            return Err(lost(
+                "the server's bytes do not match the digest".to_owned(),
+            ));
         }
         self.traffic
             .bytes_down
