@@ -496,22 +496,32 @@ fn bytes_down(cache: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no remote bytes down in:\n{text}"))
 }
 
+/// `--remote-executor URL --remote-download-outputs MODE` and `rest`.
+fn exec_args<'a>(url: &'a str, mode: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--remote-executor", url, "--remote-download-outputs", mode];
+    v.extend(rest);
+    v
+}
+
+/// The 10x10 graph plus `//top:here`, kept local, which reads `//p9:t3`.
+fn graph_with_local_consumer(to: &Path) {
+    graph_workspace(to, 10, 10);
+    fs::create_dir_all(to.join("top")).unwrap();
+    fs::write(
+        to.join("top/BUILD.star"),
+        "genrule(name = \"here\", srcs = [\"//p9:t3\"], outs = [\"here.txt\"], cmd = \"wc -c < $< > $@\", tags = [\"no-remote-exec\"])\n",
+    )
+    .unwrap();
+}
+
 #[test]
 fn executor_builds_without_the_bytes() {
     let _serial = serial();
     let tmp =
         Tmp(std::env::temp_dir().join(format!("kiln-remote-exec-bwob-{}", std::process::id())));
     let (local, ws) = (tmp.0.join("local"), tmp.0.join("ws"));
-    // The 10x10 graph, plus a rule kept local that reads a remote output.
-    for w in [&local, &ws] {
-        graph_workspace(w, 10, 10);
-        fs::create_dir_all(w.join("top")).unwrap();
-        fs::write(
-            w.join("top/BUILD.star"),
-            "genrule(name = \"here\", srcs = [\"//p9:t3\"], outs = [\"here.txt\"], cmd = \"wc -c < $< > $@\", tags = [\"no-remote-exec\"])\n",
-        )
-        .unwrap();
-    }
+    graph_with_local_consumer(&local);
+    graph_with_local_consumer(&ws);
     let (code, _, err) = build(&local, &tmp.0.join("cache-local"), &[]);
     assert_eq!(code, 0, "{err}");
     let reference = outputs(&local);
@@ -520,15 +530,9 @@ fn executor_builds_without_the_bytes() {
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
     let cache = tmp.0.join("cache");
-    let top = [
-        "--remote-executor",
-        url.as_str(),
-        "--remote-download-outputs",
-        "toplevel",
-    ];
     // `toplevel`: only the requested target's file lands in kiln-out; the
     // local action's remote input is fetched for it, nothing else is.
-    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//top:here"]].concat());
+    let (code, s, err) = build(&ws, &cache, &exec_args(&url, "toplevel", &["//top:here"]));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("WARNING"), "{err}");
     let remote = s["actions"]["remote_executed"].as_u64().unwrap();
@@ -546,7 +550,7 @@ fn executor_builds_without_the_bytes() {
 
     // Again with `toplevel`: nothing runs or downloads; the cached results
     // of the remote outputs are checked with the server.
-    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//top:here"]].concat());
+    let (code, s, err) = build(&ws, &cache, &exec_args(&url, "toplevel", &["//top:here"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
     assert_eq!(bytes_down(&cache), t3);
@@ -555,7 +559,7 @@ fn executor_builds_without_the_bytes() {
     // what ran before does not run again, and kiln-out matches the local
     // build byte for byte.
     // (//p9:t3 reads //p8:t3 and //p8:t4.)
-    let (code, s, err) = build(&ws, &cache, &[&top[..], &["//p8:t3"]].concat());
+    let (code, s, err) = build(&ws, &cache, &exec_args(&url, "toplevel", &["//p8:t3"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(s["actions"]["executed"], 0, "{s}\n{err}");
     assert_eq!(
@@ -563,13 +567,7 @@ fn executor_builds_without_the_bytes() {
         reference["p8/t3.out"]
     );
     assert!(!ws.join("kiln-out/p8/t4.out").exists());
-    let all = [
-        "--remote-executor",
-        url.as_str(),
-        "--remote-download-outputs",
-        "all",
-    ];
-    let (code, s, err) = build(&ws, &cache, &all);
+    let (code, s, err) = build(&ws, &cache, &exec_args(&url, "all", &[]));
     assert_eq!(code, 0, "{err}");
     // (The rest of the graph is new: it runs.)
     assert_eq!(s["actions"]["local_hits"], remote + 1, "{s}\n{err}");
@@ -583,33 +581,19 @@ fn executor_builds_without_the_bytes() {
     // outputs were left on it are unusable, so their actions run again
     // instead of the build failing on a missing blob.
     let w3 = tmp.0.join("w3");
-    graph_workspace(&w3, 10, 10);
-    fs::create_dir_all(w3.join("top")).unwrap();
-    fs::copy(ws.join("top/BUILD.star"), w3.join("top/BUILD.star")).unwrap();
+    graph_with_local_consumer(&w3);
     let c3 = tmp.0.join("cache3");
     // (A server of its own: nothing from the builds above.)
     drop(server);
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
-    let top = [
-        "--remote-executor",
-        url.as_str(),
-        "--remote-download-outputs",
-        "toplevel",
-    ];
-    let (code, _, err) = build(&w3, &c3, &[&top[..], &["//top:here"]].concat());
+    let (code, _, err) = build(&w3, &c3, &exec_args(&url, "toplevel", &["//top:here"]));
     assert_eq!(code, 0, "{err}");
     drop(server);
     let server = buildbox("");
     let url = format!("grpc://127.0.0.1:{}", server.1);
-    let top = [
-        "--remote-executor",
-        url.as_str(),
-        "--remote-download-outputs",
-        "toplevel",
-    ];
     fs::remove_dir_all(w3.join("kiln-out")).unwrap();
-    let (code, s, err) = build(&w3, &c3, &[&top[..], &["//p9:t3"]].concat());
+    let (code, s, err) = build(&w3, &c3, &exec_args(&url, "toplevel", &["//p9:t3"]));
     assert_eq!(code, 0, "{err}");
     // //p9:t3's own output was fetched before: only its inputs run again.
     assert_eq!(s["actions"]["remote_executed"], remote - 1, "{s}\n{err}");

@@ -32,6 +32,18 @@ pub struct Cache {
     pub(crate) blobs: Blobs,
 }
 
+/// A connection to the database at `path` that waits for other writers.
+pub(crate) fn connect(path: &Path) -> Result<Connection, CacheError> {
+    let dberr = |source| CacheError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    let db = Connection::open(path).map_err(dberr)?;
+    db.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(dberr)?;
+    Ok(db)
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -95,9 +107,7 @@ impl Cache {
             path: db_path.clone(),
             source,
         };
-        let db = Connection::open(&db_path).map_err(dberr)?;
-        db.busy_timeout(std::time::Duration::from_secs(60))
-            .map_err(dberr)?;
+        let db = connect(&db_path)?;
         // Setting up the schema takes write locks; two processes opening a
         // new cache at once can see SQLITE_BUSY without the busy handler
         // being consulted (a lock upgrade), so retry for a while.

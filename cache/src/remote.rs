@@ -52,13 +52,7 @@ impl RemoteRefs {
     /// has created).
     pub fn open(dir: &Path) -> Result<RemoteRefs, CacheError> {
         let db_path = dir.join("kiln.db");
-        let dberr = |source| CacheError::Db {
-            path: db_path.clone(),
-            source,
-        };
-        let db = Connection::open(&db_path).map_err(dberr)?;
-        db.busy_timeout(std::time::Duration::from_secs(60))
-            .map_err(dberr)?;
+        let db = crate::db::connect(&db_path)?;
         Ok(RemoteRefs {
             db_path,
             db: Mutex::new(db),
