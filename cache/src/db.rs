@@ -41,6 +41,11 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, CacheError> {
     let db = Connection::open(path).map_err(dberr)?;
     db.busy_timeout(std::time::Duration::from_secs(60))
         .map_err(dberr)?;
+    // Per connection: in WAL mode a commit then needs no fsync (only
+    // checkpoints do); a crash loses at most the last commits, never
+    // consistency.
+    db.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(dberr)?;
     Ok(db)
 }
 

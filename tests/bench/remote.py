@@ -26,6 +26,8 @@ server's ExecutedActionMetadata, per action (median, p90):
   server       the server's span minus queue and command: casd's input
                staging, the bubblewrap sandbox, output capture
   queue        waiting for a worker (casd runs --jobs at once)
+  kiln CPU     kiln's own CPU time (user + system) per action, whatever
+               waited for what: the client's cost of the protocol
 
 and the bytes moved (from `kiln cache stats`).
 
@@ -34,6 +36,7 @@ usage: tests/bench/remote.py [--kiln PATH] [--gen PATH] [-j N] [--pylon] [--exec
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -99,7 +102,7 @@ def exec_figures(a, tmp, gen, ninja_clean):
     n = a.packages * a.targets
     print(f"{a.packages}x{a.targets} graph ({n} actions); ninja -j{a.j} clean build: {ninja_clean:.2f}s")
     print("per action: median, p90 (ms)")
-    print(f"{'build':<38} {'time':>8} {'per action':>10} {'remote':>6} {'round trip':>12} {'server':>12} "
+    print(f"{'build':<38} {'time':>8} {'per action':>10} {'kiln CPU':>9} {'remote':>6} {'round trip':>12} {'server':>12} "
           f"{'queue':>12} {'command':>10}  bytes")
 
     def pct(v):
@@ -113,10 +116,13 @@ def exec_figures(a, tmp, gen, ninja_clean):
         shutil.copytree(os.path.join(gen, "kiln"), ws)
         cache, profile, summary = ws + ".cache", ws + ".profile.json", ws + ".summary.json"
         t = time.perf_counter()
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run([a.kiln, "build", "--progress", "none", "--cache-dir", cache,
                             "--profile", profile, "--summary-json", summary] + extra,
                            cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         dt = time.perf_counter() - t
+        ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru2.ru_utime - ru.ru_utime) + (ru2.ru_stime - ru.ru_stime)
         if r.returncode != 0 or "WARNING" in r.stderr:
             sys.exit(f"kiln build {extra} failed or warned:\n{r.stderr}")
         with open(summary) as f:
@@ -135,7 +141,8 @@ def exec_figures(a, tmp, gen, ninja_clean):
         stats = subprocess.run([a.kiln, "cache", "stats", "--cache-dir", cache], capture_output=True, text=True).stdout
         c = dict(line.split(": ", 1) for line in stats.splitlines() if line.startswith("remote "))
         traffic = f"up {c.get('remote bytes up', '0')}, down {c.get('remote bytes down', '0')}" if trip else ""
-        print(f"{label:<38} {dt:>7.2f}s {dt / s['total'] * 1000:>7.1f} ms {s['remote_executed']:>6} {pct(trip):>12} "
+        print(f"{label:<38} {dt:>7.2f}s {dt / s['total'] * 1000:>7.1f} ms {cpu / s['total'] * 1000:>6.2f} ms "
+              f"{s['remote_executed']:>6} {pct(trip):>12} "
               f"{pct(server):>12} {pct(queue):>12} {pct(command):>10}  {traffic}", flush=True)
         shutil.rmtree(ws, ignore_errors=True)
 

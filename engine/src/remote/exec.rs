@@ -1,7 +1,7 @@
 //! Remote execution over REAPI v2: one spawned action becomes a `Command`
 //! and an `Action` whose input root is a Merkle tree of `Directory`
 //! messages; the blobs the server lacks are uploaded (`FindMissingBlobs`
-//! first), the action is `Execute`d and its operation followed to the end,
+//! first for blobs over 16 KiB; smaller ones are sent unasked), the action is `Execute`d and its operation followed to the end,
 //! and its result is checked as a remote cache hit is (exactly the declared
 //! outputs, every blob verified) before its outputs enter the local store.
 //!
@@ -56,6 +56,9 @@ mod code {
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;
 }
+
+/// Blobs up to this size are uploaded without `FindMissingBlobs` first.
+const SEND_UNASKED: i64 = 16 * 1024;
 
 /// Most of an action's output kept for a failure message (as locally).
 const LOG_TAIL: usize = 64 * 1024;
@@ -534,16 +537,29 @@ impl RemoteExecutor {
             return Ok(());
         }
         let digests: Vec<WireDigest> = candidates.iter().map(|(d, _)| d.clone()).collect();
-        let missing: HashSet<WireDigest> = self
-            .grpc
-            .find_missing(&digests)
-            .map_err(|e| Upload::Io(format!("checking which blobs the server has: {e}")))?
-            .into_iter()
+        // Small blobs (the action's own messages, most directories and
+        // small inputs) are sent without asking: asking costs a round trip
+        // and about as many bytes. Large ones, and outputs left on the
+        // server, are asked about first.
+        let ask: Vec<WireDigest> = candidates
+            .iter()
+            .filter(|(d, src)| d.size > SEND_UNASKED || matches!(src, Source::Remote(_)))
+            .map(|(d, _)| d.clone())
             .collect();
+        let missing: HashSet<WireDigest> = if ask.is_empty() {
+            HashSet::new()
+        } else {
+            self.grpc
+                .find_missing(&ask)
+                .map_err(|e| Upload::Io(format!("checking which blobs the server has: {e}")))?
+                .into_iter()
+                .collect()
+        };
         let mut send = Vec::new();
         let mut n = 0u64;
         for (d, src) in &candidates {
-            if !missing.contains(d) {
+            let asked = d.size > SEND_UNASKED || matches!(src, Source::Remote(_));
+            if asked && !missing.contains(d) {
                 continue;
             }
             let bytes = match src {
