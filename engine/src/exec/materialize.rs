@@ -24,7 +24,7 @@ impl Scheduler<'_> {
             let dest = self.root.join(&o.path);
             let mut local = o.digest;
             if let Some(ex) = self.opts.executor.clone()
-                && ex.remote_blob(&self.blobs, &o.digest).is_some()
+                && let Some(r) = ex.remote_blob(&self.blobs, &o.digest)
             {
                 if self.toplevel.as_ref().is_some_and(|t| !t.contains(&o.path)) {
                     // Left on the executor; no file of an earlier build
@@ -45,7 +45,7 @@ impl Scheduler<'_> {
                     continue;
                 }
                 local = ex
-                    .localize(&self.blobs, &o.digest)
+                    .fetch(&self.blobs, &o.digest, &r)
                     .map_err(|message| ExecError::Io {
                         path: dest.clone(),
                         message,

@@ -371,10 +371,10 @@ fn verify(
         if blobs.verify(&o.digest) {
             continue;
         }
-        if ex.remote_blob(blobs, &o.digest).is_none() {
-            return Err(o.digest);
+        match ex.remote_blob(blobs, &o.digest) {
+            Some(r) => remote.push((o.digest, r)),
+            None => return Err(o.digest),
         }
-        remote.push(o.digest);
     }
     ex.still_remote(blobs, &remote)
 }

@@ -1,8 +1,8 @@
 //! Remote execution over REAPI v2: one spawned action becomes a `Command`
 //! and an `Action` whose input root is a Merkle tree of `Directory`
 //! messages; the blobs the server lacks are uploaded (`FindMissingBlobs`
-//! first for blobs over 16 KiB; smaller ones are sent unasked), the action is `Execute`d and its operation followed to the end,
-//! and its result is checked as a remote cache hit is (exactly the declared
+//! first for blobs over 16 KiB; smaller ones are sent unasked), the action
+//! is `Execute`d and its operation followed to the end, and its result is checked as a remote cache hit is (exactly the declared
 //! outputs, every blob verified) before its outputs enter the local store.
 //!
 //! What reaches the executor:
@@ -358,24 +358,24 @@ impl RemoteExecutor {
         dirs.insert(String::new(), Dir::default());
         for (a, d) in action.inputs.iter().zip(inputs) {
             let path = a.path();
-            let remote = (!a.is_source())
+            // An output left on the server: named by its server digest,
+            // with the bytes of its local copy if one was fetched.
+            if let Some(r) = (!a.is_source())
                 .then(|| self.remote_blob(blobs, d))
                 .flatten()
-                .filter(|r| r.local.is_none_or(|l| !blobs.contains(&l)));
-            if let Some(r) = remote {
+            {
                 let wd = WireDigest {
                     hash: r.hash,
                     size: r.size as i64,
                 };
-                needs.push((wd.clone(), Source::Remote(path.to_owned())));
+                let src = match r.local.filter(|l| blobs.contains(l)) {
+                    Some(l) => Source::File(blobs.path(&l), l),
+                    None => Source::Remote(path.to_owned()),
+                };
+                needs.push((wd.clone(), src));
                 add_file(&mut dirs, path, wd)?;
                 continue;
             }
-            let d = &if a.is_source() {
-                *d
-            } else {
-                self.localize(blobs, d)?
-            };
             let file = if a.is_source() {
                 workspace.join(path)
             } else {
@@ -541,9 +541,12 @@ impl RemoteExecutor {
         // small inputs) are sent without asking: asking costs a round trip
         // and about as many bytes. Large ones, and outputs left on the
         // server, are asked about first.
+        let asked = |d: &WireDigest, src: &Source| {
+            d.size > SEND_UNASKED || matches!(src, Source::Remote(_))
+        };
         let ask: Vec<WireDigest> = candidates
             .iter()
-            .filter(|(d, src)| d.size > SEND_UNASKED || matches!(src, Source::Remote(_)))
+            .filter(|(d, src)| asked(d, src))
             .map(|(d, _)| d.clone())
             .collect();
         let missing: HashSet<WireDigest> = if ask.is_empty() {
@@ -558,8 +561,7 @@ impl RemoteExecutor {
         let mut send = Vec::new();
         let mut n = 0u64;
         for (d, src) in &candidates {
-            let asked = d.size > SEND_UNASKED || matches!(src, Source::Remote(_));
-            if asked && !missing.contains(d) {
+            if asked(d, src) && !missing.contains(d) {
                 continue;
             }
             let bytes = match src {

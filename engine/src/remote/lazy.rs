@@ -73,9 +73,15 @@ impl RemoteExecutor {
     /// now if need be). A digest that is neither comes back unchanged (the
     /// caller finds it missing, as without an executor).
     pub fn localize(&self, blobs: &Blobs, d: &Digest) -> Result<Digest, String> {
-        let Some(r) = self.remote_blob(blobs, d) else {
-            return Ok(*d);
-        };
+        match self.remote_blob(blobs, d) {
+            None => Ok(*d),
+            Some(r) => self.fetch(blobs, d, &r),
+        }
+    }
+
+    /// The local blob holding the bytes of reference `d`, which stands for
+    /// `r`: its fetched copy, fetched now if need be.
+    pub fn fetch(&self, blobs: &Blobs, d: &Digest, r: &RemoteBlob) -> Result<Digest, String> {
         if let Some(l) = r.local.filter(|l| blobs.contains(l)) {
             return Ok(l);
         }
@@ -117,25 +123,21 @@ impl RemoteExecutor {
         Ok(local)
     }
 
-    /// Whether every output of `result` that exists only on the server is
-    /// still there (one `FindMissingBlobs`); outputs in the local store
-    /// are not looked at. `Err` names one that is gone.
-    pub fn still_remote(&self, blobs: &Blobs, outputs: &[Digest]) -> Result<(), Digest> {
-        let mut wanted = Vec::new();
-        for d in outputs {
-            if let Some(r) = self.remote_blob(blobs, d) {
-                if r.local.is_some_and(|l| blobs.verify(&l)) {
-                    continue;
-                }
-                wanted.push((
-                    *d,
-                    WireDigest {
-                        hash: r.hash,
-                        size: r.size as i64,
-                    },
-                ));
-            }
-        }
+    /// Whether the server still holds these references' blobs (one
+    /// `FindMissingBlobs`); those with a sound local copy are not asked
+    /// about. `Err` names one that is gone.
+    pub fn still_remote(&self, blobs: &Blobs, refs: &[(Digest, RemoteBlob)]) -> Result<(), Digest> {
+        let wanted: Vec<(Digest, WireDigest)> = refs
+            .iter()
+            .filter(|(_, r)| !r.local.is_some_and(|l| blobs.verify(&l)))
+            .map(|(d, r)| {
+                let w = WireDigest {
+                    hash: r.hash.clone(),
+                    size: r.size as i64,
+                };
+                (*d, w)
+            })
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
