@@ -353,7 +353,7 @@ fn example_pylon_end_to_end() {
     );
     assert_eq!(
         out(&a, "pylon_world/pylon.wit"),
-        "// The imports of pylon `//:pylon`, one per cap interface (generated).\npackage kiln:pylon;\n\nworld pylon {\n  import compose:dynlink/linker@0.1.0;\n  import pylon:sqlite/database@0.1.0;\n  import tegmentum:id-multiplexer/id-dispatcher@0.1.0;\n}\n"
+        "// The imports of pylon `//:pylon`, one per cap interface (generated).\npackage kiln:pylon;\n\nworld pylon {\n  import compose:dynlink/linker@0.1.0;\n  import pylon:sqlite/database@0.1.0;\n  import tegmentum:id-multiplexer/id-dispatcher@0.1.0;\n  import wasi:cli/exit@0.2.12;\n}\n"
     );
     let plan: serde_json::Value = serde_json::from_str(&out(&a, "pylon.dynlink.json")).unwrap();
     let crc = &plan["providers"]["crc32c"];
@@ -446,6 +446,40 @@ fn example_pylon_end_to_end() {
     let (code, _, err) = run("import id_mux; id_mux.generate('uuid')");
     assert_ne!(code, 0);
     assert!(err.contains("ValueError") && err.contains("uuid"), "{err}");
+    // The guest's exact exit status: sys.exit(n), os._exit(n) (8 bits, as
+    // POSIX exit), a message or an uncaught exception (1).
+    for (src, want) in [
+        ("import sys; sys.exit(3)", 3),
+        ("import sys; sys.exit(255)", 255),
+        ("import sys; sys.exit(256)", 0),
+        ("import os; os._exit(42)", 42),
+        ("raise SystemExit('bye')", 1),
+        ("raise KeyError(1)", 1),
+        ("import sys; sys.exit(0)", 0),
+    ] {
+        let (code, _, err) = run(src);
+        assert_eq!(code, want, "{src}: {err}");
+    }
+    // Script paths are normalized: `/name.py` in `__file__` and tracebacks,
+    // whether given as `name.py`, `./name.py` or `sub/name.py`.
+    fs::create_dir_all(a.join("sub")).unwrap();
+    for f in ["where.py", "sub/where.py"] {
+        fs::write(a.join(f), "import sys\nprint(__file__)\nsys.exit(int(sys.argv[1]))\n").unwrap();
+    }
+    for (arg, file) in [
+        ("where.py", "/where.py"),
+        ("./where.py", "/where.py"),
+        ("sub/where.py", "/sub/where.py"),
+        ("./sub/where.py", "/sub/where.py"),
+    ] {
+        let (code, out, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", arg, "7"]);
+        assert_eq!((code, out.as_str()), (7, format!("{file}\n").as_str()), "{arg}: {err}");
+    }
+    fs::write(a.join("tb.py"), "def f():\n    1 / 0\nf()\n").unwrap();
+    let (code, _, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", "tb.py"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("File \"/tb.py\", line 2, in f"), "{err}");
+    assert!(!err.contains("//tb.py"), "{err}");
     // A script path, relative to the working directory.
     fs::write(
         a.join("hello.py"),

@@ -52,6 +52,46 @@ run_logged() { # name cmd...
   "$@" >"$tmp/$name.log" 2>&1 || { tail -n 60 "$tmp/$name.log" >&2; echo "cpython.sh: $name failed" >&2; exit 1; }
 }
 
+# Source patches, applied by exact text (a changed source fails the build):
+# - `_Py_abspath`: a relative path joined to a working directory that ends
+#   in a separator (the guest's `/`) gets no second one, and leading `./`
+#   segments are dropped, so a script run as `script.py` or `./script.py` is
+#   `/script.py` in `__file__` and tracebacks (not `//script.py`).
+"$build_python" -I - Python/fileutils.c <<'PY'
+import sys
+path = sys.argv[1]
+with open(path, encoding="utf8") as f:
+    text = f.read()
+old = """    size_t cwd_len = wcslen(cwd);
+    size_t path_len = wcslen(path);
+    size_t len = cwd_len + 1 + path_len + 1;"""
+new = """    while (path[0] == L'.' && path[1] == (wchar_t)SEP) {
+        path += 2;
+        while (path[0] == (wchar_t)SEP) {
+            path++;
+        }
+    }
+    size_t cwd_len = wcslen(cwd);
+    size_t path_len = wcslen(path);
+    size_t len = cwd_len + 1 + path_len + 1;"""
+old2 = """    *abspath = (wchar_t)SEP;
+    abspath++;
+
+    memcpy(abspath, path, path_len * sizeof(wchar_t));"""
+new2 = """    if (cwd_len == 0 || cwd[cwd_len - 1] != (wchar_t)SEP) {
+        *abspath = (wchar_t)SEP;
+        abspath++;
+    }
+
+    memcpy(abspath, path, path_len * sizeof(wchar_t));"""
+for a, b in ((old, new), (old2, new2)):
+    if text.count(a) != 1:
+        sys.exit(f"cpython.sh: the _Py_abspath patch does not apply to {path}")
+    text = text.replace(a, b)
+with open(path, "w", encoding="utf8") as f:
+    f.write(text)
+PY
+
 log configure
 # OPT: CPython's default (-DNDEBUG -g -fwrapv -O3 -Wall) without -g (no debug
 # info: 3x smaller archive, no paths) and with -O2 (smaller code).

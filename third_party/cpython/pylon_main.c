@@ -29,6 +29,7 @@
 // `cabi_realloc` built on malloc/realloc (the WASI command adapter allocates
 // through it; the component bindings may supply their own).
 #include <Python.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #ifndef PYLON_HOME
@@ -110,6 +111,32 @@ void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {
     abort();
   }
   return ret;
+}
+
+// The exit status reaches the host exactly. wasi-libc's `_Exit` calls the
+// preview1 `proc_exit`, which the WASI adapter maps to `wasi:cli/exit#exit`
+// with `ok` or `err`: every non-zero status would arrive as 1. These
+// definitions take the place of libc's (`_Exit.o`, which defines both, is
+// then never linked): status 0 goes through `proc_exit` as before, any
+// other through `exit-with-code` (wasi:cli 0.2.12, served by wasmtime and
+// by kiln's host), truncated to 8 bits as POSIX `exit` does.
+__attribute__((__import_module__("wasi:cli/exit@0.2.12"), __import_name__("exit-with-code")))
+extern void pylon_exit_with_code(int32_t status_code);
+__attribute__((__import_module__("wasi_snapshot_preview1"), __import_name__("proc_exit")))
+extern void pylon_proc_exit(int32_t status);
+
+_Noreturn void _Exit(int status) {
+  status &= 0xff;
+  if (status == 0) {
+    pylon_proc_exit(0);
+  } else {
+    pylon_exit_with_code(status);
+  }
+  __builtin_unreachable();
+}
+
+_Noreturn void _exit(int status) {
+  _Exit(status);
 }
 
 // Linked with -nostartfiles: run the constructors once, then main with the
