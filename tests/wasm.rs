@@ -464,7 +464,11 @@ fn example_pylon_end_to_end() {
     // whether given as `name.py`, `./name.py` or `sub/name.py`.
     fs::create_dir_all(a.join("sub")).unwrap();
     for f in ["where.py", "sub/where.py"] {
-        fs::write(a.join(f), "import sys\nprint(__file__)\nsys.exit(int(sys.argv[1]))\n").unwrap();
+        fs::write(
+            a.join(f),
+            "import sys\nprint(__file__)\nsys.exit(int(sys.argv[1]))\n",
+        )
+        .unwrap();
     }
     for (arg, file) in [
         ("where.py", "/where.py"),
@@ -473,7 +477,11 @@ fn example_pylon_end_to_end() {
         ("./sub/where.py", "/sub/where.py"),
     ] {
         let (code, out, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", arg, "7"]);
-        assert_eq!((code, out.as_str()), (7, format!("{file}\n").as_str()), "{arg}: {err}");
+        assert_eq!(
+            (code, out.as_str()),
+            (7, format!("{file}\n").as_str()),
+            "{arg}: {err}"
+        );
     }
     fs::write(a.join("tb.py"), "def f():\n    1 / 0\nf()\n").unwrap();
     let (code, _, err) = kiln(&a, &shared_cache, &["run", "//:pylon", "--", "tb.py"]);
