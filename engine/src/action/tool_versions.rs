@@ -49,6 +49,9 @@ mod tests {
             dynlink_plan: String::new(),
             lib: String::new(),
             script: String::new(),
+            args: Vec::new(),
+            tree: String::new(),
+            tree_dir: String::new(),
         };
         assert!(t.key_material().contains(&WASMTIME));
     }

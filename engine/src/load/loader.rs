@@ -50,6 +50,10 @@ pub const RULESET: &[(&str, &str)] = &[
         "pylon_test.star",
         include_str!("../../../rules/pylon_test.star"),
     ),
+    (
+        "cpython_test.star",
+        include_str!("../../../rules/cpython_test.star"),
+    ),
 ];
 
 /// How built-in ruleset files are named in labels and messages.

@@ -7,6 +7,11 @@
 //! test is cached by its key like any action and re-runs only when the
 //! pylon, its dynlink plan or providers, the stdlib or the script change. A failing
 //! test fails the action with the output in the message.
+//!
+//! A test may also get arguments after the script and a tree of files: a
+//! ustar archive among its inputs, unpacked into the sandbox (natively,
+//! before the guest starts) so the guest sees it as a directory (CPython's
+//! `Lib/test` for `cpython_test`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,6 +22,7 @@ use kiln_cache::codec::{Reader, Writer};
 use starlark::environment::MethodsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
+use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::{NoneOr, NoneType};
 use starlark::values::{Value, ValueLike};
 
@@ -39,6 +45,13 @@ pub struct PylonTest {
     pub lib: String,
     /// Execution path of the test script.
     pub script: String,
+    /// Arguments after the script.
+    pub args: Vec<String>,
+    /// Execution path of a ustar archive to unpack before the run, empty for
+    /// none.
+    pub tree: String,
+    /// Where in the sandbox (and so in the guest, under `/`) it is unpacked.
+    pub tree_dir: String,
 }
 
 /// Most of a failing test's output shown in the error.
@@ -47,26 +60,38 @@ const SHOWN: usize = 8 << 10;
 impl PylonTest {
     /// What enters the key besides inputs and outputs.
     pub fn key_material(&self) -> Vec<&str> {
-        vec![
+        let mut v = vec![
             "pylon-test",
             WASMTIME,
             &self.component,
             &self.dynlink_plan,
             &self.lib,
             &self.script,
-        ]
+        ];
+        if !self.args.is_empty() || !self.tree.is_empty() {
+            v.extend(["tree", &self.tree, &self.tree_dir, "args"]);
+            v.extend(self.args.iter().map(String::as_str));
+        }
+        v
     }
 
     /// Run the script in the sandbox at `root`.
     fn run(&self, cx: &ExecContext, root: &Path, outputs: &[Artifact]) -> Result<(), String> {
+        if !self.tree.is_empty() {
+            unpack(&root.join(&self.tree), &root.join(&self.tree_dir))
+                .map_err(|e| format!("cannot unpack `{}`: {e}", self.tree))?;
+        }
+        let mut args = vec!["pylon".to_owned(), format!("/{}", self.script)];
+        args.extend(self.args.iter().cloned());
         let o = Invocation {
             component: root.join(&self.component),
             dynlink_plan: Some(root.join(&self.dynlink_plan)),
             dynlink_root: root.to_owned(),
             lib_dir: (!self.lib.is_empty()).then(|| root.join(&self.lib)),
             cwd: root.to_owned(),
-            // Absolute in the guest, whose `/` is the sandbox root.
-            args: vec!["pylon".to_owned(), format!("/{}", self.script)],
+            // The script is absolute in the guest, whose `/` is the
+            // sandbox root.
+            args,
             // Hermetic: no variable of the host reaches a test.
             env: Vec::new(),
             compiled_dir: cx.compiled_dir(),
@@ -104,26 +129,107 @@ impl Kind for PylonTest {
             "  pylon-test: {} in {} (dynlink plan {}, lib {}; {WASMTIME})",
             self.script, self.component, self.dynlink_plan, self.lib
         );
-    }
-
-    fn encode(&self, w: &mut Writer) {
-        for x in [&self.component, &self.dynlink_plan, &self.lib, &self.script] {
-            w.str(x);
+        if !self.args.is_empty() {
+            let _ = writeln!(s, "  arguments: {}", self.args.join(" "));
+        }
+        if !self.tree.is_empty() {
+            let _ = writeln!(s, "  unpacks {} into {}", self.tree, self.tree_dir);
         }
     }
 
+    fn encode(&self, w: &mut Writer) {
+        for x in [
+            &self.component,
+            &self.dynlink_plan,
+            &self.lib,
+            &self.script,
+            &self.tree,
+            &self.tree_dir,
+        ] {
+            w.str(x);
+        }
+        w.u32(self.args.len() as u32);
+        self.args.iter().for_each(|a| w.str(a));
+    }
+
     fn decode(r: &mut Reader) -> Option<Self> {
-        Some(PylonTest {
+        let mut t = PylonTest {
             component: r.str()?.to_owned(),
             dynlink_plan: r.str()?.to_owned(),
             lib: r.str()?.to_owned(),
             script: r.str()?.to_owned(),
-        })
+            tree: r.str()?.to_owned(),
+            tree_dir: r.str()?.to_owned(),
+            args: Vec::new(),
+        };
+        for _ in 0..r.u32()? {
+            t.args.push(r.str()?.to_owned());
+        }
+        Some(t)
     }
 
     fn execute(&self, cx: &ExecContext, root: &Path, action: &Action) -> Execution<'_> {
         Execution::Done(self.run(cx, root, &action.outputs))
     }
+}
+
+/// Unpack the ustar archive `tar` into `dir`: regular files and directories
+/// only, every name relative and inside `dir`.
+fn unpack(tar: &Path, dir: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(tar).map_err(|e| e.to_string())?;
+    let field = |h: &[u8], at: usize, len: usize| -> Vec<u8> {
+        let f = &h[at..at + len];
+        f[..f.iter().position(|b| *b == 0).unwrap_or(len)].to_vec()
+    };
+    let mut at = 0;
+    while at + 512 <= bytes.len() {
+        let h = &bytes[at..at + 512];
+        if h.iter().all(|b| *b == 0) {
+            return Ok(());
+        }
+        let mut name = field(h, 345, 155);
+        if !name.is_empty() {
+            name.push(b'/');
+        }
+        name.extend(field(h, 0, 100));
+        let name = String::from_utf8(name)
+            .map_err(|_| format!("an entry at byte {at} has a name that is not UTF-8"))?;
+        let size_field = String::from_utf8_lossy(&field(h, 124, 12)).trim().to_owned();
+        let size = usize::from_str_radix(if size_field.is_empty() { "0" } else { &size_field }, 8)
+            .map_err(|_| format!("`{name}`: bad size field `{size_field}`"))?;
+        let data_at = at + 512;
+        let end = data_at
+            .checked_add(size)
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(|| format!("`{name}`: truncated archive"))?;
+        let rel = Path::new(&name);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        {
+            return Err(format!("entry `{name}` is not a relative path inside the archive"));
+        }
+        let to = dir.join(rel);
+        match h[156] {
+            b'0' | 0 => {
+                if let Some(p) = to.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+                std::fs::write(&to, &bytes[data_at..end])
+                    .map_err(|e| format!("{}: {e}", to.display()))?;
+            }
+            b'5' => std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?,
+            t => {
+                return Err(format!(
+                    "entry `{name}` has type `{}`: only regular files and directories are supported",
+                    t as char
+                ));
+            }
+        }
+        at = data_at + size.div_ceil(512) * 512;
+    }
+    Err("truncated archive (no end-of-archive blocks)".to_owned())
 }
 
 /// `ctx.actions.pylon_test`.
@@ -132,7 +238,10 @@ pub fn natives(builder: &mut MethodsBuilder) {
     /// Run the Python test `script` in the pylon `component` (with its
     /// `dynlink_plan`, the `providers` it names, and `lib`, the stdlib
     /// zip whose directory is mounted at `/lib`); its output goes to
-    /// `output`. The action fails when the script exits non-zero.
+    /// `output`. The action fails when the script exits non-zero. `args`
+    /// follow the script on its command line; `tree`, a ustar archive, is
+    /// unpacked into the sandbox at `tree_dir` (a directory under the
+    /// package's output directory) before the run.
     fn pylon_test<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = named)] component: Value<'v>,
@@ -141,6 +250,10 @@ pub fn natives(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] output: Value<'v>,
         #[starlark(require = named, default = NoneOr::None)] lib: NoneOr<Value<'v>>,
         #[starlark(require = named)] providers: Option<Value<'v>>,
+        #[starlark(require = named, default = UnpackListOrTuple::default())]
+        args: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = NoneOr::None)] tree: NoneOr<Value<'v>>,
+        #[starlark(require = named, default = "")] tree_dir: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let one = |v: Value<'v>, what: &str| -> anyhow::Result<Artifact> {
@@ -166,13 +279,46 @@ pub fn natives(builder: &mut MethodsBuilder) {
         if let Some(p) = providers {
             collect_files(p, "providers", &mut ins)?;
         }
+        let tree = match tree.into_option() {
+            Some(v) => {
+                let f = one(v, "tree")?;
+                ins.push(f.clone());
+                f.path().to_owned()
+            }
+            None => String::new(),
+        };
         let mut outs = Vec::new();
         collect_files(output, "output", &mut outs)?;
+        let tree_dir = if tree.is_empty() {
+            String::new()
+        } else {
+            let out_dir = outs
+                .first()
+                .and_then(|o| o.path().rsplit_once('/').map(|(d, _)| d.to_owned()))
+                .unwrap_or_default();
+            let rel = Path::new(tree_dir);
+            if tree_dir.is_empty()
+                || rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                anyhow::bail!("`tree_dir` must be a relative directory name without `..`, got `{tree_dir}`");
+            }
+            if out_dir.is_empty() {
+                tree_dir.to_owned()
+            } else {
+                format!("{out_dir}/{tree_dir}")
+            }
+        };
         let kind = ActionKind::PylonTest(PylonTest {
             component: component.path().to_owned(),
             dynlink_plan: dynlink_plan.path().to_owned(),
             lib,
             script: script.path().to_owned(),
+            args: args.items,
+            tree,
+            tree_dir,
         });
         declare_action(eval, "PylonTest", kind, ins, outs)
     }
