@@ -36,6 +36,9 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 8;
     /// A bug in kiln.
     pub const INTERNAL: i32 = 37;
+    /// `kiln run`: the guest trapped (128 + SIGABRT, as a crashed process
+    /// and wasmtime's own CLI report it).
+    pub const GUEST_TRAPPED: i32 = 134;
 }
 
 #[derive(Parser, Debug)]

@@ -9,10 +9,11 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::Failure;
 use super::build::{BuildFlags, build_patterns};
+use super::{Failure, exit};
 use crate::action::ExecContext;
 use crate::error::ErrorClass;
+use crate::host::HostError;
 use crate::label::{Label, PackagePath};
 use crate::ops::run::{RunError, run_built};
 
@@ -49,8 +50,15 @@ pub fn run_cmd(cwd: &Path, jobs: Option<usize>, args: RunArgs) -> Result<i32, Fa
         })
         .collect();
     let cx = ExecContext::new(args.flags.cache_dir());
-    run_built(&ws.root, &built, &label, cwd, args.args, env, &cx).map_err(|e| match e {
-        RunError::NotRunnable(_) => Failure::new(ErrorClass::User, e),
-        RunError::Host(_) => Failure::new(ErrorClass::Internal, e),
-    })
+    match run_built(&ws.root, &built, &label, cwd, args.args, env, &cx) {
+        Ok(status) => Ok(status),
+        // A crash of the guest program, not of kiln: reported, and the
+        // status a crashed process has.
+        Err(e @ RunError::Host(HostError::Trap(_))) => {
+            eprintln!("ERROR: {e}");
+            Ok(exit::GUEST_TRAPPED)
+        }
+        Err(e @ RunError::NotRunnable(_)) => Err(Failure::new(ErrorClass::User, e)),
+        Err(e @ RunError::Host(_)) => Err(Failure::new(ErrorClass::Internal, e)),
+    }
 }

@@ -323,3 +323,70 @@ pub fn natives(builder: &mut MethodsBuilder) {
         declare_action(eval, "PylonTest", kind, ins, outs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unpack;
+
+    /// One ustar entry: header (name, size, type) and data padded to 512.
+    fn entry(name: &str, kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let size = format!("{:011o}", data.len());
+        h[124..135].copy_from_slice(size.as_bytes());
+        h[156] = kind;
+        h[257..262].copy_from_slice(b"ustar");
+        h.extend_from_slice(data);
+        h.resize(512 + data.len().div_ceil(512) * 512, 0);
+        h
+    }
+
+    fn archive(entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut a: Vec<u8> = entries.concat();
+        a.extend_from_slice(&[0u8; 1024]);
+        a
+    }
+
+    #[test]
+    fn unpacks_files_and_directories_and_refuses_escapes() {
+        let dir = std::env::temp_dir().join(format!("kiln-unpack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("t.tar");
+        let body = vec![b'x'; 700];
+        std::fs::write(
+            &tar,
+            archive(&[
+                entry("test/", b'5', b""),
+                entry("test/données_🐍.txt", b'0', "é".as_bytes()),
+                entry("test/sub/big", b'0', &body),
+            ]),
+        )
+        .unwrap();
+        unpack(&tar, &dir.join("out")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out/test/données_🐍.txt")).unwrap(),
+            "é"
+        );
+        assert_eq!(std::fs::read(dir.join("out/test/sub/big")).unwrap(), body);
+
+        for (name, kind, want) in [
+            ("../escape", b'0', "not a relative path"),
+            ("/abs", b'0', "not a relative path"),
+            ("test/link", b'2', "only regular files and directories"),
+        ] {
+            std::fs::write(&tar, archive(&[entry(name, kind, b"x")])).unwrap();
+            let e = unpack(&tar, &dir.join("bad")).unwrap_err();
+            assert!(e.contains(want), "{name}: {e}");
+        }
+        assert!(!dir.join("escape").exists());
+        // Truncated: data cut short, or no end-of-archive blocks.
+        let mut cut = entry("f", b'0', &body);
+        cut.truncate(600);
+        std::fs::write(&tar, &cut).unwrap();
+        assert!(unpack(&tar, &dir.join("cut")).unwrap_err().contains("truncated"));
+        std::fs::write(&tar, entry("f", b'0', b"x")).unwrap();
+        assert!(unpack(&tar, &dir.join("cut2")).unwrap_err().contains("truncated"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
