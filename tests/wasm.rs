@@ -436,14 +436,25 @@ fn example_pylon_end_to_end() {
     // (what kiln prints) names the failing test; an exclusion that matches
     // nothing fails too; a bad module name fails analysis at its line.
     let cpython_build = fs::read_to_string(a.join("pylon/cpython/BUILD.star")).unwrap();
-    fs::write(
-        a.join("pylon/cpython/BUILD.star"),
-        format!(
-            "{cpython_build}\ncpython_test(name = \"strict\", pylon = \"//:pylon\", cpython = \"//third_party/cpython\", modules = [\"test_format\", \"test_bisect\"], exclude = {{\"test_bisect.NoSuchCase\": \"stale\"}})\n"
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/cpython:strict"]);
+    // `kiln test` of one more cpython_test target with these attributes.
+    let test_one_more = |name: &str, attrs: &str| {
+        fs::write(
+            a.join("pylon/cpython/BUILD.star"),
+            format!(
+                "{cpython_build}\ncpython_test(name = \"{name}\", pylon = \"//:pylon\", cpython = \"//third_party/cpython\", {attrs})\n"
+            ),
+        )
+        .unwrap();
+        kiln(
+            &a,
+            &shared_cache,
+            &["test", &format!("//pylon/cpython:{name}")],
+        )
+    };
+    let (code, _, err) = test_one_more(
+        "strict",
+        "modules = [\"test_format\", \"test_bisect\"], exclude = {\"test_bisect.NoSuchCase\": \"stale\"}",
+    );
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("cpython_test: FAILED test.test_format.FormatTest.test_precision_c_limits"),
@@ -453,14 +464,7 @@ fn example_pylon_end_to_end() {
         err.contains("test_bisect: exclusions that match no test: test_bisect.NoSuchCase"),
         "{err}"
     );
-    fs::write(
-        a.join("pylon/cpython/BUILD.star"),
-        format!(
-            "{cpython_build}\ncpython_test(name = \"bad\", pylon = \"//:pylon\", cpython = \"//third_party/cpython\", modules = [\"json\"])\n"
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/cpython:bad"]);
+    let (code, _, err) = test_one_more("bad", "modules = [\"json\"]");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("pylon/cpython/BUILD.star:")
