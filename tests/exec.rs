@@ -886,3 +886,38 @@ fn a_rule_timeout_kills_the_command() {
     assert!(err.contains("t/BUILD.star:3"), "{err}");
     assert!(err.contains("must be positive"), "{err}");
 }
+
+#[test]
+fn wildcards_of_build_and_test_leave_out_manual_targets() {
+    let ws = Ws::new("manual");
+    ws.write(
+        "m/BUILD.star",
+        r#"
+genrule(name = "kept", srcs = [], outs = ["kept.txt"], cmd = "echo k > $@")
+genrule(name = "by_hand", srcs = [], outs = ["by_hand.txt"], cmd = "echo h > $@", tags = ["manual"])
+genrule(name = "needs_it", srcs = [":by_hand"], outs = ["needs.txt"], cmd = "cat $(SRCS) > $@")
+"#,
+    );
+    ws.write("n/BUILD.star", "genrule(name = \"only\", srcs = [], outs = [\"o.txt\"], cmd = \"echo o > $@\", tags = [\"manual\", \"x\"])\n");
+    // `:all` and `...` skip it; a target that depends on it still builds it.
+    let (code, s, err) = ws.build(&["//m:all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 3, "{s}");
+    let requested: Vec<&String> = s["outputs"].as_object().unwrap().keys().collect();
+    assert_eq!(requested, ["//m:kept", "//m:needs_it"], "{s}");
+    let out = ws.root().join("kiln-out/m");
+    assert!(out.join("kept.txt").exists() && out.join("needs.txt").exists());
+    let (code, s, err) = ws.build(&["//n/..."]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["total"], 0, "{s}");
+    assert!(!ws.root().join("kiln-out/n/o.txt").exists());
+    // Named, it builds.
+    assert_eq!(ws.executed(&["//n:only"]), 1);
+    assert_eq!(ws.read("kiln-out/n/o.txt"), "o\n");
+    // `kiln query` keeps it, as `bazel query` does.
+    let o = ws.kiln_in(&ws.root(), &["query", "//n:all + //m:all"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "//m:by_hand\n//m:kept\n//m:needs_it\n//n:only\n"
+    );
+}

@@ -119,8 +119,14 @@ struct Builder<'a> {
 }
 
 impl TargetGraph {
-    /// Load the graph of everything `patterns` need.
-    pub fn load(loader: &Loader, patterns: &[TargetPattern]) -> Result<TargetGraph, GraphError> {
+    /// Load the graph of everything `patterns` need. With `skip_manual`
+    /// (build, test, run), wildcards leave out targets tagged `manual`, as
+    /// Bazel's do; `kiln query` keeps them, as `bazel query` does.
+    pub fn load(
+        loader: &Loader,
+        patterns: &[TargetPattern],
+        skip_manual: bool,
+    ) -> Result<TargetGraph, GraphError> {
         let ws = loader.workspace();
         let mut want: BTreeSet<PackagePath> = BTreeSet::new();
         let mut walked_dirs = Vec::new();
@@ -187,6 +193,11 @@ impl TargetGraph {
                             .collect();
                     for package in pkgs {
                         for index in 0..package.declared.targets.len() {
+                            // As in Bazel, a wildcard does not select a
+                            // target tagged `manual`; naming it does.
+                            if skip_manual && package.declared.targets[index].is_manual() {
+                                continue;
+                            }
                             let n = b.rule_node(&package, index);
                             b.g.roots.push(n);
                             frontier.push(n);

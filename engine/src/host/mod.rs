@@ -99,10 +99,25 @@ pub enum HostError {
     Trap(String),
 }
 
+/// Native stack the guest's wasm code may use. wasmtime's default, 512 KiB,
+/// is less than CPython's parser needs for the nesting it accepts (deeply
+/// nested source trapped with "call stack exhausted" instead of raising
+/// `SyntaxError`, CPython's `test_syntax`).
+const MAX_WASM_STACK: usize = 8 << 20;
+
+/// Stack of the thread a guest runs on: the wasm stack and room for the
+/// host's own frames (wasmtime checks the wasm stack against its limit,
+/// not against the thread's real size).
+const GUEST_THREAD_STACK: usize = MAX_WASM_STACK + (8 << 20);
+
 /// The engine kiln runs components with (Cranelift, component model).
 pub(crate) fn engine() -> Result<Engine, String> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // (wasmtime refuses a wasm stack larger than its async stack size, even
+    // with async off.)
+    config.async_stack_size(GUEST_THREAD_STACK);
+    config.max_wasm_stack(MAX_WASM_STACK);
     Engine::new(&config).map_err(|e| format!("cannot create the wasmtime engine: {e:#}"))
 }
 
@@ -119,8 +134,22 @@ pub(crate) fn load(
 }
 
 /// Invoke the component; returns its exit status (and output, if
-/// captured).
+/// captured). The guest runs on a thread of its own, whose stack holds
+/// `MAX_WASM_STACK` whatever thread calls this (the thread inherits the
+/// caller's namespaces, so a sandboxed worker's isolation holds).
 pub fn invoke(o: &Invocation) -> Result<Outcome, HostError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("kiln-guest".to_owned())
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn_scoped(scope, || invoke_here(o))
+            .map_err(|e| HostError::Setup(format!("cannot start the guest's thread: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(HostError::Setup("the guest's thread panicked".to_owned())))
+    })
+}
+
+fn invoke_here(o: &Invocation) -> Result<Outcome, HostError> {
     let engine = engine().map_err(HostError::Setup)?;
     let component = load(&engine, &o.component, &o.compiled_dir).map_err(HostError::Load)?;
     let providers = match &o.dynlink_plan {

@@ -109,6 +109,12 @@ impl TargetDecl {
         self.attrs.get(i)
     }
 
+    /// Tagged `manual`: wildcard patterns (`:all`, `...`) of build, test
+    /// and run leave it out, as Bazel's do; `kiln query` keeps it.
+    pub fn is_manual(&self) -> bool {
+        self.tags.iter().any(|t| t == "manual")
+    }
+
     /// The predeclared output names (`attr.output` / `attr.output_list`).
     pub fn predeclared_outputs(&self) -> Vec<&TargetName> {
         let mut out = Vec::new();

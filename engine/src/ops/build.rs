@@ -89,7 +89,7 @@ pub fn make_plan(
     }
     let since = kiln_cache::stat::now_ns();
     let loader = Loader::new(ws.clone())?;
-    let g = TargetGraph::load(&loader, patterns)?;
+    let g = TargetGraph::load(&loader, patterns, true)?;
     let analysis = analyze(&loader, &g, &g.roots)?;
     let p = Plan::from_analysis(&g, &analysis)?;
     // A plan that cannot be saved is rebuilt next time; not an error.

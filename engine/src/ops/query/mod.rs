@@ -91,7 +91,7 @@ fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String,
     let expr = parse(expr_text)?;
     let mut pats = Vec::new();
     parse::patterns(&expr, &mut pats);
-    let g = TargetGraph::load(loader, &pats)?;
+    let g = TargetGraph::load(loader, &pats, false)?;
     let mut order: Vec<NodeIndex> = g.graph.node_indices().collect();
     order.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
     let rank = order
