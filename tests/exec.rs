@@ -915,7 +915,11 @@ genrule(name = "needs_it", srcs = [":by_hand"], outs = ["needs.txt"], cmd = "cat
     assert_eq!(ws.executed(&["//n:only"]), 1);
     assert_eq!(ws.read("kiln-out/n/o.txt"), "o\n");
     // `kiln query` keeps it, as `bazel query` does.
-    let o = ws.kiln_in(&ws.root(), &["query", "//n:all + //m:all"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "//n:all + //m:all"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "//m:by_hand\n//m:kept\n//m:needs_it\n//n:only\n"
