@@ -10,6 +10,8 @@ use super::QueryError;
 use super::parse::{Expr, SetOp};
 use crate::graph::target::TargetGraph;
 use crate::label::TargetPattern;
+use crate::load::attr::AttrValue;
+use crate::load::rule::TargetDecl;
 
 pub(super) type Set = BTreeSet<NodeIndexByLabel>;
 
@@ -106,9 +108,86 @@ impl Eval<'_> {
         })
     }
 
+    /// The nodes on one shortest dependency path from a node of `from` to
+    /// a node of `to` (empty when there is none).
+    fn somepath(&self, from: &Set, to: &Set) -> Set {
+        let mut parent: HashMap<NodeIndex, Option<NodeIndex>> = HashMap::new();
+        let mut q: VecDeque<NodeIndex> = VecDeque::new();
+        for n in from {
+            parent.insert(n.0, None);
+            q.push_back(n.0);
+        }
+        while let Some(n) = q.pop_front() {
+            if to.contains(&self.wrap(n)) {
+                let mut path = Set::new();
+                let mut at = Some(n);
+                while let Some(m) = at {
+                    path.insert(self.wrap(m));
+                    at = parent[&m];
+                }
+                return path;
+            }
+            for m in self.g.deps(n) {
+                if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(m) {
+                    e.insert(Some(n));
+                    q.push_back(m);
+                }
+            }
+        }
+        Set::new()
+    }
+
+    /// An attribute of a rule target as `attr()` matches it: strings as
+    /// written, booleans `0`/`1`, lists `[a, b]`, dicts `{k: v}`.
+    fn attr_text(d: &TargetDecl, name: &str) -> Option<String> {
+        let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        Some(match name {
+            "name" => d.name.to_string(),
+            "tags" => list(d.tags.clone()),
+            _ => match d.attr(name)? {
+                AttrValue::Str(s) => s.clone(),
+                AttrValue::Bool(b) => u8::from(*b).to_string(),
+                AttrValue::Int(i) => i.to_string(),
+                AttrValue::Label(l) => l.as_ref().map(|l| l.to_string()).unwrap_or_default(),
+                AttrValue::LabelList(ls) => list(ls.iter().map(|l| l.to_string()).collect()),
+                AttrValue::StrList(v) => list(v.clone()),
+                AttrValue::StrDict(kv) => format!(
+                    "{{{}}}",
+                    kv.iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                AttrValue::Output(o) => o.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+                AttrValue::OutputList(os) => list(os.iter().map(|o| o.to_string()).collect()),
+            },
+        })
+    }
+
     pub(super) fn eval(&self, e: &Expr) -> Result<Set, QueryError> {
+        self.eval_in(e, &[])
+    }
+
+    /// Evaluate `e` with the `let` variables `env` (innermost last).
+    fn eval_in(&self, e: &Expr, env: &[(&str, Set)]) -> Result<Set, QueryError> {
+        let word = |e: &Expr| match e {
+            Expr::Word(w) => w.clone(),
+            _ => String::new(),
+        };
         Ok(match e {
             Expr::Pattern(p) => self.pattern(p),
+            Expr::Var(name) => env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            Expr::Let(name, value, body) => {
+                let v = self.eval_in(value, env)?;
+                let mut inner: Vec<(&str, Set)> = env.to_vec();
+                inner.push((name, v));
+                self.eval_in(body, &inner)?
+            }
             Expr::Word(w) => {
                 return Err(QueryError::Syntax {
                     expr: self.src.to_owned(),
@@ -116,7 +195,7 @@ impl Eval<'_> {
                 });
             }
             Expr::Binary(op, a, b) => {
-                let (a, b) = (self.eval(a)?, self.eval(b)?);
+                let (a, b) = (self.eval_in(a, env)?, self.eval_in(b, env)?);
                 match op {
                     SetOp::Union => a.union(&b).copied().collect(),
                     SetOp::Intersect => a.intersection(&b).copied().collect(),
@@ -129,14 +208,21 @@ impl Eval<'_> {
                     _ => None,
                 };
                 match f.as_str() {
-                    "deps" => {
-                        self.closure(&self.eval(&args[0])?, Direction::Outgoing, depth(1), None)
-                    }
+                    "deps" => self.closure(
+                        &self.eval_in(&args[0], env)?,
+                        Direction::Outgoing,
+                        depth(1),
+                        None,
+                    ),
                     "rdeps" => {
-                        let universe =
-                            self.closure(&self.eval(&args[0])?, Direction::Outgoing, None, None);
+                        let universe = self.closure(
+                            &self.eval_in(&args[0], env)?,
+                            Direction::Outgoing,
+                            None,
+                            None,
+                        );
                         let from: Set = self
-                            .eval(&args[1])?
+                            .eval_in(&args[1], env)?
                             .intersection(&universe)
                             .copied()
                             .collect();
@@ -147,7 +233,7 @@ impl Eval<'_> {
                             return Ok(Set::new());
                         };
                         let re = self.regex(w)?;
-                        let set = self.eval(&args[1])?;
+                        let set = self.eval_in(&args[1], env)?;
                         set.into_iter()
                             .filter(|n| {
                                 let node = &self.g.graph[n.0];
@@ -158,6 +244,61 @@ impl Eval<'_> {
                                 }
                             })
                             .collect()
+                    }
+                    "somepath" => {
+                        self.somepath(&self.eval_in(&args[0], env)?, &self.eval_in(&args[1], env)?)
+                    }
+                    "allpaths" => {
+                        let down = self.closure(
+                            &self.eval_in(&args[0], env)?,
+                            Direction::Outgoing,
+                            None,
+                            None,
+                        );
+                        let up = self.closure(
+                            &self.eval_in(&args[1], env)?,
+                            Direction::Incoming,
+                            None,
+                            None,
+                        );
+                        down.intersection(&up).copied().collect()
+                    }
+                    // Test rules are named `*_test`, as in Bazel.
+                    "tests" => self
+                        .eval_in(&args[0], env)?
+                        .into_iter()
+                        .filter(|n| {
+                            self.g.graph[n.0]
+                                .decl()
+                                .is_some_and(|d| d.rule.kind().ends_with("_test"))
+                        })
+                        .collect(),
+                    "attr" => {
+                        let (name, re) = (word(&args[0]), self.regex(&word(&args[1]))?);
+                        self.eval_in(&args[2], env)?
+                            .into_iter()
+                            .filter(|n| {
+                                self.g.graph[n.0]
+                                    .decl()
+                                    .and_then(|d| Self::attr_text(d, &name))
+                                    .is_some_and(|t| re.is_match(&t))
+                            })
+                            .collect()
+                    }
+                    "labels" => {
+                        let name = word(&args[0]);
+                        let mut out = Set::new();
+                        for n in self.eval_in(&args[1], env)? {
+                            let Some(d) = self.g.graph[n.0].decl() else {
+                                continue;
+                            };
+                            for l in d.attr(&name).map(AttrValue::labels).unwrap_or_default() {
+                                if let Some(m) = self.g.node(l) {
+                                    out.insert(self.wrap(m));
+                                }
+                            }
+                        }
+                        out
                     }
                     _ => Set::new(),
                 }

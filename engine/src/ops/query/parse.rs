@@ -16,6 +16,10 @@ pub enum Expr {
     Call(String, Vec<Expr>),
     /// `a op b`.
     Binary(SetOp, Box<Expr>, Box<Expr>),
+    /// `let name = value in body`.
+    Let(String, Box<Expr>, Box<Expr>),
+    /// `$name`, bound by an enclosing `let`.
+    Var(String),
 }
 
 /// Set operators.
@@ -92,7 +96,9 @@ struct Parser {
     pos: usize,
 }
 
-const FUNCTIONS: &[&str] = &["deps", "rdeps", "kind", "filter", "actions"];
+const FUNCTIONS: &[&str] = &[
+    "deps", "rdeps", "kind", "filter", "actions", "somepath", "allpaths", "tests", "attr", "labels",
+];
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -103,6 +109,8 @@ impl Parser {
         let mut lhs = self.term()?;
         loop {
             let op = match self.peek() {
+                // `in` ends the value of a `let`.
+                Some(Tok::Word(w)) if w == "in" => return Ok(lhs),
                 Some(Tok::Word(w)) => match w.as_str() {
                     "+" | "union" => SetOp::Union,
                     "^" | "intersect" => SetOp::Intersect,
@@ -128,6 +136,35 @@ impl Parser {
                 let e = self.expr()?;
                 self.expect_close()?;
                 Ok(e)
+            }
+            Some(Tok::Word(w)) if w == "let" => {
+                self.pos += 1;
+                let usage = "`let` is written `let NAME = EXPR in EXPR`";
+                let name = match self.peek() {
+                    Some(Tok::Word(n)) if is_var_name(n) => n.clone(),
+                    _ => return Err(format!("{usage}: expected a variable name after `let`")),
+                };
+                self.pos += 1;
+                if self.peek() != Some(&Tok::Word("=".to_owned())) {
+                    return Err(format!("{usage}: expected ` = ` after `let {name}`"));
+                }
+                self.pos += 1;
+                let value = self.expr()?;
+                if self.peek() != Some(&Tok::Word("in".to_owned())) {
+                    return Err(format!(
+                        "{usage}: expected `in` after the value of `{name}`"
+                    ));
+                }
+                self.pos += 1;
+                let body = self.expr()?;
+                Ok(Expr::Let(name, Box::new(value), Box::new(body)))
+            }
+            Some(Tok::Word(w)) if w.starts_with('$') => {
+                self.pos += 1;
+                if !is_var_name(&w[1..]) {
+                    return Err(format!("`{w}` is not a variable reference (`$name`)"));
+                }
+                Ok(Expr::Var(w[1..].to_owned()))
             }
             Some(Tok::Word(w)) => {
                 self.pos += 1;
@@ -175,6 +212,13 @@ impl Parser {
     }
 }
 
+fn is_var_name(s: &str) -> bool {
+    let mut cs = s.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Parse a query expression.
 pub fn parse(expr: &str) -> Result<Expr, QueryError> {
     let syntax = |message: String| QueryError::Syntax {
@@ -185,13 +229,23 @@ pub fn parse(expr: &str) -> Result<Expr, QueryError> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.expr().map_err(syntax)?;
     if p.pos != p.toks.len() {
-        return Err(syntax("unexpected text after the expression".to_owned()));
+        return Err(syntax(if p.peek() == Some(&Tok::Word("in".to_owned())) {
+            "`in` without a `let`".to_owned()
+        } else {
+            "unexpected text after the expression".to_owned()
+        }));
     }
-    resolve_patterns(e, expr, true)
+    resolve_patterns(e, expr, true, &mut Vec::new())
 }
 
-/// Turn words in set positions into patterns, checking arities.
-pub(super) fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, QueryError> {
+/// Turn words in set positions into patterns, checking arities and that
+/// every `$name` is bound by an enclosing `let` (`bound`).
+pub(super) fn resolve_patterns(
+    e: Expr,
+    src: &str,
+    top: bool,
+    bound: &mut Vec<String>,
+) -> Result<Expr, QueryError> {
     let syntax = |message: String| QueryError::Syntax {
         expr: src.to_owned(),
         message,
@@ -200,14 +254,34 @@ pub(super) fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, Qu
         Expr::Word(w) => Expr::Pattern(TargetPattern::parse(&w)?),
         Expr::Binary(op, a, b) => Expr::Binary(
             op,
-            Box::new(resolve_patterns(*a, src, false)?),
-            Box::new(resolve_patterns(*b, src, false)?),
+            Box::new(resolve_patterns(*a, src, false, bound)?),
+            Box::new(resolve_patterns(*b, src, false, bound)?),
         ),
+        Expr::Let(name, value, body) => {
+            let value = resolve_patterns(*value, src, false, bound)?;
+            bound.push(name.clone());
+            let body = resolve_patterns(*body, src, false, bound);
+            bound.pop();
+            Expr::Let(name, Box::new(value), Box::new(body?))
+        }
+        Expr::Var(name) => {
+            if !bound.contains(&name) {
+                return Err(syntax(format!(
+                    "`${name}` is not bound: define it with `let {name} = EXPR in ...`"
+                )));
+            }
+            Expr::Var(name)
+        }
         Expr::Call(f, args) => {
             let n = args.len();
             let mut args = args.into_iter();
-            let set = |args: &mut std::vec::IntoIter<Expr>| {
-                resolve_patterns(args.next().unwrap_or(Expr::Word(String::new())), src, false)
+            let mut set = |args: &mut std::vec::IntoIter<Expr>| {
+                resolve_patterns(
+                    args.next().unwrap_or(Expr::Word(String::new())),
+                    src,
+                    false,
+                    bound,
+                )
             };
             let word = |e: Option<Expr>, what: &str| match e {
                 Some(Expr::Word(w)) => Ok(Expr::Word(w)),
@@ -227,6 +301,17 @@ pub(super) fn resolve_patterns(e: Expr, src: &str, top: bool) -> Result<Expr, Qu
                 ],
                 ("kind", 2) | ("filter", 2) => vec![
                     word(args.next(), "a regular expression as its first argument")?,
+                    set(&mut args)?,
+                ],
+                ("somepath", 2) | ("allpaths", 2) => vec![set(&mut args)?, set(&mut args)?],
+                ("tests", 1) => vec![set(&mut args)?],
+                ("attr", 3) => vec![
+                    word(args.next(), "an attribute name as its first argument")?,
+                    word(args.next(), "a regular expression as its second argument")?,
+                    set(&mut args)?,
+                ],
+                ("labels", 2) => vec![
+                    word(args.next(), "an attribute name as its first argument")?,
                     set(&mut args)?,
                 ],
                 _ => return Err(syntax(format!("`{f}` does not take {n} argument(s)"))),
@@ -256,10 +341,11 @@ pub(super) fn patterns(e: &Expr, out: &mut Vec<TargetPattern>) {
         Expr::Pattern(p) => out.push(p.clone()),
         Expr::Word(_) => {}
         Expr::Call(_, args) => args.iter().for_each(|a| patterns(a, out)),
-        Expr::Binary(_, a, b) => {
+        Expr::Binary(_, a, b) | Expr::Let(_, a, b) => {
             patterns(a, out);
             patterns(b, out);
         }
+        Expr::Var(_) => {}
     }
 }
 
@@ -277,6 +363,13 @@ mod tests {
         assert!(parse("deps(//a:b, 2)").is_ok());
         assert!(parse("kind('genrule', //...)").is_ok());
         assert!(parse("rdeps(//..., //a:b, 1)").is_ok());
+        assert!(parse("somepath(//a:b, //c:d) + allpaths(//a:b, //c/...)").is_ok());
+        assert!(parse("attr(tags, 'manual', //...) ^ tests(//...) - labels(srcs, //a:b)").is_ok());
+        assert!(matches!(
+            parse("let v = //a:b in deps($v) - $v").unwrap(),
+            Expr::Let(n, _, body) if n == "v" && matches!(*body, Expr::Binary(SetOp::Except, _, _))
+        ));
+        assert!(parse("let a = //x:y in let b = deps($a) in $b - $a").is_ok());
         for bad in [
             "deps(//a:b",
             "deps(//a:b, x)",
@@ -285,6 +378,15 @@ mod tests {
             "deps(actions(//a:b))",
             "kind(//a:b)",
             "",
+            "$v",
+            "let v = //a:b in $w",
+            "let v //a:b in $v",
+            "let v = //a:b",
+            "//a:b in //c:d",
+            "let 1v = //a:b in $1v",
+            "deps($v) + let v = //a:b in $v",
+            "attr(tags, //a:b)",
+            "somepath(//a:b)",
         ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
