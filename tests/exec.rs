@@ -925,3 +925,80 @@ genrule(name = "needs_it", srcs = [":by_hand"], outs = ["needs.txt"], cmd = "cat
         "//m:by_hand\n//m:kept\n//m:needs_it\n//n:only\n"
     );
 }
+
+#[test]
+fn common_attributes_have_their_bazel_meaning() {
+    let ws = Ws::new("common");
+    ws.write(
+        "a/BUILD.star",
+        r#"
+genrule(name = "fixture", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", testonly = True)
+genrule(
+    name = "old",
+    srcs = [],
+    outs = ["old.txt"],
+    cmd = "echo o > $@",
+    deprecation = "use //a:new — ça change",
+    features = ["-layering_check"],
+    licenses = ["notice"],
+    compatible_with = [],
+    target_compatible_with = ["@platforms//os:linux"],
+    exec_compatible_with = ["@platforms//cpu:x86_64"],
+)
+genrule(name = "same_pkg", srcs = [":old"], outs = ["s.txt"], cmd = "cat $< > $@")
+"#,
+    );
+    ws.write(
+        "b/BUILD.star",
+        r#"
+genrule(name = "uses_old", srcs = ["//a:old"], outs = ["u.txt"], cmd = "cat $< > $@")
+genrule(name = "test_helper", srcs = ["//a:fixture"], outs = ["v.txt"], cmd = "cat $< > $@", testonly = True)
+genrule(name = "old_too", srcs = ["//a:old"], outs = ["w.txt"], cmd = "cat $< > $@", deprecation = "old")
+"#,
+    );
+    // Accepted everywhere; a deprecated dependency from another package
+    // warns once, naming the dependent's line (not from its own package,
+    // nor from a target deprecated itself).
+    let (code, _, err) = ws.build(&["//..."]);
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("WARNING")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "WARNING: b/BUILD.star:2:1: `//b:uses_old` depends on deprecated target `//a:old`: use //a:new — ça change"
+        ],
+        "{err}"
+    );
+    // A target that is not testonly may not depend on one that is.
+    ws.write(
+        "c/BUILD.star",
+        "genrule(name = \"prod\", srcs = [\"//b:test_helper\"], outs = [\"p.txt\"], cmd = \"cat $< > $@\")\n",
+    );
+    let (code, _, err) = ws.build(&["//c:prod"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("c/BUILD.star:1:1: `//c:prod` depends on `//b:test_helper`, which is `testonly` (declared at b/BUILD.star:3:1)")
+            && err.contains("add `testonly = True` to `//c:prod`"),
+        "{err}"
+    );
+    // ... but `kiln query` still walks it, as `bazel query` does.
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "deps(//c:prod)"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Types are checked as Bazel's.
+    ws.write(
+        "c/BUILD.star",
+        "genrule(name = \"prod\", srcs = [], outs = [\"p.txt\"], cmd = \"true\", licenses = \"notice\")\n",
+    );
+    let (code, _, err) = ws.build(&["//c:prod"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "c/BUILD.star:1:1: Attribute `licenses` of `genrule` expects a list of strings"
+        ),
+        "{err}"
+    );
+}

@@ -279,6 +279,9 @@ pub fn report(o: &build::BuildOutcome, f: &BuildFlags, opts: &ExecOptions) -> Re
         line.push_str(&format!(", {skipped} not run"));
     }
     line.push_str(&format!(" ({:.2}s)", o.duration.as_secs_f64()));
+    for w in &o.warnings {
+        eprintln!("WARNING: {w}");
+    }
     eprintln!("{line}");
     if let Some(note) = r.isolation.as_ref().and_then(|i| i.note.as_ref()) {
         eprintln!("note: sandbox: {note}");

@@ -110,22 +110,30 @@ pub struct TargetGraph {
     pub roots: Vec<NodeIndex>,
     /// Directories walked to expand recursive patterns (workspace-relative).
     pub walked_dirs: Vec<String>,
+    /// Warnings for the user (`deprecation`), sorted, each once.
+    pub warnings: Vec<String>,
 }
 
 struct Builder<'a> {
     loader: &'a Loader,
     g: TargetGraph,
     missing_pkgs: BTreeMap<PackagePath, String>,
+    /// Loading for a build: `manual` targets are left out of wildcards,
+    /// `testonly` is enforced and `deprecation` warns.
+    build: bool,
+    warnings: BTreeSet<String>,
 }
 
 impl TargetGraph {
-    /// Load the graph of everything `patterns` need. With `skip_manual`
-    /// (build, test, run), wildcards leave out targets tagged `manual`, as
-    /// Bazel's do; `kiln query` keeps them, as `bazel query` does.
+    /// Load the graph of everything `patterns` need. For a `build` (build,
+    /// test, run), wildcards leave out targets tagged `manual`, a target
+    /// that is not `testonly` may not depend on one that is, and depending
+    /// on a `deprecation` target warns, as in Bazel; `kiln query` does
+    /// none of this, as `bazel query` does not.
     pub fn load(
         loader: &Loader,
         patterns: &[TargetPattern],
-        skip_manual: bool,
+        build: bool,
     ) -> Result<TargetGraph, GraphError> {
         let ws = loader.workspace();
         let mut want: BTreeSet<PackagePath> = BTreeSet::new();
@@ -160,8 +168,11 @@ impl TargetGraph {
                 packages: BTreeMap::new(),
                 roots: Vec::new(),
                 walked_dirs,
+                warnings: Vec::new(),
             },
             missing_pkgs: BTreeMap::new(),
+            build,
+            warnings: BTreeSet::new(),
         };
         b.load_wave(want.into_iter().collect())?;
         let mut frontier = Vec::new();
@@ -195,7 +206,7 @@ impl TargetGraph {
                         for index in 0..package.declared.targets.len() {
                             // As in Bazel, a wildcard does not select a
                             // target tagged `manual`; naming it does.
-                            if skip_manual && package.declared.targets[index].is_manual() {
+                            if build && package.declared.targets[index].is_manual() {
                                 continue;
                             }
                             let n = b.rule_node(&package, index);
@@ -240,7 +251,8 @@ impl TargetGraph {
         b.g.roots
             .sort_by(|a, c| b.g.graph[*a].label.cmp(&b.g.graph[*c].label));
         b.g.roots.dedup();
-        let g = b.g;
+        let mut g = b.g;
+        g.warnings = b.warnings.into_iter().collect();
         if let Some(cycle) = find_cycle(&g.graph, |n| g.graph[n].label.clone()) {
             let chain: Vec<String> = cycle
                 .iter()
@@ -391,11 +403,58 @@ impl Builder<'_> {
                     return Err(err(msg));
                 };
                 self.check_visibility(&node, m)?;
+                if self.build {
+                    self.check_testonly_and_deprecation(&node, m)?;
+                }
                 self.g.graph.update_edge(n, m, ());
                 out.push(m);
             }
         }
         Ok(out)
+    }
+
+    /// The rule target behind node `n` (itself, or a generated file's rule).
+    fn rule_of(&self, n: NodeIndex) -> Option<&TargetNode> {
+        let target = &self.g.graph[n];
+        match &target.kind {
+            NodeKind::Source => None,
+            NodeKind::Rule { .. } => Some(target),
+            NodeKind::Generated { rule } => Some(&self.g.graph[self.g.index[rule]]),
+        }
+    }
+
+    fn check_testonly_and_deprecation(
+        &mut self,
+        from: &TargetNode,
+        to: NodeIndex,
+    ) -> Result<(), GraphError> {
+        let (Some(from_decl), Some(to_rule)) = (from.decl(), self.rule_of(to)) else {
+            return Ok(());
+        };
+        let Some(to_decl) = to_rule.decl() else {
+            return Ok(());
+        };
+        if to_decl.testonly && !from_decl.testonly {
+            return Err(GraphError::Located {
+                location: from_decl.location.clone(),
+                message: format!(
+                    "`{}` depends on `{}`, which is `testonly` (declared at {}), but is not `testonly` itself; add `testonly = True` to `{}` or depend on something else",
+                    from.label, to_rule.label, to_decl.location, from.label
+                ),
+            });
+        }
+        // As in Bazel: not within a package, nor from a deprecated target.
+        if let Some(why) = &to_decl.deprecation
+            && from_decl.deprecation.is_none()
+            && from.label.package != to_rule.label.package
+        {
+            let w = format!(
+                "{}: `{}` depends on deprecated target `{}`: {why}",
+                from_decl.location, from.label, to_rule.label
+            );
+            self.warnings.insert(w);
+        }
+        Ok(())
     }
 
     fn check_visibility(&self, from: &TargetNode, to: NodeIndex) -> Result<(), GraphError> {

@@ -37,8 +37,25 @@ pub struct RuleId(pub u64);
 
 static NEXT_RULE: AtomicU64 = AtomicU64::new(1);
 
-/// Attributes every rule has, whatever it declares.
-pub const IMPLICIT_ATTRS: &[&str] = &["name", "visibility", "tags"];
+/// Attributes every rule has, whatever it declares: Bazel's common
+/// attributes. `testonly` is checked when a build loads the graph and
+/// `deprecation` warns the targets that depend on one; `features`,
+/// `licenses` and the platform constraints (`compatible_with`,
+/// `target_compatible_with`, `exec_compatible_with`) are accepted, checked
+/// to be lists of strings, and have no effect (kiln has no platforms or
+/// toolchain features).
+pub const IMPLICIT_ATTRS: &[&str] = &[
+    "name",
+    "visibility",
+    "tags",
+    "testonly",
+    "deprecation",
+    "features",
+    "licenses",
+    "compatible_with",
+    "target_compatible_with",
+    "exec_compatible_with",
+];
 
 /// What a rule kind accepts.
 ///
@@ -94,6 +111,11 @@ pub struct TargetDecl {
     pub visibility: Option<Visibility>,
     /// `tags`.
     pub tags: Vec<String>,
+    /// `testonly`: only test targets and other `testonly` targets may
+    /// depend on it (rules named `*_test` are `testonly` by default).
+    pub testonly: bool,
+    /// `deprecation`: why depending on it is discouraged.
+    pub deprecation: Option<String>,
     /// Where the rule was called.
     pub location: Location,
 }
@@ -201,6 +223,20 @@ where
         let mut name = None;
         let mut visibility = None;
         let mut tags = Vec::new();
+        let mut testonly = kind.ends_with("_test");
+        let mut deprecation = None;
+        let coerce_implicit = |k: &str, ty: AttrType, v: Value<'v>| {
+            let spec = AttrSpec {
+                ty,
+                mandatory: false,
+                default: AttrDefault::None,
+                allow_files: false,
+                values: Vec::new(),
+                doc: String::new(),
+            };
+            coerce(&spec, v, &ctx.package)
+                .map_err(|e| native_err(format!("Attribute `{k}` of `{kind}` {e}")))
+        };
         for (k, v) in args.names_map()? {
             let k = k.as_str();
             match k {
@@ -217,19 +253,27 @@ where
                     visibility = Some(Visibility::from_value(v, &ctx.package).map_err(native_err)?);
                 }
                 "tags" => {
-                    let spec = AttrSpec {
-                        ty: AttrType::StringList,
-                        mandatory: false,
-                        default: AttrDefault::StrList(Vec::new()),
-                        allow_files: false,
-                        values: Vec::new(),
-                        doc: String::new(),
-                    };
-                    if let AttrValue::StrList(t) = coerce(&spec, v, &ctx.package)
-                        .map_err(|e| native_err(format!("Attribute `tags` of `{kind}` {e}")))?
-                    {
+                    if let AttrValue::StrList(t) = coerce_implicit(k, AttrType::StringList, v)? {
                         tags = t;
                     }
+                }
+                "testonly" => {
+                    if let AttrValue::Bool(b) = coerce_implicit(k, AttrType::Bool, v)? {
+                        testonly = b;
+                    }
+                }
+                "deprecation" => {
+                    if let AttrValue::Str(d) = coerce_implicit(k, AttrType::String, v)? {
+                        deprecation = (!d.is_empty()).then_some(d);
+                    }
+                }
+                // Accepted with Bazel's types; no meaning here.
+                "features"
+                | "licenses"
+                | "compatible_with"
+                | "target_compatible_with"
+                | "exec_compatible_with" => {
+                    coerce_implicit(k, AttrType::StringList, v)?;
                 }
                 _ => {
                     let Ok(i) = schema.attrs.binary_search_by(|(n, _)| n.as_str().cmp(k)) else {
@@ -272,6 +316,8 @@ where
             attrs,
             visibility,
             tags,
+            testonly,
+            deprecation,
             location,
         };
         ctx.declare(decl).map_err(native_err)?;

@@ -77,15 +77,28 @@ pub fn parse_patterns(patterns: &[String]) -> Result<Vec<TargetPattern>, LabelEr
     patterns.iter().map(|p| TargetPattern::parse(p)).collect()
 }
 
+/// A plan for some patterns, and how it was made.
+pub struct MadePlan {
+    /// The plan.
+    pub plan: Plan,
+    /// The files it depends on.
+    pub watched: plan::Watched,
+    /// Whether the persisted plan was reused (no loading or analysis).
+    pub reused: bool,
+    /// Warnings loading gave (`deprecation`); none when reused.
+    pub warnings: Vec<String>,
+}
+
 /// The plan for `patterns`: persisted if still valid, else from loading and
-/// analysis (and then persisted), with the files it depends on. The bool
-/// says whether it was reused.
-pub fn make_plan(
-    ws: &Workspace,
-    patterns: &[TargetPattern],
-) -> Result<(Plan, plan::Watched, bool), BuildError> {
-    if let Some((p, w)) = plan::load(&ws.root, patterns) {
-        return Ok((p, w, true));
+/// analysis (and then persisted), with the files it depends on.
+pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<MadePlan, BuildError> {
+    if let Some((plan, watched)) = plan::load(&ws.root, patterns) {
+        return Ok(MadePlan {
+            plan,
+            watched,
+            reused: true,
+            warnings: Vec::new(),
+        });
     }
     let since = kiln_cache::stat::now_ns();
     let loader = Loader::new(ws.clone())?;
@@ -101,7 +114,12 @@ pub fn make_plan(
         &p,
     )
     .unwrap_or_default();
-    Ok((p, w, false))
+    Ok(MadePlan {
+        plan: p,
+        watched: w,
+        reused: false,
+        warnings: g.warnings,
+    })
 }
 
 /// What a build did.
@@ -114,6 +132,8 @@ pub struct BuildOutcome {
     pub duration: Duration,
     /// Whether the persisted analysis was reused.
     pub plan_reused: bool,
+    /// Warnings of loading (printed before the build's line).
+    pub warnings: Vec<String>,
 }
 
 /// Run `kiln build`.
@@ -149,10 +169,16 @@ pub fn build(
             targets: noop.targets,
             duration: t0.elapsed(),
             plan_reused: true,
+            warnings: Vec::new(),
         });
     }
     uptodate::invalidate(root, patterns);
-    let (p, watched, plan_reused) = make_plan(ws, patterns)?;
+    let MadePlan {
+        plan: p,
+        watched,
+        reused: plan_reused,
+        warnings,
+    } = make_plan(ws, patterns)?;
     let targets = p.targets.clone();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
@@ -179,6 +205,7 @@ pub fn build(
         targets,
         duration: t0.elapsed(),
         plan_reused,
+        warnings,
     })
 }
 

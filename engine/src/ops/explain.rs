@@ -16,7 +16,7 @@ pub fn explain(
     pattern: &TargetPattern,
     cache_dir: &std::path::Path,
 ) -> Result<String, BuildError> {
-    let (plan, _, _) = make_plan(ws, std::slice::from_ref(pattern))?;
+    let plan = make_plan(ws, std::slice::from_ref(pattern))?.plan;
     let cache = Cache::open(cache_dir)?;
     let ws_key = ws.root.to_string_lossy().into_owned();
     let mut out = String::new();

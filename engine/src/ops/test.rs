@@ -52,8 +52,9 @@ pub fn test(
     let t0 = Instant::now();
     // One plan for the patterns (reused while nothing loading read
     // changed), narrowed to its test targets and what they need.
-    let (plan, _, plan_reused) = make_plan(ws, patterns)?;
-    let plan = plan.restrict(|t| t.test_results.is_some());
+    let made = make_plan(ws, patterns)?;
+    let (plan_reused, warnings) = (made.reused, made.warnings);
+    let plan = made.plan.restrict(|t| t.test_results.is_some());
     let mut tests: Vec<(Label, Vec<String>)> = plan
         .targets
         .iter()
@@ -76,6 +77,7 @@ pub fn test(
         targets,
         duration: t0.elapsed(),
         plan_reused,
+        warnings,
     };
     let is_result = |p: &String| tests.iter().any(|(_, rs)| rs.contains(p));
     let build_broken = outcome
