@@ -1002,3 +1002,89 @@ genrule(name = "old_too", srcs = ["//a:old"], outs = ["w.txt"], cmd = "cat $< > 
         "{err}"
     );
 }
+
+#[test]
+fn genrule_takes_bazels_attributes() {
+    let ws = Ws::new("genrule-attrs");
+    ws.write(
+        "g/script.sh",
+        "#!/bin/sh\necho \"from a source script: $1\"\n",
+    );
+    Command::new("chmod")
+        .args(["+x"])
+        .arg(ws.root().join("g/script.sh"))
+        .status()
+        .unwrap();
+    ws.write(
+        "g/BUILD.star",
+        r#"
+genrule(
+    name = "tool",
+    srcs = [],
+    outs = ["tool.sh"],
+    cmd = "exit 1",
+    cmd_bash = "printf '#!/bin/sh\\necho made by a tool\\n' > $@",
+    executable = True,
+    message = "Writing the tool for %{label} — ü",
+)
+genrule(
+    name = "use",
+    srcs = [],
+    tools = [":tool", "script.sh"],
+    outs = ["out.txt"],
+    cmd = "$(location :tool) > $@ && $(location script.sh) ok >> $@",
+    local = True,
+    message = "Running %{input} into %{output}",
+)
+genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags = ["requires-network"])
+"#,
+    );
+    let o = ws.kiln_in(&ws.root(), &["build", "--progress", "plain", "//g:all"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        ws.read("kiln-out/g/out.txt"),
+        "made by a tool\nfrom a source script: ok\n"
+    );
+    assert!(err.contains("Genrule //g:tool#0 ("), "{err}");
+    assert!(
+        err.contains("): Writing the tool for //g:tool — ü\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("): Running kiln-out/g/tool.sh into kiln-out/g/out.txt\n"),
+        "{err}"
+    );
+    // `local` keeps it off a remote executor; `requires-network` gives the
+    // command the network; the message is no part of the key.
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "actions(//g:use + //g:fetch)"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(dump.contains("  remote: no\n  message: Running"), "{dump}");
+    assert!(dump.contains("action //g:fetch#0 Genrule\n  run: /bin/bash -c 'echo f > kiln-out/g/f.txt'\n  network: yes\n"), "{dump}");
+    let text = ws.read("g/BUILD.star");
+    ws.write(
+        "g/BUILD.star",
+        &text.replace("Running %{input}", "Now running %{input}"),
+    );
+    assert_eq!(ws.executed(&["//g:all"]), 0);
+    // Errors at analysis, exit 2.
+    for (rule, want) in [
+        (
+            "genrule(name = \"x\", srcs = [], outs = [\"x.txt\"])",
+            "genrule `//h:x` needs a command: set `cmd` (or `cmd_bash`)",
+        ),
+        (
+            "genrule(name = \"x\", srcs = [], outs = [\"a\", \"b\"], cmd = \"true\", executable = True)",
+            "needs exactly one output, but `outs` has 2",
+        ),
+    ] {
+        ws.write("h/BUILD.star", rule);
+        let (code, _, err) = ws.build(&["//h:x"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

@@ -63,6 +63,9 @@ pub struct AnalysisContext {
     /// The target is tagged to keep its actions off remote executors
     /// (`no-remote-exec`, `no-remote`, `local`).
     pub local: bool,
+    /// The target is tagged `requires-network`: its commands may reach the
+    /// network (as `ctx.actions.run(network = True)`).
+    pub network: bool,
 }
 
 impl AnalysisContext {
@@ -286,6 +289,16 @@ pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result
 /// `action/kinds/`): where the Starlark call is, then
 /// [`AnalysisContext::add_action`].
 /// Whether the target being analysed keeps its actions local.
+/// Whether the target being analysed is tagged `requires-network`.
+pub(crate) fn target_requires_network(eval: &Evaluator) -> bool {
+    actx(eval).map(|a| a.network).unwrap_or(false)
+}
+
+/// The label of the target being analysed, as text.
+pub(crate) fn target_label(eval: &Evaluator) -> anyhow::Result<String> {
+    Ok(actx(eval)?.label.to_string())
+}
+
 pub(crate) fn target_is_local(eval: &Evaluator) -> bool {
     actx(eval).map(|a| a.local).unwrap_or(false)
 }

@@ -265,6 +265,7 @@ fn analyze_one(
             .tags
             .iter()
             .any(|t| matches!(t.as_str(), "no-remote-exec" | "no-remote" | "local")),
+        network: decl.tags.iter().any(|t| t == "requires-network"),
     };
 
     let providers =

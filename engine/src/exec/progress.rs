@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
 use super::ProgressMode;
-use crate::action::Action;
+use crate::action::{Action, ActionKind};
 
 /// Progress display on stderr.
 pub(super) struct Progress {
@@ -63,9 +63,15 @@ impl Progress {
     /// stderr is not a terminal.
     pub(super) fn line(&mut self, a: &Action, extra: &str, took: Duration) {
         if self.mode == ProgressMode::Plain || (self.mode == ProgressMode::Auto && !self.tty) {
+            let message = match &a.kind {
+                ActionKind::Command(c) if !c.progress_message.is_empty() => {
+                    format!(": {}", c.progress_message)
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 std::io::stderr(),
-                "{} {} ({:.2}s){extra}",
+                "{} {} ({:.2}s){extra}{message}",
                 a.mnemonic,
                 a.name(),
                 took.as_secs_f64()

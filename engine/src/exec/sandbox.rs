@@ -349,18 +349,25 @@ impl Sandbox {
             let dest = self.root.join(rel);
             // Every input is copied and checked against its digest: a source
             // may have changed since it was hashed, a blob may be corrupt.
-            if a.is_source() {
-                copy_checked(&workspace.join(rel), &dest, d)
-                    .map_err(|e| format!("cannot stage source `{}`: {e}", a.path()))?;
+            let from = if a.is_source() {
+                workspace.join(rel)
             } else {
-                copy_checked(&blobs.path(d), &dest, d).map_err(|e| {
+                blobs.path(d)
+            };
+            copy_checked(&from, &dest, d).map_err(|e| {
+                if a.is_source() {
+                    format!("cannot stage source `{}`: {e}", a.path())
+                } else {
                     format!(
                         "cannot stage `{}` from the cache ({e}); run `kiln clean` and build again",
                         a.path()
                     )
-                })?;
-            }
-            let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(0o444));
+                }
+            })?;
+            // Read-only; an executable (a tool, a script) stays executable.
+            let executable = fs::metadata(&from).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let mode = if executable { 0o555 } else { 0o444 };
+            let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode));
         }
         for o in &action.outputs {
             self.ensure_dir(Path::new(o.path()).parent().unwrap_or(Path::new("")))?;

@@ -26,7 +26,7 @@ use crate::label::{Label, TargetPattern};
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 7;
+const PLAN_FORMAT: u32 = 8;
 
 /// Where persisted plans live in a workspace.
 pub fn plan_dir(root: &Path) -> PathBuf {
@@ -294,6 +294,7 @@ mod tests {
                     .collect(),
                 no_remote_exec: true,
                 timeout: Some(30),
+                progress_message: "Making u.out for //p:t — ü".into(),
             }),
             inputs: vec![
                 Artifact::source("p/s.txt".into()),

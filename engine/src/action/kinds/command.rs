@@ -44,6 +44,10 @@ pub struct CommandAction {
     pub no_remote_exec: bool,
     /// Seconds the command may run (locally and remotely); not in the key.
     pub timeout: Option<u64>,
+    /// What progress lines say it does (Bazel's `progress_message`, with
+    /// `%{label}`, `%{input}` and `%{output}` already replaced); empty for
+    /// none. Not in the key.
+    pub progress_message: String,
 }
 
 impl Kind for CommandAction {
@@ -94,6 +98,9 @@ impl Kind for CommandAction {
         if let Some(t) = self.timeout {
             let _ = writeln!(s, "  timeout: {t}s");
         }
+        if !self.progress_message.is_empty() {
+            let _ = writeln!(s, "  message: {}", self.progress_message);
+        }
     }
 
     fn encode(&self, w: &mut Writer) {
@@ -112,6 +119,7 @@ impl Kind for CommandAction {
         }
         w.u8(self.no_remote_exec as u8);
         w.u64(self.timeout.map_or(0, |t| t + 1));
+        w.str(&self.progress_message);
     }
 
     fn decode(r: &mut Reader) -> Option<Self> {
@@ -132,6 +140,7 @@ impl Kind for CommandAction {
         }
         let no_remote_exec = r.u8()? != 0;
         let timeout = r.u64()?.checked_sub(1);
+        let progress_message = r.str()?.to_owned();
         (!argv.is_empty()).then_some(CommandAction {
             argv,
             env,
@@ -140,6 +149,7 @@ impl Kind for CommandAction {
             exec_properties,
             no_remote_exec,
             timeout,
+            progress_message,
         })
     }
 
@@ -174,7 +184,9 @@ pub fn natives(builder: &mut MethodsBuilder) {
     /// Run a command: `arguments` is the whole argv (strings, ints, files,
     /// nested lists); files in it become inputs. `network = True` lets it
     /// reach the network (fetch steps pinned by a lock file); every other
-    /// action runs without.
+    /// action runs without. `progress_message` is what progress lines say
+    /// it does (`%{label}`, `%{input}`, `%{output}`: the target, the first
+    /// input's and the first output's path).
     fn run<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = named)] arguments: Value<'v>,
@@ -187,6 +199,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
         #[starlark(require = named)] exec_properties: Option<Value<'v>>,
         #[starlark(require = named)] execution_requirements: Option<Value<'v>>,
         #[starlark(require = named, default = NoneOr::None)] timeout: NoneOr<i32>,
+        #[starlark(require = named, default = "")] progress_message: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let mut tools = tools.map(|t| t.items).unwrap_or_default();
@@ -234,7 +247,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
             None => BTreeMap::new(),
         };
         let mut no_remote_exec = false;
-        let mut network = network;
+        let mut network = network || crate::analysis::ctx::target_requires_network(eval);
         if let Some(v) = execution_requirements {
             for (k, _) in str_dict(v, "execution_requirements")? {
                 match k.as_str() {
@@ -251,6 +264,10 @@ pub fn natives(builder: &mut MethodsBuilder) {
             Some(t) if t > 0 => Some(t as u64),
             Some(t) => anyhow::bail!("`timeout` is in seconds and must be positive, got {t}"),
         };
+        let progress_message = progress_message
+            .replace("%{label}", &crate::analysis::ctx::target_label(eval)?)
+            .replace("%{input}", ins.first().map_or("", Artifact::path))
+            .replace("%{output}", outs.first().map_or("", Artifact::path));
         let kind = ActionKind::Command(CommandAction {
             argv,
             env: envmap,
@@ -259,6 +276,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
             exec_properties,
             no_remote_exec: no_remote_exec || actx_local(eval),
             timeout,
+            progress_message,
         });
         declare_action(eval, mnemonic, kind, ins, outs)
     }
