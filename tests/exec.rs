@@ -988,6 +988,33 @@ genrule(name = "old_too", srcs = ["//a:old"], outs = ["w.txt"], cmd = "cat $< > 
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `exec_properties` of any rule reach each of its commands; an
+    // action's own win.
+    ws.write(
+        "r/defs.star",
+        r#"
+def _impl(ctx):
+    out = ctx.actions.declare_output(ctx.attr.name + ".txt")
+    ctx.actions.run(arguments = ["/bin/touch", out], outputs = [out], exec_properties = {"pool": "own"})
+    return [DefaultInfo(files = [out])]
+
+touch = rule(impl = _impl)
+"#,
+    );
+    ws.write(
+        "r/BUILD.star",
+        "load(\":defs.star\", \"touch\")\ntouch(name = \"t\", exec_properties = {\"OSFamily\": \"linux\", \"pool\": \"target\"})\n",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "actions(//r:t)"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        dump.contains("  exec_property: OSFamily=linux\n  exec_property: pool=own\n"),
+        "{dump}"
+    );
     // Types are checked as Bazel's.
     ws.write(
         "c/BUILD.star",
@@ -1036,7 +1063,7 @@ genrule(
     local = True,
     message = "Running %{input} into %{output}",
 )
-genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags = ["requires-network"])
+genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags = ["requires-network"], exec_properties = {"OSFamily": "linux"})
 "#,
     );
     let o = ws.kiln_in(&ws.root(), &["build", "--progress", "plain", "//g:all"]);
@@ -1064,7 +1091,7 @@ genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags =
         .unwrap();
     let dump = String::from_utf8_lossy(&o.stdout);
     assert!(dump.contains("  remote: no\n  message: Running"), "{dump}");
-    assert!(dump.contains("action //g:fetch#0 Genrule\n  run: /bin/bash -c 'echo f > kiln-out/g/f.txt'\n  network: yes\n"), "{dump}");
+    assert!(dump.contains("action //g:fetch#0 Genrule\n  run: /bin/bash -c 'echo f > kiln-out/g/f.txt'\n  network: yes\n  exec_property: OSFamily=linux\n"), "{dump}");
     let text = ws.read("g/BUILD.star");
     ws.write(
         "g/BUILD.star",

@@ -66,6 +66,8 @@ pub struct AnalysisContext {
     /// The target is tagged `requires-network`: its commands may reach the
     /// network (as `ctx.actions.run(network = True)`).
     pub network: bool,
+    /// The target's `exec_properties`, for each of its commands.
+    pub exec_properties: BTreeMap<String, String>,
 }
 
 impl AnalysisContext {
@@ -292,6 +294,13 @@ pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result
 /// Whether the target being analysed is tagged `requires-network`.
 pub(crate) fn target_requires_network(eval: &Evaluator) -> bool {
     actx(eval).map(|a| a.network).unwrap_or(false)
+}
+
+/// The `exec_properties` of the target being analysed.
+pub(crate) fn target_exec_properties(eval: &Evaluator) -> BTreeMap<String, String> {
+    actx(eval)
+        .map(|a| a.exec_properties.clone())
+        .unwrap_or_default()
 }
 
 /// The label of the target being analysed, as text.

@@ -43,7 +43,8 @@ static NEXT_RULE: AtomicU64 = AtomicU64::new(1);
 /// `licenses` and the platform constraints (`compatible_with`,
 /// `target_compatible_with`, `exec_compatible_with`) are accepted, checked
 /// to be lists of strings, and have no effect (kiln has no platforms or
-/// toolchain features).
+/// toolchain features). `exec_properties` go to a remote executor with
+/// every command the target runs (an action's own win).
 pub const IMPLICIT_ATTRS: &[&str] = &[
     "name",
     "visibility",
@@ -55,6 +56,7 @@ pub const IMPLICIT_ATTRS: &[&str] = &[
     "compatible_with",
     "target_compatible_with",
     "exec_compatible_with",
+    "exec_properties",
 ];
 
 /// What a rule kind accepts.
@@ -116,6 +118,9 @@ pub struct TargetDecl {
     pub testonly: bool,
     /// `deprecation`: why depending on it is discouraged.
     pub deprecation: Option<String>,
+    /// `exec_properties`: platform properties for a remote executor, for
+    /// every command of the target.
+    pub exec_properties: Vec<(String, String)>,
     /// Where the rule was called.
     pub location: Location,
 }
@@ -225,6 +230,7 @@ where
         let mut tags = Vec::new();
         let mut testonly = kind.ends_with("_test");
         let mut deprecation = None;
+        let mut exec_properties = Vec::new();
         let coerce_implicit = |k: &str, ty: AttrType, v: Value<'v>| {
             let spec = AttrSpec {
                 ty,
@@ -265,6 +271,11 @@ where
                 "deprecation" => {
                     if let AttrValue::Str(d) = coerce_implicit(k, AttrType::String, v)? {
                         deprecation = (!d.is_empty()).then_some(d);
+                    }
+                }
+                "exec_properties" => {
+                    if let AttrValue::StrDict(d) = coerce_implicit(k, AttrType::StringDict, v)? {
+                        exec_properties = d;
                     }
                 }
                 // Accepted with Bazel's types; no meaning here.
@@ -318,6 +329,7 @@ where
             tags,
             testonly,
             deprecation,
+            exec_properties,
             location,
         };
         ctx.declare(decl).map_err(native_err)?;

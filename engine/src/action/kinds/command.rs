@@ -242,10 +242,12 @@ pub fn natives(builder: &mut MethodsBuilder) {
                 }
             }
         }
-        let exec_properties = match exec_properties {
-            Some(v) => str_dict(v, "exec_properties")?,
-            None => BTreeMap::new(),
-        };
+        // The target's `exec_properties`, then the action's own.
+        let mut all_properties = crate::analysis::ctx::target_exec_properties(eval);
+        if let Some(v) = exec_properties {
+            all_properties.extend(str_dict(v, "exec_properties")?);
+        }
+        let exec_properties = all_properties;
         let mut no_remote_exec = false;
         let mut network = network || crate::analysis::ctx::target_requires_network(eval);
         if let Some(v) = execution_requirements {
