@@ -1098,6 +1098,25 @@ genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags =
         &text.replace("Running %{input}", "Now running %{input}"),
     );
     assert_eq!(ws.executed(&["//g:all"]), 0);
+    // `no-cache`: its result is neither kept nor looked up, so going back
+    // to an earlier input runs it again, where a cached target is restored.
+    ws.write(
+        "n/BUILD.star",
+        "genrule(name = \"fresh\", srcs = [\"in.txt\"], outs = [\"f.txt\"], cmd = \"cp $< $@\", tags = [\"no-cache\"])\n\
+         genrule(name = \"other\", srcs = [\"in.txt\"], outs = [\"o.txt\"], cmd = \"cp $< $@\")\n",
+    );
+    for (text, executed) in [("1", 2), ("2", 2), ("1", 1)] {
+        ws.write("n/in.txt", text);
+        assert_eq!(ws.executed(&["//n:all"]), executed, "in.txt = {text}");
+        assert_eq!(ws.read("kiln-out/n/f.txt"), text);
+    }
+    assert_eq!(ws.executed(&["//n:all"]), 0, "up to date");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["query", "actions(//n:fresh)"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("  cache: no\n"));
     // Errors at analysis, exit 2.
     for (rule, want) in [
         (

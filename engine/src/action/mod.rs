@@ -71,6 +71,11 @@ pub struct Action {
 }
 
 impl Action {
+    /// Its result is never cached nor looked up (Bazel's `no-cache`).
+    pub fn no_cache(&self) -> bool {
+        matches!(&self.kind, ActionKind::Command(c) if c.no_cache)
+    }
+
     /// Its stable name (`//pkg:name#index`).
     pub fn name(&self) -> ActionName {
         ActionName {

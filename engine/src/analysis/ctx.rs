@@ -66,6 +66,9 @@ pub struct AnalysisContext {
     /// The target is tagged `requires-network`: its commands may reach the
     /// network (as `ctx.actions.run(network = True)`).
     pub network: bool,
+    /// The target is tagged `no-cache`: its commands' results are never
+    /// cached.
+    pub no_cache: bool,
     /// The target's `exec_properties`, for each of its commands.
     pub exec_properties: BTreeMap<String, String>,
 }
@@ -294,6 +297,11 @@ pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result
 /// Whether the target being analysed is tagged `requires-network`.
 pub(crate) fn target_requires_network(eval: &Evaluator) -> bool {
     actx(eval).map(|a| a.network).unwrap_or(false)
+}
+
+/// Whether the target being analysed is tagged `no-cache`.
+pub(crate) fn target_no_cache(eval: &Evaluator) -> bool {
+    actx(eval).map(|a| a.no_cache).unwrap_or(false)
 }
 
 /// The `exec_properties` of the target being analysed.

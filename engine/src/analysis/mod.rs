@@ -266,6 +266,7 @@ fn analyze_one(
             .iter()
             .any(|t| matches!(t.as_str(), "no-remote-exec" | "no-remote" | "local")),
         network: decl.tags.iter().any(|t| t == "requires-network"),
+        no_cache: decl.tags.iter().any(|t| t == "no-cache"),
         exec_properties: decl.exec_properties.iter().cloned().collect(),
     };
 

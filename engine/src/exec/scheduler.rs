@@ -249,7 +249,11 @@ impl Scheduler<'_> {
             .and_then(|b| Record::decode(&b));
         self.reasons[i] = record::reason(prev.as_ref(), command, &inputs, key);
         self.status[i] = Status::InFlight;
-        if let Some(result) = self.cache.get_action(&key)? {
+        // `no-cache`: no result is looked up (nor, when it ran, kept); its
+        // outputs above, when this key wrote them, are still up to date.
+        if !a.no_cache()
+            && let Some(result) = self.cache.get_action(&key)?
+        {
             return Ok(Some(Job::Verify { idx: i, result }));
         }
         Ok(Some(Job::Execute {
@@ -342,6 +346,7 @@ impl Scheduler<'_> {
                             return Ok(());
                         }
                         let key = self.keys[idx].unwrap_or(Digest([0; 32]));
+                        let no_cache = self.plan.actions[idx].no_cache();
                         self.materialize(idx, &result, key)?;
                         if let Source::RemoteExec { cached, timing } = &source {
                             let url = self
@@ -381,7 +386,7 @@ impl Scheduler<'_> {
                                 .line(&self.plan.actions[idx], " (remote cache)", e - s);
                             self.event(idx, worker, s, e, key, "remote_hit");
                         } else {
-                            if let Some(tx) = &self.upload_tx {
+                            if let Some(tx) = self.upload_tx.as_ref().filter(|_| !no_cache) {
                                 let _ = tx.send((key, result.clone()));
                             }
                             self.record(idx, Outcome::Executed);
@@ -389,7 +394,9 @@ impl Scheduler<'_> {
                             self.progress.line(&self.plan.actions[idx], "", e - s);
                             self.event(idx, worker, s, e, key, "executed");
                         }
-                        self.writes.push(Write::Action(key, result));
+                        if !no_cache {
+                            self.writes.push(Write::Action(key, result));
+                        }
                         self.complete(idx);
                     }
                     RunOutcome::Failed { message, log } => {

@@ -270,7 +270,7 @@ impl RemoteExecutor {
                 };
             }
         };
-        let mut skip_cache = false;
+        let mut skip_cache = cmd.no_cache;
         let mut retried_missing = false;
         loop {
             match self.upload(hf, &prepared) {
@@ -473,7 +473,7 @@ impl RemoteExecutor {
                 seconds: s as i64,
                 nanos: 0,
             }),
-            do_not_cache: false,
+            do_not_cache: cmd.no_cache,
             salt: tool_salt(tools).to_vec(),
             platform,
         };

@@ -44,6 +44,11 @@ pub struct CommandAction {
     pub no_remote_exec: bool,
     /// Seconds the command may run (locally and remotely); not in the key.
     pub timeout: Option<u64>,
+    /// Its result is never cached, locally or remotely, nor looked up
+    /// (Bazel's `no-cache`): it runs whenever its key changes, even to one
+    /// an earlier build ran (outputs this key wrote are still up to date).
+    /// Not in the key.
+    pub no_cache: bool,
     /// What progress lines say it does (Bazel's `progress_message`, with
     /// `%{label}`, `%{input}` and `%{output}` already replaced); empty for
     /// none. Not in the key.
@@ -95,6 +100,9 @@ impl Kind for CommandAction {
         if self.no_remote_exec {
             let _ = writeln!(s, "  remote: no");
         }
+        if self.no_cache {
+            let _ = writeln!(s, "  cache: no");
+        }
         if let Some(t) = self.timeout {
             let _ = writeln!(s, "  timeout: {t}s");
         }
@@ -120,6 +128,7 @@ impl Kind for CommandAction {
         w.u8(self.no_remote_exec as u8);
         w.u64(self.timeout.map_or(0, |t| t + 1));
         w.str(&self.progress_message);
+        w.u8(self.no_cache as u8);
     }
 
     fn decode(r: &mut Reader) -> Option<Self> {
@@ -141,6 +150,7 @@ impl Kind for CommandAction {
         let no_remote_exec = r.u8()? != 0;
         let timeout = r.u64()?.checked_sub(1);
         let progress_message = r.str()?.to_owned();
+        let no_cache = r.u8()? != 0;
         (!argv.is_empty()).then_some(CommandAction {
             argv,
             env,
@@ -150,6 +160,7 @@ impl Kind for CommandAction {
             no_remote_exec,
             timeout,
             progress_message,
+            no_cache,
         })
     }
 
@@ -249,13 +260,15 @@ pub fn natives(builder: &mut MethodsBuilder) {
         }
         let exec_properties = all_properties;
         let mut no_remote_exec = false;
+        let mut no_cache = crate::analysis::ctx::target_no_cache(eval);
         let mut network = network || crate::analysis::ctx::target_requires_network(eval);
         if let Some(v) = execution_requirements {
             for (k, _) in str_dict(v, "execution_requirements")? {
                 match k.as_str() {
                     "no-remote-exec" | "no-remote" | "local" => no_remote_exec = true,
                     "requires-network" => network = true,
-                    // Bazel's other requirements (no-sandbox, no-cache,
+                    "no-cache" => no_cache = true,
+                    // Bazel's other requirements (no-sandbox,
                     // supports-workers, cpu:N ...) change nothing here.
                     _ => {}
                 }
@@ -279,6 +292,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
             no_remote_exec: no_remote_exec || actx_local(eval),
             timeout,
             progress_message,
+            no_cache,
         });
         declare_action(eval, mnemonic, kind, ins, outs)
     }
