@@ -295,6 +295,7 @@ mod tests {
                 no_remote_exec: true,
                 timeout: Some(30),
                 progress_message: "Making u.out for //p:t — ü".into(),
+                no_cache: true,
             }),
             inputs: vec![
                 Artifact::source("p/s.txt".into()),
