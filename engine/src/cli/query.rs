@@ -1,4 +1,4 @@
-//! `kiln query EXPR [--output label|label_kind|dot|json]`.
+//! `kiln query EXPR [--output label|label_kind|build|dot|graph|json]`.
 
 use std::path::Path;
 
@@ -13,7 +13,9 @@ enum Output {
     Label,
     #[value(name = "label_kind")]
     LabelKind,
+    Build,
     Dot,
+    Graph,
     Json,
 }
 
@@ -34,7 +36,8 @@ pub fn run(cwd: &Path, args: QueryArgs) -> Result<i32, Failure> {
     let format = match args.output {
         Output::Label => OutputFormat::Label,
         Output::LabelKind => OutputFormat::LabelKind,
-        Output::Dot => OutputFormat::Dot,
+        Output::Build => OutputFormat::Build,
+        Output::Dot | Output::Graph => OutputFormat::Dot,
         Output::Json => OutputFormat::Json,
     };
     let text = query::query(ws, &args.expr, format).map_err(|e| Failure::new(e.class(), e))?;

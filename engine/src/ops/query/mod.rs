@@ -24,7 +24,10 @@ use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::LabelError;
+use crate::load::attr::{AttrValue, default_value};
+use crate::load::build_file::VisibilityRule;
 use crate::load::loader::{LoadError, Loader};
+use crate::load::rule::TargetDecl;
 use crate::workspace::Workspace;
 
 use self::eval::Eval;
@@ -37,6 +40,10 @@ pub enum OutputFormat {
     Label,
     /// `<kind> <label>` per line.
     LabelKind,
+    /// Each rule target as a BUILD call (after `load()`s and defaults:
+    /// the attributes that differ from their default), preceded by the
+    /// `# file:line:column` that declared it.
+    Build,
     /// A Graphviz digraph of the result and the edges among it.
     Dot,
     /// A JSON array of `{"label", "kind", "deps"}`.
@@ -136,6 +143,13 @@ fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String,
                 let _ = writeln!(s, "{} {}", g.graph[n.0].kind_string(), g.graph[n.0].label);
             }
         }
+        OutputFormat::Build => {
+            for n in &result {
+                if let Some(d) = g.graph[n.0].decl() {
+                    s.push_str(&build_text(d, &g.graph[n.0].label.package));
+                }
+            }
+        }
         OutputFormat::Dot => {
             s.push_str("digraph kiln {\n");
             for n in &result {
@@ -180,4 +194,105 @@ fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String,
         }
     }
     Ok(s)
+}
+
+/// A string as a Starlark literal.
+fn starlark_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn starlark_list(items: impl IntoIterator<Item = String>) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+fn starlark_dict<'a>(kv: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let items: Vec<String> = kv
+        .into_iter()
+        .map(|(k, v)| format!("{}: {}", starlark_str(k), starlark_str(v)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+fn attr_literal(v: &AttrValue) -> String {
+    match v {
+        AttrValue::Str(s) => starlark_str(s),
+        AttrValue::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+        AttrValue::Int(i) => i.to_string(),
+        AttrValue::Label(l) => l
+            .as_ref()
+            .map_or("None".to_owned(), |l| starlark_str(&l.to_string())),
+        AttrValue::LabelList(ls) => starlark_list(ls.iter().map(|l| starlark_str(&l.to_string()))),
+        AttrValue::StrList(xs) => starlark_list(xs.iter().map(|x| starlark_str(x))),
+        AttrValue::StrDict(kv) => starlark_dict(kv.iter().map(|(k, v)| (k, v))),
+        AttrValue::Output(o) => o
+            .as_ref()
+            .map_or("None".to_owned(), |o| starlark_str(&o.to_string())),
+        AttrValue::OutputList(os) => starlark_list(os.iter().map(|o| starlark_str(&o.to_string()))),
+    }
+}
+
+/// `d` as `kiln query --output build` prints it.
+fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}", d.location);
+    let _ = writeln!(s, "{}(", d.rule.kind());
+    let _ = writeln!(s, "    name = {},", starlark_str(d.name.as_str()));
+    for ((name, spec), v) in d.rule.attrs.iter().zip(&d.attrs) {
+        if default_value(spec, pkg).ok().as_ref() == Some(v) {
+            continue;
+        }
+        let _ = writeln!(s, "    {name} = {},", attr_literal(v));
+    }
+    if !d.tags.is_empty() {
+        let _ = writeln!(
+            s,
+            "    tags = {},",
+            starlark_list(d.tags.iter().map(|t| starlark_str(t)))
+        );
+    }
+    if d.testonly != d.rule.kind().ends_with("_test") {
+        let _ = writeln!(
+            s,
+            "    testonly = {},",
+            if d.testonly { "True" } else { "False" }
+        );
+    }
+    if let Some(why) = &d.deprecation {
+        let _ = writeln!(s, "    deprecation = {},", starlark_str(why));
+    }
+    if !d.exec_properties.is_empty() {
+        let _ = writeln!(
+            s,
+            "    exec_properties = {},",
+            starlark_dict(d.exec_properties.iter().map(|(k, v)| (k, v)))
+        );
+    }
+    if let Some(vis) = &d.visibility {
+        let rules = vis.0.iter().map(|r| {
+            starlark_str(&match r {
+                VisibilityRule::Public => "//visibility:public".to_owned(),
+                VisibilityRule::Private => "//visibility:private".to_owned(),
+                VisibilityRule::Package(p) => format!("//{}:__pkg__", p.as_str()),
+                VisibilityRule::Subpackages(p) => format!("//{}:__subpackages__", p.as_str()),
+            })
+        });
+        let _ = writeln!(s, "    visibility = {},", starlark_list(rules));
+    }
+    s.push_str(")\n");
+    s
 }
