@@ -845,6 +845,23 @@ genrule(name = "not_a_test", srcs = [], outs = ["n.txt"], cmd = "echo n > $@")
     let (code, err) = test("//t:pass_test");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("0 executed"), "{err}");
+    // The summary says how long a test ran, or that its result was cached.
+    let line = |err: &str| {
+        err.lines()
+            .find(|l| l.starts_with("//t:pass_test "))
+            .map(|l| l["//t:pass_test".len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(line(&err), "(cached) PASSED", "{err}");
+    ws.write("t/pass.sh", "sleep 0.3; echo ok again\n");
+    let (code, err) = test("//t:pass_test");
+    assert_eq!(code, 0, "{err}");
+    let took: f64 = line(&err)
+        .strip_prefix("PASSED in ")
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(took >= 0.3, "{err}");
     ws.write(
         "u/BUILD.star",
         r#"

@@ -38,8 +38,8 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
         return Ok(code);
     }
     let mut failed = 0;
-    for (label, status) in &o.tests {
-        let text = match status {
+    for t in &o.tests {
+        let text = match t.status {
             TestStatus::Passed => "PASSED",
             TestStatus::Failed => {
                 failed += 1;
@@ -47,7 +47,15 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
             }
             TestStatus::NoStatus => "NO STATUS (a dependency failed to build)",
         };
-        eprintln!("{:<50} {text}", label.to_string());
+        // As Bazel's summary: how long it ran, or that its result was
+        // cached.
+        let line = match (t.status, t.ran) {
+            (TestStatus::NoStatus, _) => text.to_owned(),
+            (_, Some(took)) => format!("{text} in {:.1}s", took.as_secs_f64()),
+            (TestStatus::Passed, None) => format!("(cached) {text}"),
+            (TestStatus::Failed, None) => text.to_owned(),
+        };
+        eprintln!("{:<50} {line}", t.label.to_string());
     }
     Ok(if o.build_broken {
         exit::BUILD_FAILED

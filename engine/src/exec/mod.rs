@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use kiln_cache::{ActionResult, Cache, CacheError, Digest, FileState, Stat};
 use rayon::prelude::*;
@@ -134,6 +135,9 @@ pub struct ExecReport {
     /// Actions that ran or were restored: their `runs` records say so, and
     /// the next build that finds them up to date must say that instead.
     pub changed: Vec<String>,
+    /// Actions whose command ran (here or on an executor): their outputs
+    /// (execution paths) and how long they took.
+    pub ran: Vec<(Vec<String>, Duration)>,
 }
 
 /// Errors that stop execution itself (not an action failing).

@@ -373,6 +373,7 @@ impl Scheduler<'_> {
                                 self.record(idx, Outcome::Executed);
                                 self.report.executed += 1;
                                 self.report.remote_executed += 1;
+                                self.note_ran(idx, e - s);
                                 self.progress
                                     .line(&self.plan.actions[idx], " (remote)", e - s);
                             }
@@ -391,6 +392,7 @@ impl Scheduler<'_> {
                             }
                             self.record(idx, Outcome::Executed);
                             self.report.executed += 1;
+                            self.note_ran(idx, e - s);
                             self.progress.line(&self.plan.actions[idx], "", e - s);
                             self.event(idx, worker, s, e, key, "executed");
                         }
@@ -471,6 +473,16 @@ impl Scheduler<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Action `i` ran for `took`: `ExecReport::ran`.
+    fn note_ran(&mut self, i: usize, took: Duration) {
+        let outs = self.plan.actions[i]
+            .outputs
+            .iter()
+            .map(|o| o.path().to_owned())
+            .collect();
+        self.report.ran.push((outs, took));
     }
 
     pub(super) fn record(&mut self, i: usize, outcome: Outcome) {

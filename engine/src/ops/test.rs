@@ -31,12 +31,23 @@ pub enum TestStatus {
     NoStatus,
 }
 
+/// One test target's result.
+pub struct TestResult {
+    /// The target.
+    pub label: Label,
+    /// How it ended.
+    pub status: TestStatus,
+    /// How long its test actions that ran took (summed); `None` when none
+    /// ran: its results came from the cache.
+    pub ran: Option<std::time::Duration>,
+}
+
 /// What `kiln test` did.
 pub struct TestOutcome {
     /// The build of the test targets.
     pub build: BuildOutcome,
     /// Each test target and how it ended, in label order.
-    pub tests: Vec<(Label, TestStatus)>,
+    pub tests: Vec<TestResult>,
     /// A non-test action failed.
     pub build_broken: bool,
 }
@@ -100,7 +111,18 @@ pub fn test(
             } else {
                 TestStatus::Passed
             };
-            (l.clone(), status)
+            let times: Vec<std::time::Duration> = outcome
+                .report
+                .ran
+                .iter()
+                .filter(|(outs, _)| outs.iter().any(|o| results.contains(o)))
+                .map(|(_, took)| *took)
+                .collect();
+            TestResult {
+                label: l.clone(),
+                status,
+                ran: (!times.is_empty()).then(|| times.iter().sum()),
+            }
         })
         .collect();
     Ok(Some(TestOutcome {
