@@ -56,6 +56,18 @@ impl Ws {
             .unwrap()
     }
 
+    /// `kiln query EXPR` (no cache flag: query takes none); its stdout,
+    /// after checking it succeeded.
+    fn query(&self, expr: &str) -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["query", expr])
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// `kiln build ARGS`; returns (exit code, summary json, stderr).
     fn build(&self, args: &[&str]) -> (i32, serde_json::Value, String) {
         self.build_in(&self.root(), args)
@@ -932,13 +944,8 @@ genrule(name = "needs_it", srcs = [":by_hand"], outs = ["needs.txt"], cmd = "cat
     assert_eq!(ws.executed(&["//n:only"]), 1);
     assert_eq!(ws.read("kiln-out/n/o.txt"), "o\n");
     // `kiln query` keeps it, as `bazel query` does.
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "//n:all + //m:all"])
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
+        ws.query("//n:all + //m:all"),
         "//m:by_hand\n//m:kept\n//m:needs_it\n//n:only\n"
     );
 }
@@ -999,12 +1006,7 @@ genrule(name = "old_too", srcs = ["//a:old"], outs = ["w.txt"], cmd = "cat $< > 
         "{err}"
     );
     // ... but `kiln query` still walks it, as `bazel query` does.
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "deps(//c:prod)"])
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ws.query("deps(//c:prod)");
     // `exec_properties` of any rule reach each of its commands; an
     // action's own win.
     ws.write(
@@ -1022,12 +1024,7 @@ touch = rule(impl = _impl)
         "r/BUILD.star",
         "load(\":defs.star\", \"touch\")\ntouch(name = \"t\", exec_properties = {\"OSFamily\": \"linux\", \"pool\": \"target\"})\n",
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "actions(//r:t)"])
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&o.stdout);
+    let dump = ws.query("actions(//r:t)");
     assert!(
         dump.contains("  exec_property: OSFamily=linux\n  exec_property: pool=own\n"),
         "{dump}"
@@ -1101,12 +1098,7 @@ genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags =
     );
     // `local` keeps it off a remote executor; `requires-network` gives the
     // command the network; the message is no part of the key.
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "actions(//g:use + //g:fetch)"])
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&o.stdout);
+    let dump = ws.query("actions(//g:use + //g:fetch)");
     assert!(dump.contains("  remote: no\n  message: Running"), "{dump}");
     assert!(dump.contains("action //g:fetch#0 Genrule\n  run: /bin/bash -c 'echo f > kiln-out/g/f.txt'\n  network: yes\n  exec_property: OSFamily=linux\n"), "{dump}");
     let text = ws.read("g/BUILD.star");
@@ -1128,12 +1120,7 @@ genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags =
         assert_eq!(ws.read("kiln-out/n/f.txt"), text);
     }
     assert_eq!(ws.executed(&["//n:all"]), 0, "up to date");
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["query", "actions(//n:fresh)"])
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("  cache: no\n"));
+    assert!(ws.query("actions(//n:fresh)").contains("  cache: no\n"));
     // Errors at analysis, exit 2.
     for (rule, want) in [
         (
