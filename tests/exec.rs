@@ -849,6 +849,40 @@ genrule(name = "not_a_test", srcs = [], outs = ["n.txt"], cmd = "echo n > $@")
     );
     assert!(!err.contains("//t:not_a_test"), "{err}");
     assert!(err.contains("1 of 2 test targets failed"), "{err}");
+    // JUnit XML per test target, for CI: the failing one carries its
+    // output; a runner's verbose unittest lines become one testcase each.
+    let pass_xml = ws.read("kiln-out/t/pass_test.test.xml");
+    assert!(
+        pass_xml.contains("<testsuite name=\"//t:pass_test\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\""),
+        "{pass_xml}"
+    );
+    let fail_xml = ws.read("kiln-out/t/fail_test.test.xml");
+    assert!(
+        fail_xml.contains("failures=\"1\"")
+            && fail_xml.contains("<testcase classname=\"kiln-out/t\" name=\"fail_test.log\"")
+            && fail_xml.contains("não passou 失败"),
+        "{fail_xml}"
+    );
+    ws.write(
+        "t/unit.sh",
+        "cat <<'END'\ntest_one (pkg.mod.Case.test_one) ... ok\ntest_two (pkg.mod.Case.test_two) ... skipped 'no <net>'\nEND\n",
+    );
+    ws.write(
+        "t/BUILD.star",
+        &format!(
+            "{}sh_test(name = \"unit_test\", src = \"unit.sh\")\n",
+            ws.read("t/BUILD.star")
+        ),
+    );
+    let (code, err) = test("//t:unit_test");
+    assert_eq!(code, 0, "{err}");
+    let unit_xml = ws.read("kiln-out/t/unit_test.test.xml");
+    assert!(
+        unit_xml.contains("tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\"")
+            && unit_xml.contains("<testcase classname=\"pkg.mod.Case\" name=\"test_one\"")
+            && unit_xml.contains("<skipped message=\"no &lt;net&gt;\"/>"),
+        "{unit_xml}"
+    );
     // Not a test target: exit 4.
     let (code, err) = test("//t:not_a_test");
     assert_eq!(code, 4, "{err}");

@@ -426,6 +426,15 @@ fn example_pylon_end_to_end() {
         assert!(n(2) > 0, "{summary}");
     }
     assert_eq!(total[0], format!("**{} modules**", modules.len()));
+    // Its JUnit XML has one testcase per test function.
+    let junit = out(&a, "pylon/cpython/regrtest.test.xml");
+    assert!(
+        junit.contains("failures=\"0\" errors=\"0\""),
+        "{}",
+        &junit[..500]
+    );
+    assert!(junit.matches("<testcase ").count() > 10_000);
+    assert!(junit.contains("<testcase classname=\"test.test_json.test_decode.TestCDecode\""));
     let json_log = out(&a, "pylon/cpython/regrtest/test_json.log");
     assert!(json_log.contains("test_json.test_decode"), "{json_log}");
     assert!(

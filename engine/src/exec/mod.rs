@@ -124,6 +124,8 @@ pub struct ExecReport {
     /// The outputs of each failed action (execution paths), so that
     /// callers can tell which requested files were not made.
     pub failures: Vec<Vec<String>>,
+    /// Why each of `failures` failed (its message and output), same order.
+    pub failure_texts: Vec<String>,
     /// The build was interrupted.
     pub interrupted: bool,
     /// Isolation the sandbox obtained; `None` when no worker started (no

@@ -513,6 +513,11 @@ impl Scheduler<'_> {
         self.report
             .failures
             .push(a.outputs.iter().map(|o| o.path().to_owned()).collect());
+        self.report.failure_texts.push(if log.is_empty() {
+            message.clone()
+        } else {
+            format!("{message}\n{log}")
+        });
         let mut text = format!(
             "ERROR: {} failed ({}): {message}\n",
             self.name(i),
@@ -546,6 +551,7 @@ impl Scheduler<'_> {
         self.report
             .failures
             .push(a.outputs.iter().map(|o| o.path().to_owned()).collect());
+        self.report.failure_texts.push(message.clone());
         self.reasons[i] = message;
         if self.keys[i].is_some() {
             self.record(i, Outcome::Failed);

@@ -96,7 +96,7 @@ pub fn test(
         .failures
         .iter()
         .any(|outs| !outs.iter().any(is_result));
-    let statuses = tests
+    let statuses: Vec<TestResult> = tests
         .iter()
         .map(|(l, results)| {
             let failed = outcome
@@ -125,9 +125,67 @@ pub fn test(
             }
         })
         .collect();
+    for t in &statuses {
+        write_junit(ws, &outcome, t, &tests);
+    }
     Ok(Some(TestOutcome {
         build: outcome,
         tests: statuses,
         build_broken,
     }))
+}
+
+/// Where a test target's JUnit XML goes: `kiln-out/<pkg>/<name>.test.xml`.
+pub fn junit_path(label: &Label) -> String {
+    if label.package.as_str().is_empty() {
+        format!("kiln-out/{}.test.xml", label.name.as_str())
+    } else {
+        format!(
+            "kiln-out/{}/{}.test.xml",
+            label.package.as_str(),
+            label.name.as_str()
+        )
+    }
+}
+
+/// Write test target `t`'s JUnit XML from its result files (a file that
+/// could not be written is skipped: the XML is a report, not a result).
+fn write_junit(ws: &Workspace, o: &BuildOutcome, t: &TestResult, tests: &[(Label, Vec<String>)]) {
+    use super::junit::{Case, CaseOutcome, parse_unittest, render, write};
+    let Some((_, results)) = tests.iter().find(|(l, _)| l == &t.label) else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for r in results {
+        let (dir, base) = r.rsplit_once('/').unwrap_or(("", r));
+        let file_case = |outcome| Case {
+            class: dir.to_owned(),
+            name: base.to_owned(),
+            outcome,
+            seconds: o
+                .report
+                .ran
+                .iter()
+                .filter(|(outs, _)| outs.contains(r))
+                .map(|(_, d)| d.as_secs_f64())
+                .fold(0.0, |a, b| a + b),
+        };
+        let failed = o.report.failures.iter().position(|outs| outs.contains(r));
+        if let Some(i) = failed {
+            let text = o.report.failure_texts.get(i).cloned().unwrap_or_default();
+            cases.push(file_case(CaseOutcome::Failed(text)));
+            continue;
+        }
+        let Ok(log) = std::fs::read(ws.root.join(r)) else {
+            continue;
+        };
+        let found = parse_unittest(&String::from_utf8_lossy(&log));
+        if found.is_empty() {
+            cases.push(file_case(CaseOutcome::Passed));
+        } else {
+            cases.extend(found);
+        }
+    }
+    let xml = render(&t.label.to_string(), &cases, t.ran);
+    let _ = write(&ws.root.join(junit_path(&t.label)), &xml);
 }
