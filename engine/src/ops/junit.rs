@@ -59,12 +59,9 @@ pub fn parse_unittest(log: &str) -> Vec<Case> {
             "ok" | "expected failure" => CaseOutcome::Passed,
             "FAIL" | "unexpected success" => CaseOutcome::Failed(format!("{id}: {result}")),
             "ERROR" => CaseOutcome::Error(format!("{id}: ERROR")),
-            r if r.starts_with("skipped") => CaseOutcome::Skipped(
-                r["skipped".len()..]
-                    .trim()
-                    .trim_matches(|c| c == '\'' || c == '"')
-                    .to_owned(),
-            ),
+            r if r.starts_with("skipped") => {
+                CaseOutcome::Skipped(unquote(r["skipped".len()..].trim()))
+            }
             r if r.starts_with("excluded") => CaseOutcome::Skipped(r.to_owned()),
             _ => continue,
         };
@@ -81,6 +78,16 @@ pub fn parse_unittest(log: &str) -> Vec<Case> {
         pending = None;
     }
     out
+}
+
+/// A Python `repr` of a string without its one pair of quotes.
+fn unquote(s: &str) -> String {
+    for q in ['\'', '"'] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|x| x.strip_suffix(q)) {
+            return inner.to_owned();
+        }
+    }
+    s.to_owned()
 }
 
 /// `name (dotted.id)` (a subtest's parameters may follow): the name and id.
