@@ -60,15 +60,9 @@ pub struct AnalysisContext {
     pub dep_files: HashMap<Label, Vec<Artifact>>,
     /// Predeclared outputs by label, for `$(location ...)` of an own output.
     pub own_files: RefCell<HashMap<Label, Vec<Artifact>>>,
-    /// The target is tagged to keep its actions off remote executors
-    /// (`no-remote-exec`, `no-remote`, `local`).
-    pub local: bool,
-    /// The target is tagged `requires-network`: its commands may reach the
-    /// network (as `ctx.actions.run(network = True)`).
-    pub network: bool,
-    /// The target is tagged `no-cache`: its commands' results are never
-    /// cached.
-    pub no_cache: bool,
+    /// The target's `tags`: as in Bazel, execution requirements of each of
+    /// its commands (`no-remote-exec`, `requires-network`, `no-cache`, ...).
+    pub tags: Vec<String>,
     /// The target's `exec_properties`, for each of its commands.
     pub exec_properties: BTreeMap<String, String>,
 }
@@ -290,18 +284,9 @@ pub(crate) fn declare_output(eval: &mut Evaluator, name: &str) -> anyhow::Result
     actx(eval)?.declare(name, loc)
 }
 
-/// Declare an action of the target being analyzed (for the natives in
-/// `action/kinds/`): where the Starlark call is, then
-/// [`AnalysisContext::add_action`].
-/// Whether the target being analysed keeps its actions local.
-/// Whether the target being analysed is tagged `requires-network`.
-pub(crate) fn target_requires_network(eval: &Evaluator) -> bool {
-    actx(eval).map(|a| a.network).unwrap_or(false)
-}
-
-/// Whether the target being analysed is tagged `no-cache`.
-pub(crate) fn target_no_cache(eval: &Evaluator) -> bool {
-    actx(eval).map(|a| a.no_cache).unwrap_or(false)
+/// The `tags` of the target being analysed.
+pub(crate) fn target_tags(eval: &Evaluator) -> Vec<String> {
+    actx(eval).map(|a| a.tags.clone()).unwrap_or_default()
 }
 
 /// The `exec_properties` of the target being analysed.
@@ -316,10 +301,9 @@ pub(crate) fn target_label(eval: &Evaluator) -> anyhow::Result<String> {
     Ok(actx(eval)?.label.to_string())
 }
 
-pub(crate) fn target_is_local(eval: &Evaluator) -> bool {
-    actx(eval).map(|a| a.local).unwrap_or(false)
-}
-
+/// Declare an action of the target being analyzed (for the natives in
+/// `action/kinds/`): where the Starlark call is, then
+/// [`AnalysisContext::add_action`].
 pub(crate) fn declare_action(
     eval: &mut Evaluator,
     mnemonic: &str,

@@ -261,12 +261,7 @@ fn analyze_one(
         actions: Default::default(),
         dep_files,
         own_files: Default::default(),
-        local: decl
-            .tags
-            .iter()
-            .any(|t| matches!(t.as_str(), "no-remote-exec" | "no-remote" | "local")),
-        network: decl.tags.iter().any(|t| t == "requires-network"),
-        no_cache: decl.tags.iter().any(|t| t == "no-cache"),
+        tags: decl.tags.clone(),
         exec_properties: decl.exec_properties.iter().cloned().collect(),
     };
 

@@ -364,10 +364,6 @@ impl Sandbox {
                     )
                 }
             })?;
-            // Read-only; an executable (a tool, a script) stays executable.
-            let executable = fs::metadata(&from).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
-            let mode = if executable { 0o555 } else { 0o444 };
-            let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode));
         }
         for o in &action.outputs {
             self.ensure_dir(Path::new(o.path()).parent().unwrap_or(Path::new("")))?;
@@ -534,11 +530,18 @@ impl Drop for Sandbox {
     }
 }
 
-/// Copy `src` to `dest`, failing unless the bytes copied hash to `want`.
+/// Copy `src` to `dest`, checking the bytes hash to `want`; `dest` is left
+/// read-only, and executable when `src` is (a tool, a script).
 fn copy_checked(src: &Path, dest: &Path, want: &Digest) -> std::io::Result<()> {
     use std::io::Write;
     let mut from = fs::File::open(src)?;
     let mut to = fs::File::create(dest)?;
+    let executable = from.metadata()?.permissions().mode() & 0o111 != 0;
+    to.set_permissions(fs::Permissions::from_mode(if executable {
+        0o555
+    } else {
+        0o444
+    }))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -459,10 +459,8 @@ impl Builder<'_> {
 
     fn check_visibility(&self, from: &TargetNode, to: NodeIndex) -> Result<(), GraphError> {
         let target = &self.g.graph[to];
-        let rule_node = match &target.kind {
-            NodeKind::Source => return Ok(()),
-            NodeKind::Rule { .. } => target,
-            NodeKind::Generated { rule } => &self.g.graph[self.g.index[rule]],
+        let Some(rule_node) = self.rule_of(to) else {
+            return Ok(());
         };
         let NodeKind::Rule { package, .. } = &rule_node.kind else {
             return Ok(());

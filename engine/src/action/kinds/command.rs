@@ -259,21 +259,17 @@ pub fn natives(builder: &mut MethodsBuilder) {
             all_properties.extend(str_dict(v, "exec_properties")?);
         }
         let exec_properties = all_properties;
-        let mut no_remote_exec = false;
-        let mut no_cache = crate::analysis::ctx::target_no_cache(eval);
-        let mut network = network || crate::analysis::ctx::target_requires_network(eval);
+        // As in Bazel, the target's tags are execution requirements of its
+        // commands too. Bazel's others (no-sandbox, supports-workers, cpu:N
+        // ...) change nothing here.
+        let mut requirements = crate::analysis::ctx::target_tags(eval);
         if let Some(v) = execution_requirements {
-            for (k, _) in str_dict(v, "execution_requirements")? {
-                match k.as_str() {
-                    "no-remote-exec" | "no-remote" | "local" => no_remote_exec = true,
-                    "requires-network" => network = true,
-                    "no-cache" => no_cache = true,
-                    // Bazel's other requirements (no-sandbox,
-                    // supports-workers, cpu:N ...) change nothing here.
-                    _ => {}
-                }
-            }
+            requirements.extend(str_dict(v, "execution_requirements")?.into_keys());
         }
+        let required = |names: &[&str]| requirements.iter().any(|r| names.contains(&r.as_str()));
+        let no_remote_exec = required(&["no-remote-exec", "no-remote", "local"]);
+        let network = network || required(&["requires-network"]);
+        let no_cache = required(&["no-cache"]);
         let timeout = match timeout.into_option() {
             None => None,
             Some(t) if t > 0 => Some(t as u64),
@@ -289,7 +285,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
             tools,
             network,
             exec_properties,
-            no_remote_exec: no_remote_exec || actx_local(eval),
+            no_remote_exec,
             timeout,
             progress_message,
             no_cache,
@@ -315,8 +311,3 @@ fn str_dict(v: Value, what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// Whether the target being analysed is tagged to stay local
-/// (`no-remote-exec`, `no-remote` or `local`).
-fn actx_local(eval: &Evaluator) -> bool {
-    crate::analysis::ctx::target_is_local(eval)
-}
