@@ -35,6 +35,18 @@ pub enum VisibilityRule {
     Subpackages(PackagePath),
 }
 
+impl std::fmt::Display for VisibilityRule {
+    /// As written in BUILD files.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VisibilityRule::Public => write!(f, "//visibility:public"),
+            VisibilityRule::Private => write!(f, "//visibility:private"),
+            VisibilityRule::Package(p) => write!(f, "//{}:__pkg__", p.as_str()),
+            VisibilityRule::Subpackages(p) => write!(f, "//{}:__subpackages__", p.as_str()),
+        }
+    }
+}
+
 /// A target's visibility: who may depend on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Visibility(pub Vec<VisibilityRule>);

@@ -25,7 +25,6 @@ use crate::error::ErrorClass;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::LabelError;
 use crate::load::attr::{AttrValue, default_value};
-use crate::load::build_file::VisibilityRule;
 use crate::load::loader::{LoadError, Loader};
 use crate::load::rule::TargetDecl;
 use crate::workspace::Workspace;
@@ -283,14 +282,7 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
         );
     }
     if let Some(vis) = &d.visibility {
-        let rules = vis.0.iter().map(|r| {
-            starlark_str(&match r {
-                VisibilityRule::Public => "//visibility:public".to_owned(),
-                VisibilityRule::Private => "//visibility:private".to_owned(),
-                VisibilityRule::Package(p) => format!("//{}:__pkg__", p.as_str()),
-                VisibilityRule::Subpackages(p) => format!("//{}:__subpackages__", p.as_str()),
-            })
-        });
+        let rules = vis.0.iter().map(|r| starlark_str(&r.to_string()));
         let _ = writeln!(s, "    visibility = {},", starlark_list(rules));
     }
     s.push_str(")\n");
