@@ -41,18 +41,13 @@ pub fn parse_unittest(log: &str) -> Vec<Case> {
     let mut out = Vec::new();
     let mut pending: Option<(String, String)> = None;
     for line in log.lines() {
-        let (head, result) = match line.rsplit_once(" ... ") {
-            Some((h, r)) => (Some(h), Some(r)),
-            None => (None, None),
-        };
         // `name (dotted.id)` on its own line: a docstring line follows
         // before ` ... result`.
-        if result.is_none() {
+        let Some((head, result)) = line.rsplit_once(" ... ") else {
             pending = test_head(line);
             continue;
-        }
-        let Some(result) = result else { continue };
-        let Some((name, id)) = head.and_then(test_head).or_else(|| pending.take()) else {
+        };
+        let Some((name, id)) = test_head(head).or_else(|| pending.take()) else {
             continue;
         };
         let outcome = match result.trim() {
@@ -177,14 +172,19 @@ pub fn render(suite: &str, cases: &[Case], took: Option<Duration>) -> String {
     s
 }
 
-/// Write `text` to `path` whole: a temporary file beside it, then renamed.
+/// Write `text` to `path` whole: a temporary file beside it, then renamed
+/// (removed if either step fails).
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("xml.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk leaves no half-written report behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
