@@ -173,6 +173,13 @@ impl Kind for PylonTest {
     }
 }
 
+/// Whether `p` is relative and names nothing outside the directory it is
+/// joined to (only normal components and `.`).
+fn stays_inside(p: &Path) -> bool {
+    p.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+}
+
 /// Unpack the ustar archive `tar` into `dir`: regular files and directories
 /// only, every name relative and inside `dir`.
 fn unpack(tar: &Path, dir: &Path) -> Result<(), String> {
@@ -203,11 +210,7 @@ fn unpack(tar: &Path, dir: &Path) -> Result<(), String> {
             .filter(|e| *e <= bytes.len())
             .ok_or_else(|| format!("`{name}`: truncated archive"))?;
         let rel = Path::new(&name);
-        if rel.is_absolute()
-            || rel
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
-        {
+        if !stays_inside(rel) {
             return Err(format!("entry `{name}` is not a relative path inside the archive"));
         }
         let to = dir.join(rel);
@@ -297,12 +300,7 @@ pub fn natives(builder: &mut MethodsBuilder) {
                 .and_then(|o| o.path().rsplit_once('/').map(|(d, _)| d.to_owned()))
                 .unwrap_or_default();
             let rel = Path::new(tree_dir);
-            if tree_dir.is_empty()
-                || rel.is_absolute()
-                || rel
-                    .components()
-                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
+            if tree_dir.is_empty() || !stays_inside(rel) {
                 anyhow::bail!("`tree_dir` must be a relative directory name without `..`, got `{tree_dir}`");
             }
             if out_dir.is_empty() {
