@@ -28,6 +28,16 @@ use crate::label::Label;
 /// Directory, relative to the workspace root, that holds every output.
 pub const OUT_DIR: &str = "kiln-out";
 
+/// Where execution path `p` is in the workspace (relative to the root):
+/// itself for a source or an output of the default configuration, else
+/// below `kiln-out/<out_dir>/`.
+pub fn workspace_path<'a>(p: &'a str, out_dir: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match (out_dir, p.strip_prefix("kiln-out/")) {
+        (Some(d), Some(rest)) => std::borrow::Cow::Owned(format!("{OUT_DIR}/{d}/{rest}")),
+        _ => std::borrow::Cow::Borrowed(p),
+    }
+}
+
 /// kiln's own state in a workspace (persisted plans, no-op records,
 /// temporary files of materialization): `kiln-out/.kiln/`.
 pub fn state_dir(root: &std::path::Path) -> std::path::PathBuf {

@@ -35,6 +35,10 @@ pub struct Config {
     pub remote_timeout: Option<u64>,
     /// `remote_download_outputs = "toplevel"` (or `"all"`).
     pub remote_download_toplevel: Option<bool>,
+    /// `[config.NAME]` tables: named configurations (`kiln build --config
+    /// NAME`), each a list of build setting label, value (bools written
+    /// `true`/`false`) and where it is written, in file order.
+    pub configs: std::collections::BTreeMap<String, Vec<(String, String, Location)>>,
 }
 
 /// A found workspace.
@@ -203,6 +207,7 @@ struct RawConfig {
     remote_header: Option<toml::Spanned<OneOrMany>>,
     remote_timeout: Option<toml::Spanned<i64>>,
     remote_download_outputs: Option<toml::Spanned<String>>,
+    config: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -224,12 +229,39 @@ fn location_at(text: &str, offset: usize) -> Location {
     }
 }
 
+/// Where `key` of `[config.NAME]` is written (the first line after the
+/// table header that starts with it), for messages about its value.
+fn key_location(text: &str, name: &str, key: &str) -> Option<Location> {
+    let mut offset = 0;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let header = t
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .replace(['"', ' '], "");
+            inside = header == format!("config.{name}");
+        } else if inside
+            && (t.starts_with(&format!("\"{key}\""))
+                || t.starts_with(&format!("'{key}'"))
+                || t.starts_with(key))
+        {
+            let col = line.len() - line.trim_start().len();
+            return Some(location_at(text, offset + col));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Parse `kiln.toml` (TOML). Keys: `default_visibility` (`"public"` or
 /// `"private"`), `remote_cache`, `remote_executor`, `remote_instance_name`, `remote_upload`
 /// (bool), `remote_header` (`"KEY=VALUE"` or a list of them),
 /// `remote_timeout` (seconds, positive), `remote_download_outputs`
-/// (`"all"` or `"toplevel"`). Anything else is an error with its
-/// line and column.
+/// (`"all"` or `"toplevel"`), and `[config.NAME]` tables of build
+/// setting label = value. Anything else is an error with its line and
+/// column.
 pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
     let err = |offset: usize, message: String| WorkspaceError::Config {
         location: location_at(text, offset),
@@ -303,6 +335,58 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
                     ));
                 }
             }
+        }
+    }
+    if let Some(t) = raw.config {
+        for (name, v) in t {
+            let at = text
+                .find(&format!("config.{name}"))
+                .or_else(|| text.find("config"))
+                .unwrap_or(0);
+            let ok = !name.is_empty()
+                && !name.starts_with(['.', '-'])
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if !ok {
+                return Err(err(
+                    at,
+                    format!(
+                        "`[config.{name}]`: a configuration name is letters, digits, `_`, `-` and `.`, not starting with `.` or `-` (it names a directory in kiln-out/)"
+                    ),
+                ));
+            }
+            let toml::Value::Table(settings) = v else {
+                return Err(err(
+                    at,
+                    format!(
+                        "`config.{name}` must be a table of build setting label = value, e.g. `[config.{name}]` then `\"//settings:opt\" = \"debug\"`"
+                    ),
+                ));
+            };
+            // Spans are not kept below the top level: each entry is
+            // located by finding its key's line.
+            let mut list = Vec::new();
+            for (label, value) in settings {
+                let written = match value {
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    other => {
+                        return Err(err(
+                            at,
+                            format!(
+                                "`config.{name}`: the value of `{label}` must be a string or a bool, found a {}",
+                                other.type_str()
+                            ),
+                        ));
+                    }
+                };
+                let location =
+                    key_location(text, &name, &label).unwrap_or_else(|| location_at(text, at));
+                list.push((label, written, location));
+            }
+            config.configs.insert(name, list);
         }
     }
     if let Some(t) = raw.remote_timeout {

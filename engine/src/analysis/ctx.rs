@@ -224,6 +224,22 @@ impl<'v> StarlarkValue<'v> for Dependency {
         vec!["label".to_owned()]
     }
 
+    // A dependency is a dict key in `label_keyed_string_dict` attributes.
+    fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
+        Ok(other
+            .downcast_ref::<Dependency>()
+            .is_some_and(|o| o.label == self.label))
+    }
+
+    fn write_hash(
+        &self,
+        hasher: &mut starlark::collections::StarlarkHasher,
+    ) -> starlark::Result<()> {
+        use std::hash::Hash;
+        self.label.to_string().hash(hasher);
+        Ok(())
+    }
+
     fn at(&self, index: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
         let def = index.downcast_ref::<ProviderDef>().ok_or_else(|| {
             starlark::Error::new_native(anyhow::anyhow!(
@@ -415,6 +431,9 @@ pub struct CtxGen<V: ValueLifetimeless> {
     pub outputs: V,
     /// `ctx.actions`.
     pub actions: V,
+    /// `ctx.build_setting_value`: for a build setting, its value in this
+    /// configuration (`None` for other rules).
+    pub build_setting_value: V,
 }
 
 starlark_complex_value!(pub Ctx);
@@ -440,15 +459,24 @@ where
             "file" => self.file.to_value(),
             "outputs" => self.outputs.to_value(),
             "actions" => self.actions.to_value(),
+            "build_setting_value" => self.build_setting_value.to_value(),
             _ => return None,
         })
     }
 
     fn dir_attr(&self) -> Vec<String> {
-        ["label", "attr", "files", "file", "outputs", "actions"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "label",
+            "attr",
+            "files",
+            "file",
+            "outputs",
+            "actions",
+            "build_setting_value",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     }
 
     fn get_methods() -> Option<&'static Methods> {

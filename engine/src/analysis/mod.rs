@@ -285,6 +285,9 @@ fn analyze_one(
                     AttrValue::Label(None) => Value::new_none(),
                     AttrValue::Label(Some(l)) => dep_value(l),
                     AttrValue::LabelList(ls) => heap.alloc(AllocList(ls.iter().map(dep_value))),
+                    AttrValue::LabelStrDict(kv) => heap.alloc(starlark::values::dict::AllocDict(
+                        kv.iter().map(|(l, v)| (dep_value(l), v.as_str())),
+                    )),
                     AttrValue::Output(o) => {
                         let a = o
                             .as_ref()
@@ -304,7 +307,9 @@ fn analyze_one(
                     }
                 };
                 attr.push((name.as_str(), value));
-                if let AttrValue::Label(_) | AttrValue::LabelList(_) = v {
+                if let AttrValue::Label(_) | AttrValue::LabelList(_) | AttrValue::LabelStrDict(_) =
+                    v
+                {
                     let fs: Vec<Artifact> = v
                         .labels()
                         .iter()
@@ -333,6 +338,20 @@ fn analyze_one(
                 file: heap.alloc(AllocStruct(file)),
                 outputs: heap.alloc(AllocStruct(outputs)),
                 actions: heap.alloc(Actions),
+                // A setting's configured value; unconfigured, its default.
+                build_setting_value: match decl
+                    .setting_value
+                    .as_ref()
+                    .or_else(|| decl.attr("build_setting_default"))
+                {
+                    Some(AttrValue::Bool(b)) => Value::new_bool(*b),
+                    Some(AttrValue::Str(s))
+                        if crate::graph::config::ConfigKind::of(decl).is_some() =>
+                    {
+                        heap.alloc(s.as_str())
+                    }
+                    _ => Value::new_none(),
+                },
             });
             let def = implementation.owned_frozen_value_typed(module.frozen_heap());
             let f = def.as_ref().implementation.to_value();

@@ -11,6 +11,7 @@ use crate::action::ExecContext;
 use crate::error::ErrorClass;
 use crate::exec::{ExecOptions, ProgressMode};
 use crate::ops::build::{self, default_cache_dir, parse_patterns, summary_json};
+use crate::plan::Request;
 use crate::workspace::Workspace;
 
 /// `--remote-download-outputs`.
@@ -27,9 +28,47 @@ enum Progress {
     None,
 }
 
+/// `--config` and `--set`: the configuration to build in (also taken
+/// by `kiln query` and `kiln explain`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigFlags {
+    /// A named configuration from kiln.toml's `[config.NAME]` (repeatable;
+    /// later ones win). Its outputs go to kiln-out/NAME/.
+    #[arg(long = "config", value_name = "NAME")]
+    pub config: Vec<String>,
+    /// Set a build setting (repeatable; wins over `--config`), e.g.
+    /// `--set //settings:strip=false`.
+    #[arg(long = "set", value_name = "LABEL=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigFlags {
+    /// The configuration request.
+    pub fn request(&self) -> Result<crate::graph::config::ConfigRequest, Failure> {
+        let mut sets = Vec::new();
+        for s in &self.set {
+            let Some((l, v)) = s.split_once('=') else {
+                return Err(Failure::new(
+                    ErrorClass::User,
+                    format!(
+                        "`--set {s}`: expected LABEL=VALUE, e.g. `--set //settings:strip=false`"
+                    ),
+                ));
+            };
+            sets.push((l.trim().to_owned(), v.trim().to_owned()));
+        }
+        Ok(crate::graph::config::ConfigRequest {
+            names: self.config.clone(),
+            sets,
+        })
+    }
+}
+
 /// Flags shared by commands that build.
 #[derive(Args, Debug, Clone)]
 pub struct BuildFlags {
+    #[command(flatten)]
+    pub configuration: ConfigFlags,
     /// Keep going after an action fails: build everything that does not
     /// depend on it.
     #[arg(short = 'k', long = "keep-going")]
@@ -243,8 +282,11 @@ pub fn build_patterns(
     f: &BuildFlags,
 ) -> Result<(i32, Workspace, build::BuildOutcome), Failure> {
     let (ws, opts, interrupt) = prepare(cwd, jobs, f)?;
-    let patterns = parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
-    let o = build::build(&ws, &patterns, &f.cache_dir(), &opts, interrupt)
+    let req = Request {
+        patterns: parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?,
+        config: f.configuration.request()?,
+    };
+    let o = build::build(&ws, &req, &f.cache_dir(), &opts, interrupt)
         .map_err(|e| Failure::new(e.class(), e))?;
     let code = report(&o, f, &opts)?;
     Ok((code, ws, o))

@@ -24,7 +24,9 @@ pub struct ExplainArgs {
 pub fn run(cwd: &Path, args: ExplainArgs) -> Result<i32, Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
     let p = TargetPattern::parse(&args.target).map_err(|e| Failure::new(ErrorClass::User, e))?;
-    let text = explain(&ws, &p, &args.flags.cache_dir()).map_err(|e| Failure::new(e.class(), e))?;
+    let config = args.flags.configuration.request()?;
+    let text = explain(&ws, &p, &config, &args.flags.cache_dir())
+        .map_err(|e| Failure::new(e.class(), e))?;
     out(&text);
     Ok(exit::OK)
 }

@@ -28,6 +28,10 @@ pub struct QueryArgs {
     /// How to print the result.
     #[arg(long, value_enum, default_value = "label")]
     output: Output,
+    /// Resolve select() in this configuration (`--config`, `--set`):
+    /// without either, every branch counts and selects print as written.
+    #[command(flatten)]
+    configuration: super::build::ConfigFlags,
 }
 
 /// Run `kiln query`.
@@ -40,7 +44,10 @@ pub fn run(cwd: &Path, args: QueryArgs) -> Result<i32, Failure> {
         Output::Dot | Output::Graph => OutputFormat::Dot,
         Output::Json => OutputFormat::Json,
     };
-    let text = query::query(ws, &args.expr, format).map_err(|e| Failure::new(e.class(), e))?;
+    let config = args.configuration.request()?;
+    let config = (!config.is_empty()).then_some(&config);
+    let text =
+        query::query_in(ws, &args.expr, format, config).map_err(|e| Failure::new(e.class(), e))?;
     out(&text);
     Ok(exit::OK)
 }

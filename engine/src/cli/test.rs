@@ -25,11 +25,14 @@ pub struct TestArgs {
 /// Run `kiln test`.
 pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failure> {
     let (ws, opts, interrupt) = prepare(cwd, jobs, &args.flags)?;
-    let patterns = parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?;
-    let outcome = test(&ws, &patterns, &args.flags.cache_dir(), &opts, interrupt)
+    let req = crate::plan::Request {
+        patterns: parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?,
+        config: args.flags.configuration.request()?,
+    };
+    let outcome = test(&ws, &req, &args.flags.cache_dir(), &opts, interrupt)
         .map_err(|e| Failure::new(e.class(), e))?;
     let Some(o) = outcome else {
-        let shown: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        let shown: Vec<String> = req.patterns.iter().map(|p| p.to_string()).collect();
         eprintln!("ERROR: no test targets matched {}", shown.join(" "));
         return Ok(exit::NO_TESTS);
     };

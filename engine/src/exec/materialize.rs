@@ -21,7 +21,8 @@ impl Scheduler<'_> {
     ) -> Result<(), ExecError> {
         let tmp_dir = crate::artifact::state_dir(self.root).join("tmp");
         for o in &r.outputs {
-            let dest = self.root.join(&o.path);
+            let wp = self.plan.workspace_path(&o.path).into_owned();
+            let dest = self.root.join(&wp);
             let mut local = o.digest;
             if let Some(ex) = self.opts.executor.clone()
                 && let Some(r) = ex.remote_blob(&self.blobs, &o.digest)
@@ -39,7 +40,7 @@ impl Scheduler<'_> {
                             });
                         }
                     }
-                    self.states.remove(&o.path);
+                    self.states.remove(&wp);
                     self.left_remote = true;
                     self.produce(i, &o.path, o.digest);
                     continue;
@@ -65,7 +66,7 @@ impl Scheduler<'_> {
                 digest: o.digest,
                 key: Some(key),
             };
-            self.states.insert(o.path.clone(), st);
+            self.states.insert(wp, st);
             self.writes
                 .push(Write::File(dest.to_string_lossy().into_owned(), st));
             self.produce(i, &o.path, o.digest);
@@ -74,7 +75,7 @@ impl Scheduler<'_> {
         for (x, d) in self.plan.actions[i].outputs.iter().zip(&self.produced[i]) {
             if d.is_none() {
                 return Err(ExecError::Io {
-                    path: self.root.join(x.path()),
+                    path: self.root.join(&*self.plan.workspace_path(x.path())),
                     message: "cached result lacks this output".into(),
                 });
             }

@@ -276,7 +276,7 @@ pub fn execute_with(
         .map(|a| {
             a.outputs
                 .iter()
-                .map(|o| disk.stat_entry(&root.join(o.path()), since))
+                .map(|o| disk.stat_entry(&root.join(&*plan.workspace_path(o.path())), since))
                 .collect()
         })
         .collect();
@@ -445,8 +445,9 @@ pub fn execute_with(
         }
         for a in &plan.actions {
             for o in &a.outputs {
-                if let Some(st) = s.states.get(o.path()) {
-                    snapshot.push((root.join(o.path()), st.stat));
+                let wp = plan.workspace_path(o.path());
+                if let Some(st) = s.states.get(&*wp) {
+                    snapshot.push((root.join(&*wp), st.stat));
                 }
             }
         }

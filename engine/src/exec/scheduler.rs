@@ -205,7 +205,8 @@ impl Scheduler<'_> {
         // confirmed by its contents, and recorded again.
         let mut outs = Vec::with_capacity(a.outputs.len());
         for (o, st) in a.outputs.iter().zip(&self.out_stat[i]) {
-            match (self.states.get(o.path()).copied(), st) {
+            let wp = self.plan.workspace_path(o.path());
+            match (self.states.get(&*wp).copied(), st) {
                 (Some(fs), Some(st)) if fs.key == Some(key) && fs.stat.proves_unchanged(st) => {
                     outs.push(fs.digest)
                 }
@@ -213,12 +214,11 @@ impl Scheduler<'_> {
                     if fs.key == Some(key)
                         && fs.stat.racy
                         && fs.stat.same_timestamps_and_inode(st)
-                        && self.fs.digest(&self.root.join(o.path())).ok() == Some(fs.digest) =>
+                        && self.fs.digest(&self.root.join(&*wp)).ok() == Some(fs.digest) =>
                 {
                     let again = FileState { stat: *st, ..fs };
-                    self.states.insert(o.path().to_owned(), again);
-                    self.writes
-                        .push(Write::File(abs(self.root, o.path()), again));
+                    self.states.insert(wp.to_string(), again);
+                    self.writes.push(Write::File(abs(self.root, &wp), again));
                     outs.push(fs.digest)
                 }
                 _ => break,

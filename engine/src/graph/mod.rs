@@ -7,6 +7,7 @@
 //! the one action graph). Evaluating BUILD files is `load/`; running
 //! analysis is `analysis/`.
 
+pub mod config;
 pub mod target;
 
 use petgraph::graph::{DiGraph, NodeIndex};

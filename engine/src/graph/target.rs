@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::config::{
+    Condition, ConfigKind, ConfigRequest, Configuration, RawPackages, condition, configure_package,
+};
 use super::find_cycle;
 use crate::error::{ErrorClass, Location};
 use crate::label::{Label, PackagePath, TargetPattern};
+use crate::load::attr::AttrValue;
 use crate::load::loader::{LoadError, Loader, Package};
 use crate::load::rule::TargetDecl;
 use crate::workspace::Workspace;
@@ -112,6 +116,10 @@ pub struct TargetGraph {
     pub walked_dirs: Vec<String>,
     /// Warnings for the user (`deprecation`), sorted, each once.
     pub warnings: Vec<String>,
+    /// The configuration its selects were resolved in; `None` for an
+    /// unconfigured graph (`kiln query` without `--config`), which keeps
+    /// every branch.
+    pub configuration: Option<Configuration>,
 }
 
 struct Builder<'a> {
@@ -122,6 +130,35 @@ struct Builder<'a> {
     /// `testonly` is enforced and `deprecation` warns.
     build: bool,
     warnings: BTreeSet<String>,
+    /// Packages as evaluated, before configuring.
+    raw: RawPackages,
+    /// Conditions evaluated so far.
+    conditions: BTreeMap<Label, Condition>,
+    /// Targets whose selects could not be resolved: an error only if the
+    /// build needs them.
+    config_errors: HashMap<Label, GraphError>,
+}
+
+/// The declaration of `l`, loading its package (unconfigured) if needed.
+fn raw_decl(
+    loader: &Loader,
+    raw: &mut RawPackages,
+    l: &Label,
+) -> Result<Option<TargetDecl>, String> {
+    if !raw.contains_key(&l.package) {
+        match loader.load_package(&l.package) {
+            Ok(p) => {
+                raw.insert(l.package.clone(), Arc::new(p));
+            }
+            Err(LoadError::NoPackage(..)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let p = &raw[&l.package];
+    Ok(p.declared
+        .names
+        .get(&l.name)
+        .map(|&i| p.declared.targets[i].clone()))
 }
 
 impl TargetGraph {
@@ -130,12 +167,25 @@ impl TargetGraph {
     /// that is not `testonly` may not depend on one that is, and depending
     /// on a `deprecation` target warns, as in Bazel; `kiln query` does
     /// none of this, as `bazel query` does not.
+    ///
+    /// With `config`, every `select()` takes the branch its configuration
+    /// chooses (an empty request is the default configuration); without,
+    /// the graph is unconfigured and depends on every branch.
     pub fn load(
         loader: &Loader,
         patterns: &[TargetPattern],
         build: bool,
+        config: Option<&ConfigRequest>,
     ) -> Result<TargetGraph, GraphError> {
         let ws = loader.workspace();
+        let mut raw = RawPackages::new();
+        let configuration = match config {
+            Some(req) => Some(
+                Configuration::new(req, ws, &mut |l| raw_decl(loader, &mut raw, l))
+                    .map_err(GraphError::Pattern)?,
+            ),
+            None => None,
+        };
         let mut want: BTreeSet<PackagePath> = BTreeSet::new();
         let mut walked_dirs = Vec::new();
         for p in patterns {
@@ -169,10 +219,14 @@ impl TargetGraph {
                 roots: Vec::new(),
                 walked_dirs,
                 warnings: Vec::new(),
+                configuration,
             },
             missing_pkgs: BTreeMap::new(),
             build,
             warnings: BTreeSet::new(),
+            raw,
+            conditions: BTreeMap::new(),
+            config_errors: HashMap::new(),
         };
         b.load_wave(want.into_iter().collect())?;
         let mut frontier = Vec::new();
@@ -223,8 +277,8 @@ impl TargetGraph {
             let mut need = BTreeSet::new();
             for &n in &frontier {
                 if let Some(d) = b.g.graph[n].decl() {
-                    for v in &d.attrs {
-                        for l in v.labels() {
+                    for l in d.attrs.iter().flat_map(|v| v.labels()).chain(&d.conditions) {
+                        {
                             if !b.g.packages.contains_key(&l.package)
                                 && !b.missing_pkgs.contains_key(&l.package)
                             {
@@ -296,11 +350,16 @@ impl Builder<'_> {
         if pkgs.is_empty() {
             return Ok(());
         }
-        let results = self.loader.load_packages(&pkgs);
-        for (p, r) in pkgs.into_iter().zip(results) {
+        let fresh: Vec<PackagePath> = pkgs
+            .iter()
+            .filter(|p| !self.raw.contains_key(*p))
+            .cloned()
+            .collect();
+        let results = self.loader.load_packages(&fresh);
+        for (p, r) in fresh.into_iter().zip(results) {
             match r {
                 Ok(pkg) => {
-                    self.g.packages.insert(p, Arc::new(pkg));
+                    self.raw.insert(p, Arc::new(pkg));
                 }
                 Err(LoadError::NoPackage(_, f)) => {
                     self.missing_pkgs.insert(p, f);
@@ -308,7 +367,90 @@ impl Builder<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
+        for p in pkgs {
+            let Some(pkg) = self.raw.get(&p).cloned() else {
+                continue;
+            };
+            let pkg = match self.g.configuration.clone() {
+                Some(config) => Arc::new(self.configure(&pkg, &config)?),
+                None => pkg,
+            };
+            self.g.packages.insert(p, pkg);
+        }
         Ok(())
+    }
+
+    /// Evaluate the conditions `d`'s selects test (loading the packages of
+    /// `config_setting`s and settings as needed).
+    fn evaluate_conditions(
+        &mut self,
+        d: &TargetDecl,
+        config: &Configuration,
+    ) -> Result<(), GraphError> {
+        for l in &d.conditions {
+            if self.conditions.contains_key(l) {
+                continue;
+            }
+            let located = |message: String| GraphError::Located {
+                location: d.location.clone(),
+                message,
+            };
+            let Some(cd) = raw_decl(self.loader, &mut self.raw, l).map_err(located)? else {
+                return Err(located(format!(
+                    "select() in `{}` tests `{l}`, which does not exist: declare it with config_setting() in `{}`",
+                    d.name,
+                    Workspace::build_file(&l.package)
+                )));
+            };
+            if ConfigKind::of(&cd) != Some(ConfigKind::Condition) {
+                return Err(located(format!(
+                    "select() in `{}` tests `{l}`, a `{}` target; a select() key must be a config_setting (or `//conditions:default`)",
+                    d.name,
+                    cd.rule.kind()
+                )));
+            }
+            let (loader, raw) = (self.loader, &mut self.raw);
+            let c = condition(l, &cd, config, &mut |s| raw_decl(loader, raw, s))
+                .map_err(GraphError::Pattern)?;
+            self.conditions.insert(l.clone(), c);
+        }
+        Ok(())
+    }
+
+    /// `pkg` in `config`: its conditions evaluated (loading the packages
+    /// of `config_setting`s and settings as needed), then configured.
+    fn configure(&mut self, pkg: &Package, config: &Configuration) -> Result<Package, GraphError> {
+        let needs = pkg.declared.targets.iter().any(|d| {
+            !d.selects.is_empty()
+                || matches!(
+                    ConfigKind::of(d),
+                    Some(ConfigKind::Bool | ConfigKind::String)
+                )
+        });
+        if !needs {
+            return Ok(Package {
+                path: pkg.path.clone(),
+                build_file: pkg.build_file.clone(),
+                declared: pkg.declared.clone(),
+                default_visibility: pkg.default_visibility.clone(),
+            });
+        }
+        for d in &pkg.declared.targets {
+            if let Err(e) = self.evaluate_conditions(d, config) {
+                let label = Label {
+                    package: pkg.path.clone(),
+                    name: d.name.clone(),
+                };
+                self.config_errors.insert(label, e);
+            }
+        }
+        let (pkg, errors) = configure_package(pkg, &self.conditions, config);
+        for (label, location, message) in errors {
+            self.config_errors
+                .entry(label)
+                .or_insert(GraphError::Located { location, message });
+        }
+        Ok(pkg)
     }
 
     fn add(&mut self, label: Label, kind: NodeKind) -> NodeIndex {
@@ -373,7 +515,29 @@ impl Builder<'_> {
         let Some(decl) = node.decl() else {
             return Ok(out);
         };
-        for ((attr_name, spec), value) in decl.rule.attrs.iter().zip(&decl.attrs) {
+        if let Some(e) = self.config_errors.get(&node.label) {
+            return Err(e.clone());
+        }
+        // The config_settings its selects test are dependencies too.
+        let condition_spec = crate::load::attr::AttrSpec {
+            ty: crate::load::attr::AttrType::LabelList,
+            mandatory: false,
+            default: crate::load::attr::AttrDefault::None,
+            allow_files: false,
+            values: Vec::new(),
+            doc: String::new(),
+        };
+        let conditions = (
+            ("select()".to_owned(), condition_spec),
+            AttrValue::LabelList(decl.conditions.clone()),
+        );
+        let attrs = decl
+            .rule
+            .attrs
+            .iter()
+            .zip(&decl.attrs)
+            .chain(std::iter::once((&conditions.0, &conditions.1)));
+        for ((attr_name, spec), value) in attrs {
             for l in value.labels() {
                 let err = |message: String| GraphError::Located {
                     location: decl.location.clone(),

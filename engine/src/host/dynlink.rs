@@ -86,6 +86,7 @@ impl Providers {
         engine: &Engine,
         plan: &Path,
         root: &Path,
+        out_dir: Option<&str>,
         cache: &Path,
     ) -> Result<Providers, String> {
         let text = std::fs::read_to_string(plan)
@@ -108,7 +109,7 @@ impl Providers {
             .into_iter()
             .map(|(id, p)| {
                 let planned = Planned {
-                    path: root.join(&p.component),
+                    path: root.join(&*crate::artifact::workspace_path(&p.component, out_dir)),
                     digest: p.digest,
                 };
                 (id, planned)

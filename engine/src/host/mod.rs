@@ -25,6 +25,9 @@ pub struct Invocation {
     /// The directory the dynlink plan's component paths are relative to (the
     /// workspace root).
     pub dynlink_root: PathBuf,
+    /// The configuration's directory under `kiln-out/` where the plan's
+    /// components are (`None` in a sandbox or the default configuration).
+    pub dynlink_out_dir: Option<String>,
     /// Mounted read-only at `/lib` in the guest (the stdlib zip's dir).
     pub lib_dir: Option<PathBuf>,
     /// Mounted at `/` in the guest (read-write), so scripts and data files
@@ -153,8 +156,14 @@ fn invoke_here(o: &Invocation) -> Result<Outcome, HostError> {
     let engine = engine().map_err(HostError::Setup)?;
     let component = load(&engine, &o.component, &o.compiled_dir).map_err(HostError::Load)?;
     let providers = match &o.dynlink_plan {
-        Some(p) => dynlink::Providers::from_plan(&engine, p, &o.dynlink_root, &o.compiled_dir)
-            .map_err(HostError::Plan)?,
+        Some(p) => dynlink::Providers::from_plan(
+            &engine,
+            p,
+            &o.dynlink_root,
+            o.dynlink_out_dir.as_deref(),
+            &o.compiled_dir,
+        )
+        .map_err(HostError::Plan)?,
         None => dynlink::Providers::default(),
     };
     let mut wasi = WasiCtxBuilder::new();

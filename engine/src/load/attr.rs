@@ -45,6 +45,8 @@ pub enum AttrType {
     StringList,
     /// `attr.string_dict()`.
     StringDict,
+    /// `attr.label_keyed_string_dict()`: dependencies, each with a string.
+    LabelKeyedStringDict,
     /// `attr.output()`: one file this target predeclares.
     Output,
     /// `attr.output_list()`: files this target predeclares.
@@ -62,6 +64,7 @@ impl AttrType {
             AttrType::LabelList => "a list of label strings",
             AttrType::StringList => "a list of strings",
             AttrType::StringDict => "a dict of string to string",
+            AttrType::LabelKeyedStringDict => "a dict of label string to string",
             AttrType::Output => "an output file name",
             AttrType::OutputList => "a list of output file names",
         }
@@ -137,6 +140,8 @@ pub enum AttrValue {
     StrList(Vec<String>),
     /// A string dict, in the order written.
     StrDict(Vec<(String, String)>),
+    /// A label-keyed string dict, in the order written.
+    LabelStrDict(Vec<(Label, String)>),
     /// A predeclared output (name relative to the package), or none.
     Output(Option<TargetName>),
     /// Predeclared outputs.
@@ -145,12 +150,54 @@ pub enum AttrValue {
 
 impl AttrValue {
     /// The labels this value names (for dependency edges).
-    pub fn labels(&self) -> &[Label] {
+    pub fn labels(&self) -> Vec<&Label> {
         match self {
-            AttrValue::Label(Some(l)) => std::slice::from_ref(l),
-            AttrValue::LabelList(ls) => ls,
-            _ => &[],
+            AttrValue::Label(Some(l)) => vec![l],
+            AttrValue::LabelList(ls) => ls.iter().collect(),
+            AttrValue::LabelStrDict(kv) => kv.iter().map(|(l, _)| l).collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// `self + other`, as Starlark's `+` joins the values `select()`
+    /// branches are concatenated with: lists append, strings join, dicts
+    /// merge (a key in both is an error, as in Bazel).
+    pub fn concat(self, other: AttrValue) -> Result<AttrValue, String> {
+        fn merge<K: PartialEq + fmt::Display, V>(
+            mut a: Vec<(K, V)>,
+            b: Vec<(K, V)>,
+        ) -> Result<Vec<(K, V)>, String> {
+            for (k, v) in b {
+                if a.iter().any(|(x, _)| *x == k) {
+                    return Err(format!(
+                        "joins two dicts that both have the key `{k}`; a key may come from one part only"
+                    ));
+                }
+                a.push((k, v));
+            }
+            Ok(a)
+        }
+        Ok(match (self, other) {
+            (AttrValue::Str(a), AttrValue::Str(b)) => AttrValue::Str(a + &b),
+            (AttrValue::LabelList(mut a), AttrValue::LabelList(b)) => {
+                a.extend(b);
+                AttrValue::LabelList(a)
+            }
+            (AttrValue::StrList(mut a), AttrValue::StrList(b)) => {
+                a.extend(b);
+                AttrValue::StrList(a)
+            }
+            (AttrValue::StrDict(a), AttrValue::StrDict(b)) => AttrValue::StrDict(merge(a, b)?),
+            (AttrValue::LabelStrDict(a), AttrValue::LabelStrDict(b)) => {
+                AttrValue::LabelStrDict(merge(a, b)?)
+            }
+            _ => {
+                return Err(
+                    "joins values with `+` that cannot be joined (only lists, strings and dicts can)"
+                        .to_owned(),
+                );
+            }
+        })
     }
 }
 
@@ -246,6 +293,29 @@ pub fn coerce(spec: &AttrSpec, v: Value, pkg: &PackagePath) -> Result<AttrValue,
             }
             AttrValue::StrDict(out)
         }
+        AttrType::LabelKeyedStringDict => {
+            let d = DictRef::from_value(v).ok_or_else(|| type_error(ty, v))?;
+            let mut out: Vec<(Label, String)> = Vec::with_capacity(d.len());
+            for (k, x) in d.iter() {
+                match (k.unpack_str(), x.unpack_str()) {
+                    (Some(k), Some(x)) => {
+                        let l = label(k, pkg)?;
+                        if out.iter().any(|(o, _)| *o == l) {
+                            return Err(format!("names `{l}` twice"));
+                        }
+                        out.push((l, x.to_owned()));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "expects a dict of label string to string, got an entry `{}: {}`",
+                            k.get_type(),
+                            x.get_type()
+                        ));
+                    }
+                }
+            }
+            AttrValue::LabelStrDict(out)
+        }
         AttrType::Output if v.is_none() => AttrValue::Output(None),
         AttrType::Output => AttrValue::Output(Some(output_name(
             v.unpack_str().ok_or_else(|| type_error(ty, v))?,
@@ -277,6 +347,11 @@ pub fn default_value(spec: &AttrSpec, pkg: &PackagePath) -> Result<AttrValue, St
                 .collect::<Result<_, _>>()?,
         ),
         (AttrDefault::StrList(xs), _) => AttrValue::StrList(xs.clone()),
+        (AttrDefault::StrDict(xs), AttrType::LabelKeyedStringDict) => AttrValue::LabelStrDict(
+            xs.iter()
+                .map(|(k, v)| Ok((label(k, pkg)?, v.clone())))
+                .collect::<Result<_, String>>()?,
+        ),
         (AttrDefault::StrDict(xs), _) => AttrValue::StrDict(xs.clone()),
         (AttrDefault::None, AttrType::Output) => AttrValue::Output(None),
         (AttrDefault::None, _) => AttrValue::Label(None),
@@ -448,6 +523,31 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
             AttrDefault::StrDict(d),
             doc,
         ))
+    }
+
+    fn label_keyed_string_dict<'v>(
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] mandatory: bool,
+        #[starlark(require = named, default = false)] allow_files: bool,
+        #[starlark(require = named, default = "")] doc: &str,
+    ) -> anyhow::Result<AttrSpec> {
+        let mut d = Vec::new();
+        if let Some(v) = default {
+            let probe = spec(AttrType::StringDict, false, AttrDefault::None, "");
+            match coerce(&probe, v, &PackagePath::root()) {
+                Ok(AttrValue::StrDict(x)) => d = x,
+                Ok(_) => {}
+                Err(e) => anyhow::bail!("`attr.label_keyed_string_dict(default = ...)` {e}"),
+            }
+        }
+        let mut s = spec(
+            AttrType::LabelKeyedStringDict,
+            mandatory,
+            AttrDefault::StrDict(d),
+            doc,
+        );
+        s.allow_files = allow_files;
+        Ok(s)
     }
 
     fn output(

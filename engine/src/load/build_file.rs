@@ -112,7 +112,7 @@ impl Visibility {
 }
 
 /// What a BUILD file declared.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Declared {
     /// Targets in declaration order.
     pub targets: Vec<TargetDecl>,

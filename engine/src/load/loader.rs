@@ -18,7 +18,7 @@ use starlark::values::OwnedFrozenValueTyped;
 
 use super::build_file::{BuildContext, Declared, Visibility};
 use super::rule::{FrozenRuleDef, RuleId};
-use super::{attr, build_file, provider, rule};
+use super::{attr, build_file, provider, rule, select};
 use crate::error::{ErrorClass, Location, format_starlark_error};
 use crate::label::{Label, PackagePath};
 use crate::workspace::Workspace;
@@ -26,6 +26,10 @@ use crate::workspace::Workspace;
 /// The built-in ruleset: `(file name, source)`. Adding a rule kind is one
 /// file in `rules/` and one line here.
 pub const RULESET: &[(&str, &str)] = &[
+    (
+        "settings.star",
+        include_str!("../../../rules/settings.star"),
+    ),
     ("genrule.star", include_str!("../../../rules/genrule.star")),
     (
         "filegroup.star",
@@ -158,6 +162,7 @@ fn globals() -> Globals {
     build_file::register(&mut b);
     provider::register(&mut b);
     rule::register(&mut b);
+    select::register(&mut b);
     b.build()
 }
 

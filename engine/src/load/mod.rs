@@ -12,3 +12,4 @@ pub mod build_file;
 pub mod loader;
 pub mod provider;
 pub mod rule;
+pub mod select;

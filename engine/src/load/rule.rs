@@ -28,8 +28,9 @@ use starlark::values::{
 
 use super::attr::{AttrDefault, AttrSpec, AttrType, AttrValue, coerce, default_value};
 use super::build_file::{BuildContext, Visibility};
+use super::select::Selectable;
 use crate::error::Location;
-use crate::label::TargetName;
+use crate::label::{Label, TargetName};
 
 /// Identity of a rule kind; unique in the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Allocative)]
@@ -58,6 +59,10 @@ pub const IMPLICIT_ATTRS: &[&str] = &[
     "exec_compatible_with",
     "exec_properties",
 ];
+
+/// The built-in rules that define configurations (`rules/settings.star`):
+/// their attributes cannot use `select()`.
+pub const CONFIGURATION_RULES: &[&str] = &["bool_setting", "string_setting", "config_setting"];
 
 /// What a rule kind accepts.
 ///
@@ -123,6 +128,17 @@ pub struct TargetDecl {
     pub exec_properties: Vec<(String, String)>,
     /// Where the rule was called.
     pub location: Location,
+    /// Attributes written with `select()`: index into `attrs`, and the
+    /// value as written. While unconfigured, `attrs[i]` holds every
+    /// branch joined ([`Selectable::unconfigured`]); configuring the
+    /// target replaces it with the branch that applies and empties this.
+    pub selects: Vec<(usize, Selectable)>,
+    /// The `config_setting` targets its selects test (dependencies in
+    /// every configuration).
+    pub conditions: Vec<Label>,
+    /// For a build setting (`bool_setting`, `string_setting`) in a
+    /// configured graph: its value there.
+    pub setting_value: Option<AttrValue>,
 }
 
 impl TargetDecl {
@@ -231,6 +247,7 @@ where
         let mut testonly = kind.ends_with("_test");
         let mut deprecation = None;
         let mut exec_properties = Vec::new();
+        let mut selects = Vec::new();
         let coerce_implicit = |k: &str, ty: AttrType, v: Value<'v>| {
             let spec = AttrSpec {
                 ty,
@@ -294,8 +311,20 @@ where
                         )));
                     };
                     let spec = &schema.attrs[i].1;
-                    let val = coerce(spec, v, &ctx.package)
-                        .map_err(|e| native_err(format!("Attribute `{k}` of `{kind}` {e}")))?;
+                    let err = |e: String| native_err(format!("Attribute `{k}` of `{kind}` {e}"));
+                    if let Some(sel) =
+                        Selectable::coerce(spec, v, &ctx.package, eval.heap()).map_err(err)?
+                    {
+                        if CONFIGURATION_RULES.contains(&kind) {
+                            return Err(err(format!(
+                                "uses select(), which `{kind}` does not allow: a configuration cannot depend on itself"
+                            )));
+                        }
+                        values[i] = Some(sel.unconfigured());
+                        selects.push((i, sel));
+                        continue;
+                    }
+                    let val = coerce(spec, v, &ctx.package).map_err(err)?;
                     values[i] = Some(val);
                 }
             }
@@ -331,6 +360,17 @@ where
             deprecation,
             exec_properties,
             location,
+            conditions: {
+                let mut c: Vec<Label> = selects
+                    .iter()
+                    .flat_map(|(_, s): &(usize, Selectable)| s.conditions().cloned())
+                    .collect();
+                c.sort();
+                c.dedup();
+                c
+            },
+            selects,
+            setting_value: None,
         };
         ctx.declare(decl).map_err(native_err)?;
         Ok(Value::new_none())

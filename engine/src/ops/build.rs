@@ -15,7 +15,7 @@ use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::{LabelError, TargetPattern};
 use crate::load::loader::{LoadError, Loader};
 use crate::plan::persist as plan;
-use crate::plan::{Plan, PlanTarget, uptodate};
+use crate::plan::{Plan, PlanTarget, Request, uptodate};
 use crate::workspace::Workspace;
 
 /// Errors of `kiln build` other than failing actions.
@@ -91,8 +91,8 @@ pub struct MadePlan {
 
 /// The plan for `patterns`: persisted if still valid, else from loading and
 /// analysis (and then persisted), with the files it depends on.
-pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<MadePlan, BuildError> {
-    if let Some((plan, watched)) = plan::load(&ws.root, patterns) {
+pub fn make_plan(ws: &Workspace, req: &Request) -> Result<MadePlan, BuildError> {
+    if let Some((plan, watched)) = plan::load(&ws.root, req) {
         return Ok(MadePlan {
             plan,
             watched,
@@ -102,13 +102,13 @@ pub fn make_plan(ws: &Workspace, patterns: &[TargetPattern]) -> Result<MadePlan,
     }
     let since = kiln_cache::stat::now_ns();
     let loader = Loader::new(ws.clone())?;
-    let g = TargetGraph::load(&loader, patterns, true)?;
+    let g = TargetGraph::load(&loader, &req.patterns, true, Some(&req.config))?;
     let analysis = analyze(&loader, &g, &g.roots)?;
     let p = Plan::from_analysis(&g, &analysis)?;
     // A plan that cannot be saved is rebuilt next time; not an error.
     let w = plan::save(
         &ws.root,
-        patterns,
+        req,
         &plan::watched_files(&loader, &g, &analysis.read_files),
         since,
         &p,
@@ -134,12 +134,21 @@ pub struct BuildOutcome {
     pub plan_reused: bool,
     /// Warnings of loading (printed before the build's line).
     pub warnings: Vec<String>,
+    /// The configuration's directory under `kiln-out/`, if not the default.
+    pub out_dir: Option<String>,
+}
+
+impl BuildOutcome {
+    /// Where execution path `p` is in the workspace (relative to the root).
+    pub fn workspace_path<'a>(&self, p: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::artifact::workspace_path(p, self.out_dir.as_deref())
+    }
 }
 
 /// Run `kiln build`.
 pub fn build(
     ws: &Workspace,
-    patterns: &[TargetPattern],
+    req: &Request,
     cache_dir: &Path,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
@@ -147,7 +156,7 @@ pub fn build(
     let t0 = Instant::now();
     let root = &ws.root;
     if opts.profile.is_none()
-        && let Some(noop) = uptodate::check(root, patterns, cache_dir)
+        && let Some(noop) = uptodate::check(root, req, cache_dir)
     {
         if !noop.changed.is_empty() {
             let mut cache = Cache::open(cache_dir)?;
@@ -157,7 +166,7 @@ pub fn build(
                     .iter()
                     .try_for_each(|name| t.set_up_to_date(&ws_key, name))
             })?;
-            uptodate::clear_changed(root, patterns);
+            uptodate::clear_changed(root, req);
         }
         let report = ExecReport {
             total: noop.total,
@@ -170,16 +179,18 @@ pub fn build(
             duration: t0.elapsed(),
             plan_reused: true,
             warnings: Vec::new(),
+            out_dir: noop.out_dir,
         });
     }
-    uptodate::invalidate(root, patterns);
+    uptodate::invalidate(root, req);
     let MadePlan {
         plan: p,
         watched,
         reused: plan_reused,
         warnings,
-    } = make_plan(ws, patterns)?;
+    } = make_plan(ws, req)?;
     let targets = p.targets.clone();
+    let out_dir = p.out_dir.clone();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
     record_remote_traffic(&cache, opts);
@@ -192,10 +203,11 @@ pub fn build(
         // Without the record the next no-op takes the normal path; not an error.
         let _ = uptodate::write(
             root,
-            patterns,
+            req,
             cache_dir,
             &files,
             report.total,
+            out_dir.as_deref(),
             &targets,
             &report.changed,
         );
@@ -206,6 +218,7 @@ pub fn build(
         duration: t0.elapsed(),
         plan_reused,
         warnings,
+        out_dir,
     })
 }
 
@@ -242,7 +255,14 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
     let outputs: serde_json::Map<String, serde_json::Value> = o
         .targets
         .iter()
-        .map(|t| (t.label.to_string(), serde_json::json!(t.outputs)))
+        .map(|t| {
+            let files: Vec<String> = t
+                .outputs
+                .iter()
+                .map(|p| o.workspace_path(p).into_owned())
+                .collect();
+            (t.label.to_string(), serde_json::json!(files))
+        })
         .collect();
     serde_json::json!({
         "actions": {

@@ -7,16 +7,23 @@ use kiln_cache::Cache;
 
 use super::build::{BuildError, make_plan};
 use crate::exec::record::{Outcome, Record};
+use crate::graph::config::ConfigRequest;
 use crate::label::TargetPattern;
+use crate::plan::Request;
 use crate::workspace::Workspace;
 
 /// The explanation text.
 pub fn explain(
     ws: &Workspace,
     pattern: &TargetPattern,
+    config: &ConfigRequest,
     cache_dir: &std::path::Path,
 ) -> Result<String, BuildError> {
-    let plan = make_plan(ws, std::slice::from_ref(pattern))?.plan;
+    let req = Request {
+        patterns: vec![pattern.clone()],
+        config: config.clone(),
+    };
+    let plan = make_plan(ws, &req)?.plan;
     let cache = Cache::open(cache_dir)?;
     let ws_key = ws.root.to_string_lossy().into_owned();
     let mut out = String::new();

@@ -41,16 +41,21 @@ pub fn run_built(
         .find(|t| &t.label == label)
         .and_then(|t| t.run.as_ref())
         .ok_or_else(|| RunError::NotRunnable(label.clone()))?;
-    let lib_dir = run
-        .stdlib
-        .as_ref()
-        .and_then(|z| root.join(z).parent().map(Path::to_path_buf));
+    let lib_dir = run.stdlib.as_ref().and_then(|z| {
+        root.join(&*built.workspace_path(z))
+            .parent()
+            .map(Path::to_path_buf)
+    });
     let mut guest_args = vec![label.name.as_str().to_owned()];
     guest_args.extend(args);
     let o = Invocation {
-        component: root.join(&run.component),
-        dynlink_plan: run.dynlink_plan.as_ref().map(|p| root.join(p)),
+        component: root.join(&*built.workspace_path(&run.component)),
+        dynlink_plan: run
+            .dynlink_plan
+            .as_ref()
+            .map(|p| root.join(&*built.workspace_path(p))),
         dynlink_root: root.to_owned(),
+        dynlink_out_dir: built.out_dir.clone(),
         lib_dir,
         cwd: cwd.to_owned(),
         args: guest_args,

@@ -17,7 +17,8 @@ use kiln_cache::Cache;
 
 use super::build::{BuildError, BuildOutcome, make_plan, record_remote_traffic};
 use crate::exec::{ExecOptions, execute};
-use crate::label::{Label, TargetPattern};
+use crate::label::Label;
+use crate::plan::Request;
 use crate::workspace::Workspace;
 
 /// How one test target ended.
@@ -52,10 +53,10 @@ pub struct TestOutcome {
     pub build_broken: bool,
 }
 
-/// Run the tests `patterns` name; `None` when no test target matched.
+/// Run the tests `req`'s patterns name (in its configuration); `None` when no test target matched.
 pub fn test(
     ws: &Workspace,
-    patterns: &[TargetPattern],
+    req: &Request,
     cache_dir: &Path,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
@@ -63,7 +64,7 @@ pub fn test(
     let t0 = Instant::now();
     // One plan for the patterns (reused while nothing loading read
     // changed), narrowed to its test targets and what they need.
-    let made = make_plan(ws, patterns)?;
+    let made = make_plan(ws, req)?;
     let (plan_reused, warnings) = (made.reused, made.warnings);
     let plan = made.plan.restrict(|t| t.test_results.is_some());
     let mut tests: Vec<(Label, Vec<String>)> = plan
@@ -80,6 +81,7 @@ pub fn test(
         ..opts.clone()
     };
     let targets = plan.targets.clone();
+    let out_dir = plan.out_dir.clone();
     let mut cache = Cache::open(cache_dir)?;
     let report = execute(&ws.root, &mut cache, plan, &opts, interrupt)?;
     record_remote_traffic(&cache, &opts);
@@ -89,6 +91,7 @@ pub fn test(
         duration: t0.elapsed(),
         plan_reused,
         warnings,
+        out_dir,
     };
     let is_result = |p: &String| tests.iter().any(|(_, rs)| rs.contains(p));
     let build_broken = outcome
@@ -176,7 +179,7 @@ fn write_junit(ws: &Workspace, o: &BuildOutcome, t: &TestResult, tests: &[(Label
             cases.push(file_case(CaseOutcome::Failed(text)));
             continue;
         }
-        let Ok(log) = std::fs::read(ws.root.join(r)) else {
+        let Ok(log) = std::fs::read(ws.root.join(&*o.workspace_path(r))) else {
             continue;
         };
         let found = parse_unittest(&String::from_utf8_lossy(&log));
@@ -187,5 +190,8 @@ fn write_junit(ws: &Workspace, o: &BuildOutcome, t: &TestResult, tests: &[(Label
         }
     }
     let xml = render(&t.label.to_string(), &cases, t.ran);
-    let _ = write(&ws.root.join(junit_path(&t.label)), &xml);
+    let _ = write(
+        &ws.root.join(&*o.workspace_path(&junit_path(&t.label))),
+        &xml,
+    );
 }

@@ -21,9 +21,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::action::Action;
 use crate::analysis::{Analysis, AnalysisError};
 use crate::artifact::Artifact;
+use crate::graph::config::ConfigRequest;
 use crate::graph::find_cycle;
 use crate::graph::target::TargetGraph;
-use crate::label::Label;
+use crate::label::{Label, TargetPattern};
 use crate::load::provider::{RUN_INFO, TEST_INFO};
 
 /// A requested target as the plan records it.
@@ -171,6 +172,7 @@ impl Plan {
             .map(|((a, d), _)| (a, d.iter().map(|d| new_index[*d as usize]).collect()))
             .unzip();
         Plan {
+            out_dir: self.out_dir,
             actions,
             deps,
             targets,
@@ -224,6 +226,10 @@ pub fn check_action_graph(a: &Analysis) -> Result<(), AnalysisError> {
 /// first), and `deps[i]` is sorted and free of duplicates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The directory under `kiln-out/` where this configuration's outputs
+    /// live in the workspace (`None`: `kiln-out/` itself, the default
+    /// configuration). Execution paths do not include it.
+    pub out_dir: Option<String>,
     /// The needed actions.
     pub actions: Vec<Action>,
     /// For each action, the actions producing its non-source inputs.
@@ -233,7 +239,24 @@ pub struct Plan {
     pub targets: Vec<PlanTarget>,
 }
 
+/// What a command asks to build: target patterns in a configuration.
+/// Persisted plans and no-op records are kept per request.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The patterns.
+    pub patterns: Vec<TargetPattern>,
+    /// `--config` and `--set`.
+    pub config: ConfigRequest,
+}
+
 impl Plan {
+    /// Where execution path `p` is in the workspace (relative to its
+    /// root): outputs of a non-default configuration are below
+    /// `kiln-out/<out_dir>/`.
+    pub fn workspace_path<'a>(&self, p: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::artifact::workspace_path(p, self.out_dir.as_deref())
+    }
+
     /// The actions the requested targets (`g.roots`) need: the producers
     /// of their `DefaultInfo` files, transitively. Fails when an action
     /// reads an output nobody produces, or on an action cycle.
@@ -321,6 +344,7 @@ impl Plan {
             })
             .collect();
         Ok(Plan {
+            out_dir: g.configuration.as_ref().and_then(|c| c.out_dir()),
             actions,
             deps,
             targets,
@@ -374,6 +398,7 @@ mod tests {
         let b = action("b", &[&a.outputs[0]]);
         let c = action("c", &[]);
         let plan = Plan {
+            out_dir: None,
             targets: vec![target(&b, true), target(&c, false)],
             actions: vec![a.clone(), c.clone(), b.clone()],
             deps: vec![vec![], vec![], vec![0]],

@@ -1,7 +1,7 @@
 //! The persisted plan, and when it is still valid.
 //!
 //! A plan (`mod.rs`) is what execution needs from loading and analysis. It is saved in
-//! `kiln-out/.kiln/plan-<patterns digest>` together with the state
+//! `kiln-out/.kiln/plan-<request digest>` (patterns and configuration) together with the state
 //! (size, mtime, ctime, inode) of every file loading read: `kiln.toml`, each
 //! BUILD.star and `.star` file, and each directory walked for a recursive
 //! pattern, plus the engine version, the built-in ruleset's digest and the
@@ -17,24 +17,24 @@ use std::path::{Path, PathBuf};
 use kiln_cache::Stat;
 use kiln_cache::codec::{Reader as R, Writer as W};
 
-use super::{Plan, PlanTarget};
+use super::{Plan, PlanTarget, Request};
 use crate::action::{Action, ActionKind};
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::Location;
 use crate::graph::target::TargetGraph;
-use crate::label::{Label, TargetPattern};
+use crate::label::Label;
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 9;
+const PLAN_FORMAT: u32 = 10;
 
 /// Where persisted plans live in a workspace.
 pub fn plan_dir(root: &Path) -> PathBuf {
     crate::artifact::state_dir(root)
 }
 
-fn plan_path(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
-    super::uptodate::plan_file(root, patterns)
+fn plan_path(root: &Path, req: &Request) -> PathBuf {
+    super::uptodate::plan_file(root, req)
 }
 
 /// The files (and directories) whose state decides if a plan is current.
@@ -83,7 +83,7 @@ pub type Watched = Vec<(String, Option<Stat>)>;
 /// granularity before it) is recorded as racy, which invalidates the plan.
 pub fn save(
     root: &Path,
-    patterns: &[TargetPattern],
+    req: &Request,
     watched: &[String],
     since_ns: i64,
     plan: &Plan,
@@ -105,7 +105,7 @@ pub fn save(
     encode_plan(&mut w, plan);
     let dir = plan_dir(root);
     fs::create_dir_all(&dir)?;
-    let path = plan_path(root, patterns);
+    let path = plan_path(root, req);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, &w.0)?;
     fs::rename(&tmp, &path)?;
@@ -114,8 +114,8 @@ pub fn save(
 
 /// The saved plan for `patterns`, if every watched file is unchanged, with
 /// those files' states.
-pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<(Plan, Watched)> {
-    let bytes = fs::read(plan_path(root, patterns)).ok()?;
+pub fn load(root: &Path, req: &Request) -> Option<(Plan, Watched)> {
+    let bytes = fs::read(plan_path(root, req)).ok()?;
     let mut r = R(&bytes);
     if r.take(8)? != b"KILNPLAN"
         || r.u32()? != PLAN_FORMAT
@@ -137,6 +137,7 @@ pub fn load(root: &Path, patterns: &[TargetPattern]) -> Option<(Plan, Watched)> 
 }
 
 fn encode_plan(w: &mut W, p: &Plan) {
+    w.str(p.out_dir.as_deref().unwrap_or(""));
     // Owner labels are shared by many artifacts: intern them.
     let mut labels: BTreeMap<String, u32> = BTreeMap::new();
     for a in &p.actions {
@@ -199,6 +200,7 @@ fn encode_plan(w: &mut W, p: &Plan) {
 }
 
 fn decode_plan(r: &mut R) -> Option<Plan> {
+    let out_dir = Some(r.str()?.to_owned()).filter(|d| !d.is_empty());
     let nl = r.u32()? as usize;
     let mut labels = Vec::with_capacity(nl);
     for _ in 0..nl {
@@ -265,6 +267,7 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         return None;
     }
     Some(Plan {
+        out_dir,
         actions,
         deps,
         targets,
@@ -320,6 +323,7 @@ mod tests {
             ..a.clone()
         };
         let plan = Plan {
+            out_dir: Some("debug".into()),
             actions: vec![w, a],
             deps: vec![vec![], vec![0]],
             targets: vec![PlanTarget {

@@ -1,11 +1,11 @@
 //! The no-op fast path: proving a build has nothing to do by stat alone.
 //!
 //! After a complete, successful build kiln writes
-//! `kiln-out/.kiln/uptodate-<patterns digest>`: the engine stamp, the cache
+//! `kiln-out/.kiln/uptodate-<request digest>` (patterns and configuration): the engine stamp, the cache
 //! directory, the plan file's state, and the state (size, mtime, ctime,
 //! inode, racy) of every file the build depended on: the files loading read, every source
 //! input, every output in `kiln-out/` and every tool. If, at the next build
-//! with the same patterns, every one of them is unchanged, no input can have
+//! with the same patterns and configuration, every one of them is unchanged, no input can have
 //! changed and every output is still what the last build left, so the build
 //! is a no-op, decided without decoding the plan, computing keys or
 //! touching the database. Any difference (or a missing or unreadable file,
@@ -20,10 +20,10 @@ use kiln_cache::{Digest, Stat};
 use rayon::prelude::*;
 
 use super::PlanTarget;
+use super::Request;
 use super::persist::{engine_stamp, plan_dir, stat_of};
-use crate::label::TargetPattern;
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// What a no-op build reports.
 pub struct NoOp {
@@ -33,30 +33,34 @@ pub struct NoOp {
     pub targets: Vec<PlanTarget>,
     /// Actions whose `runs` records must now say "up to date".
     pub changed: Vec<String>,
+    /// The configuration's directory under `kiln-out/` (the plan's).
+    pub out_dir: Option<String>,
 }
 
-fn path_for(root: &Path, patterns: &[TargetPattern], name: &str) -> PathBuf {
+fn path_for(root: &Path, req: &Request, name: &str) -> PathBuf {
     let mut h = blake3::Hasher::new();
-    for p in patterns {
+    for p in &req.patterns {
         h.update(p.to_string().as_bytes());
         h.update(b"\n");
     }
+    h.update(req.config.key().as_bytes());
     let d = Digest(*h.finalize().as_bytes());
     plan_dir(root).join(format!("{name}-{}", &d.hex()[..16]))
 }
 
 /// The plan file of `patterns` (whose state is part of the record).
-pub fn plan_file(root: &Path, patterns: &[TargetPattern]) -> PathBuf {
-    path_for(root, patterns, "plan")
+pub fn plan_file(root: &Path, req: &Request) -> PathBuf {
+    path_for(root, req, "plan")
 }
 
 /// Record a successful build.
 pub fn write(
     root: &Path,
-    patterns: &[TargetPattern],
+    req: &Request,
     cache_dir: &Path,
     files: &[(PathBuf, Option<Stat>)],
     total: usize,
+    out_dir: Option<&str>,
     targets: &[PlanTarget],
     changed: &[String],
 ) -> std::io::Result<()> {
@@ -66,11 +70,12 @@ pub fn write(
     w.bytes(&engine_stamp());
     w.str(&cache_dir.to_string_lossy());
     w.stat(
-        fs::metadata(plan_file(root, patterns))
+        fs::metadata(plan_file(root, req))
             .ok()
             .map(|m| Stat::of_replaced_by_rename(&m)),
     );
     w.u64(total as u64);
+    w.str(out_dir.unwrap_or(""));
     w.u32(targets.len() as u32);
     targets.iter().for_each(|t| t.encode(&mut w));
     w.u32(files.len() as u32);
@@ -81,7 +86,7 @@ pub fn write(
     w.u32(changed.len() as u32);
     changed.iter().for_each(|c| w.str(c));
     let b = w.0;
-    let path = path_for(root, patterns, "uptodate");
+    let path = path_for(root, req, "uptodate");
     fs::create_dir_all(plan_dir(root))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, &b)?;
@@ -89,13 +94,13 @@ pub fn write(
 }
 
 /// Forget the record (before a build that may change things).
-pub fn invalidate(root: &Path, patterns: &[TargetPattern]) {
-    let _ = fs::remove_file(path_for(root, patterns, "uptodate"));
+pub fn invalidate(root: &Path, req: &Request) {
+    let _ = fs::remove_file(path_for(root, req, "uptodate"));
 }
 
 /// `Some` when the last build of `patterns` is provably still complete.
-pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Option<NoOp> {
-    let bytes = fs::read(path_for(root, patterns, "uptodate")).ok()?;
+pub fn check(root: &Path, req: &Request, cache_dir: &Path) -> Option<NoOp> {
+    let bytes = fs::read(path_for(root, req, "uptodate")).ok()?;
     let mut r = R(&bytes);
     if r.take(8)? != b"KILNUP2D" || r.u32()? != FORMAT {
         return None;
@@ -103,13 +108,11 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
     if r.bytes()? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
         return None;
     }
-    if !kiln_cache::stat::unchanged(
-        r.stat()?.as_ref(),
-        stat_of(&plan_file(root, patterns)).as_ref(),
-    ) {
+    if !kiln_cache::stat::unchanged(r.stat()?.as_ref(), stat_of(&plan_file(root, req)).as_ref()) {
         return None;
     }
     let total = r.u64()? as usize;
+    let out_dir = Some(r.str()?.to_owned()).filter(|d| !d.is_empty());
     let nt = r.u32()?;
     let targets = (0..nt)
         .map(|_| PlanTarget::decode(&mut r))
@@ -131,12 +134,13 @@ pub fn check(root: &Path, patterns: &[TargetPattern], cache_dir: &Path) -> Optio
         total,
         targets,
         changed,
+        out_dir,
     })
 }
 
 /// Clear the list of changed actions once their records are updated.
-pub fn clear_changed(root: &Path, patterns: &[TargetPattern]) {
-    let path = path_for(root, patterns, "uptodate");
+pub fn clear_changed(root: &Path, req: &Request) {
+    let path = path_for(root, req, "uptodate");
     let Ok(mut bytes) = fs::read(&path) else {
         return;
     };
@@ -159,6 +163,7 @@ fn changed_offset(bytes: &[u8]) -> Option<usize> {
     r.str()?;
     r.stat()?;
     r.u64()?;
+    r.str()?;
     for _ in 0..r.u32()? {
         PlanTarget::decode(&mut r)?;
     }

@@ -87,6 +87,7 @@ impl PylonTest {
             component: root.join(&self.component),
             dynlink_plan: Some(root.join(&self.dynlink_plan)),
             dynlink_root: root.to_owned(),
+            dynlink_out_dir: None,
             lib_dir: (!self.lib.is_empty()).then(|| root.join(&self.lib)),
             cwd: root.to_owned(),
             // The script is absolute in the guest, whose `/` is the

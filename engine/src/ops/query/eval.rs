@@ -158,6 +158,13 @@ impl Eval<'_> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                AttrValue::LabelStrDict(kv) => format!(
+                    "{{{}}}",
+                    kv.iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 AttrValue::Output(o) => o.as_ref().map(|o| o.to_string()).unwrap_or_default(),
                 AttrValue::OutputList(os) => list(os.iter().map(|o| o.to_string()).collect()),
             },

@@ -22,6 +22,7 @@ use petgraph::graph::NodeIndex;
 
 use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
+use crate::graph::config::ConfigRequest;
 use crate::graph::target::{GraphError, TargetGraph};
 use crate::label::LabelError;
 use crate::load::attr::{AttrValue, default_value};
@@ -88,16 +89,41 @@ impl QueryError {
 
 /// Run the query `expr_text` in workspace `ws`; what `kiln query` prints.
 pub fn query(ws: Workspace, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
+    query_in(ws, expr_text, format, None)
+}
+
+/// [`query`] in a configuration (`kiln query --config X`): selects are
+/// resolved, so `deps()` follows only the branches that apply and
+/// `--output build` prints the values chosen. Without one the graph is
+/// unconfigured: every branch is a dependency and selects print as
+/// written. `actions()` always analyzes a configured graph (the default
+/// configuration when none is given).
+pub fn query_in(
+    ws: Workspace,
+    expr_text: &str,
+    format: OutputFormat,
+    config: Option<&ConfigRequest>,
+) -> Result<String, QueryError> {
     let loader = Loader::new(ws)?;
-    run(&loader, expr_text, format)
+    run(&loader, expr_text, format, config)
 }
 
 /// Run the query `expr_text` with `loader`; the rendered result.
-fn run(loader: &Loader, expr_text: &str, format: OutputFormat) -> Result<String, QueryError> {
+fn run(
+    loader: &Loader,
+    expr_text: &str,
+    format: OutputFormat,
+    config: Option<&ConfigRequest>,
+) -> Result<String, QueryError> {
     let expr = parse(expr_text)?;
     let mut pats = Vec::new();
     parse::patterns(&expr, &mut pats);
-    let g = TargetGraph::load(loader, &pats, false)?;
+    let default = ConfigRequest::default();
+    let config = match &expr {
+        Expr::Call(f, _) if f == "actions" => Some(config.unwrap_or(&default)),
+        _ => config,
+    };
+    let g = TargetGraph::load(loader, &pats, false, config)?;
     let mut order: Vec<NodeIndex> = g.graph.node_indices().collect();
     order.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
     let rank = order
@@ -238,11 +264,48 @@ fn attr_literal(v: &AttrValue) -> String {
         AttrValue::LabelList(ls) => starlark_list(ls.iter().map(|l| starlark_str(&l.to_string()))),
         AttrValue::StrList(xs) => starlark_list(xs.iter().map(|x| starlark_str(x))),
         AttrValue::StrDict(kv) => starlark_dict(kv.iter().map(|(k, v)| (k, v))),
+        AttrValue::LabelStrDict(kv) => {
+            let keys: Vec<String> = kv.iter().map(|(l, _)| l.to_string()).collect();
+            starlark_dict(keys.iter().zip(kv.iter().map(|(_, v)| v)))
+        }
         AttrValue::Output(o) => o
             .as_ref()
             .map_or("None".to_owned(), |o| starlark_str(&o.to_string())),
         AttrValue::OutputList(os) => starlark_list(os.iter().map(|o| starlark_str(&o.to_string()))),
     }
+}
+
+/// A `select()` (joined with `+` to other parts) as a BUILD file writes it.
+fn select_literal(sel: &crate::load::select::Selectable) -> String {
+    use crate::load::select::{DEFAULT_CONDITION, Part};
+    let parts: Vec<String> = sel
+        .parts
+        .iter()
+        .map(|p| match p {
+            Part::Plain(v) => attr_literal(v),
+            Part::Select(x) => {
+                let mut items: Vec<String> = x
+                    .branches
+                    .iter()
+                    .map(|(l, v)| format!("{}: {}", starlark_str(&l.to_string()), attr_literal(v)))
+                    .collect();
+                if let Some(v) = &x.default {
+                    items.push(format!(
+                        "{}: {}",
+                        starlark_str(DEFAULT_CONDITION),
+                        attr_literal(v)
+                    ));
+                }
+                let extra = if x.no_match_error.is_empty() {
+                    String::new()
+                } else {
+                    format!(", no_match_error = {}", starlark_str(&x.no_match_error))
+                };
+                format!("select({{{}}}{extra})", items.join(", "))
+            }
+        })
+        .collect();
+    parts.join(" + ")
 }
 
 /// `d` as `kiln query --output build` prints it.
@@ -251,7 +314,12 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
     let _ = writeln!(s, "# {}", d.location);
     let _ = writeln!(s, "{}(", d.rule.kind());
     let _ = writeln!(s, "    name = {},", starlark_str(d.name.as_str()));
-    for ((name, spec), v) in d.rule.attrs.iter().zip(&d.attrs) {
+    for (i, ((name, spec), v)) in d.rule.attrs.iter().zip(&d.attrs).enumerate() {
+        // A select() as written, while the target is unconfigured.
+        if let Some((_, sel)) = d.selects.iter().find(|(j, _)| *j == i) {
+            let _ = writeln!(s, "    {name} = {},", select_literal(sel));
+            continue;
+        }
         if default_value(spec, pkg).ok().as_ref() == Some(v) {
             continue;
         }
