@@ -176,6 +176,9 @@ kinds! {
     DynlinkPlan(dynlink_plan::DynlinkPlan),
     /// Run a Python test file in a pylon (`ctx.actions.pylon_test`).
     PylonTest(pylon_test::PylonTest),
+    /// Copy a module or component without its custom sections
+    /// (`ctx.actions.strip_custom_sections`).
+    Strip(strip::Strip),
 }
 
 /// Encode a list of strings (length, then each).
