@@ -1172,3 +1172,169 @@ genrule(name = "fetch", srcs = [], outs = ["f.txt"], cmd = "echo f > $@", tags =
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// Settings, `config_setting` and `select()`: the default configuration,
+/// `--config` from kiln.toml and `--set`, outputs side by side in
+/// `kiln-out/` and `kiln-out/<config>/`, keys shared by actions that do
+/// not depend on a setting, query as written and resolved, and select
+/// errors located at the select.
+#[test]
+fn configurations_choose_select_branches_and_share_keys() {
+    let ws = Ws::new("config");
+    ws.write(
+        "kiln.toml",
+        "[config.debug]\n\"//settings:opt\" = \"debug\"\n\"//settings:strip\" = false\n\n[config.noop]\n\"//settings:opt\" = \"release\"\n",
+    );
+    ws.write(
+        "settings/BUILD.star",
+        r#"bool_setting(name = "strip", build_setting_default = True)
+string_setting(name = "opt", build_setting_default = "release", values = ["release", "debug"])
+config_setting(name = "debug", flag_values = {":opt": "debug"})
+config_setting(name = "debug_unstripped", flag_values = {":opt": "debug", ":strip": "false"})
+"#,
+    );
+    ws.write(
+        "settings/defs.star",
+        "FLAGS = select({\"//settings:debug\": \"-O0 -g\", \"//conditions:default\": \"-O2\"})\n",
+    );
+    // Non-ASCII in a select branch and a file name.
+    ws.write(
+        "app/BUILD.star",
+        r#"load("//settings:defs.star", "FLAGS")
+genrule(name = "shared", outs = ["shared.txt"], cmd = "echo même > $@")
+genrule(name = "extra", outs = ["dbg-é.txt"], cmd = "echo debugging > $@")
+genrule(
+    name = "flags",
+    srcs = [":shared"] + select({":dbg": [":extra"], "//conditions:default": []}),
+    outs = ["flags.txt"],
+    cmd = "(echo " + FLAGS + "; cat $(SRCS)) > $@",
+)
+genrule(
+    name = "which",
+    outs = ["which.txt"],
+    cmd = select({
+        "//settings:debug": "echo debug > $@",
+        "//settings:debug_unstripped": "echo débogage > $@",
+        "//conditions:default": "echo default > $@",
+    }),
+)
+config_setting(name = "dbg", flag_values = {"//settings:opt": "debug"})
+"#,
+    );
+    // Default configuration: kiln-out/.
+    assert_eq!(ws.executed(&["//app:all"]), 4);
+    assert_eq!(ws.read("kiln-out/app/flags.txt"), "-O2\nmême\n");
+    assert_eq!(ws.read("kiln-out/app/which.txt"), "default\n");
+    // --config debug: kiln-out/debug/; `shared` keeps its key (cached).
+    let (code, s, err) = ws.build(&["--config", "debug", "//app:all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s["actions"]["executed"], 3, "{s}");
+    assert_eq!(s["actions"]["local_hits"], 1, "{s}");
+    assert_eq!(
+        s["outputs"]["//app:flags"],
+        serde_json::json!(["kiln-out/debug/app/flags.txt"])
+    );
+    assert_eq!(
+        ws.read("kiln-out/debug/app/flags.txt"),
+        "-O0 -g\nmême\ndebugging\n"
+    );
+    // The most specialized of two matching conditions wins.
+    assert_eq!(ws.read("kiln-out/debug/app/which.txt"), "débogage\n");
+    // Both variants coexist, and each is a no-op now.
+    assert_eq!(ws.read("kiln-out/app/which.txt"), "default\n");
+    assert_eq!(ws.executed(&["//app:all"]), 0);
+    assert_eq!(ws.executed(&["--config", "debug", "//app:all"]), 0);
+    // --set alone: a directory named by the values; --set wins over --config.
+    let (code, s, err) = ws.build(&["--set", "//settings:opt=debug", "//app:which"]);
+    assert_eq!(code, 0, "{err}");
+    let out = s["outputs"]["//app:which"][0].as_str().unwrap().to_owned();
+    assert!(out.starts_with("kiln-out/cfg-"), "{out}");
+    assert_eq!(ws.read(&out), "debug\n");
+    let (code, s, _) = ws.build(&[
+        "--config",
+        "debug",
+        "--set",
+        "//settings:strip=True",
+        "//app:which",
+    ]);
+    assert_eq!(code, 0);
+    let out = s["outputs"]["//app:which"][0].as_str().unwrap().to_owned();
+    assert!(out.starts_with("kiln-out/debug-"), "{out}");
+    assert_eq!(ws.read(&out), "debug\n");
+    // A configuration that sets only defaults is the default one.
+    let (code, s, _) = ws.build(&["--config", "noop", "//app:which"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        s["outputs"]["//app:which"],
+        serde_json::json!(["kiln-out/app/which.txt"])
+    );
+    // Query: unconfigured depends on every branch and prints select() as
+    // written; --config resolves.
+    let deps = ws.query("deps(//app:flags)");
+    assert!(deps.contains("//app:extra") && deps.contains("//app:dbg"), "{deps}");
+    let o = ws.kiln_in(
+        &ws.root(),
+        &["query", "deps(//app:flags)", "--config", "noop"],
+    );
+    let resolved = String::from_utf8_lossy(&o.stdout);
+    assert!(!resolved.contains("//app:extra"), "{resolved}");
+    let o = ws.kiln_in(&ws.root(), &["query", "//app:flags", "--output", "build"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(r#"srcs = ["//app:shared"] + select({"//app:dbg": ["//app:extra"], "//conditions:default": []}),"#),
+        "{text}"
+    );
+    // Bad requests exit 2 naming what to fix.
+    for (args, want) in [
+        (vec!["--config", "nope"], "Unknown configuration `nope`"),
+        (vec!["--set", "//settings:opt=fast"], "may be `release`, `debug`, not `fast`"),
+        (vec!["--set", "//settings:strip=maybe"], "is a bool_setting"),
+        (vec!["--set", "//app:shared=1"], "not a build setting"),
+        (vec!["--set", "//settings:nope=1"], "no target `//settings:nope`"),
+        (vec!["--set", "opt"], "expected LABEL=VALUE"),
+    ] {
+        let mut a = args.clone();
+        a.push("//app:which");
+        let (code, _, err) = ws.build(&a);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // select() errors name the file and line of the select, and only a
+    // build that needs the target fails.
+    ws.write(
+        "bad/BUILD.star",
+        r#"genrule(name = "fine", outs = ["f.txt"], cmd = "echo > $@")
+genrule(
+    name = "nomatch",
+    outs = ["n.txt"],
+    cmd = select({"//settings:debug": "echo > $@"}, no_match_error = "debug builds only"),
+)
+config_setting(name = "release", flag_values = {"//settings:opt": "release"})
+config_setting(name = "stripped", flag_values = {"//settings:strip": "true"})
+genrule(
+    name = "ambiguous",
+    outs = ["a.txt"],
+    cmd = select({":release": "echo r > $@", ":stripped": "echo s > $@"}),
+)
+"#,
+    );
+    assert_eq!(ws.executed(&["//bad:fine"]), 1);
+    let (code, _, err) = ws.build(&["//bad:nomatch"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad/BUILD.star:5:11: No branch of select() in attribute `cmd` of `//bad:nomatch`")
+            && err.contains("debug builds only"),
+        "{err}"
+    );
+    assert_eq!(ws.executed(&["--config", "debug", "//bad:nomatch"]), 1);
+    let (code, _, err) = ws.build(&["//bad:ambiguous"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad/BUILD.star:12:11: select() in attribute `cmd` of `//bad:ambiguous` is ambiguous"),
+        "{err}"
+    );
+    assert_eq!(
+        ws.executed(&["--set", "//settings:strip=false", "//bad:ambiguous"]),
+        1
+    );
+}

@@ -274,6 +274,7 @@ fn plan(actions: Vec<Action>) -> Plan {
         })
         .collect();
     Plan {
+        out_dir: None,
         actions,
         deps,
         targets: Vec::new(),
