@@ -46,7 +46,7 @@ fn repo() -> PathBuf {
 /// providers, CPython and its fetched sources, pylon tests) at `to`.
 fn example_workspace(to: &Path) {
     let repo = repo();
-    for d in ["caps", "providers", "pylon", "third_party"] {
+    for d in ["caps", "providers", "pylon", "settings", "third_party"] {
         copy_dir(&repo.join(d), &to.join(d));
     }
     for f in ["kiln.toml", "BUILD.star"] {
@@ -485,6 +485,50 @@ fn example_pylon_end_to_end() {
     let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/..."]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(" 0 executed"), "{err}");
+
+    // The debug configuration beside the default one (kiln.toml's
+    // `[config.debug]`): caps and providers at -O0 -g, the pylon
+    // unstripped, in kiln-out/debug/. CPython is not built again: its
+    // actions do not depend on a setting, so they keep their keys.
+    let (code, _, err) = kiln(&a, &shared_cache, &["build", "--config", "debug", "//:pylon"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, explained, err) = kiln(
+        &a,
+        &shared_cache,
+        &["explain", "--config", "debug", "//third_party/cpython"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        explained.lines().count() >= 2 && !explained.contains("executed:"),
+        "CPython ran again in the debug configuration:\n{explained}"
+    );
+    let custom_sections = |f: &str| -> Vec<String> {
+        let bytes = fs::read(a.join(f)).unwrap();
+        wasmparser::Parser::new(0)
+            .parse_all(&bytes)
+            .filter_map(|p| match p.unwrap() {
+                wasmparser::Payload::CustomSection(c) => Some(c.name().to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (stripped, debug) = (
+        fs::metadata(a.join("kiln-out/pylon.wasm")).unwrap().len(),
+        fs::metadata(a.join("kiln-out/debug/pylon.wasm")).unwrap().len(),
+    );
+    assert!(debug > stripped, "debug {debug} <= stripped {stripped}");
+    assert_eq!(custom_sections("kiln-out/pylon.wasm"), Vec::<String>::new());
+    let sections = custom_sections("kiln-out/debug/pylon.wasm");
+    assert!(sections.iter().any(|s| s == ".debug_info"), "{sections:?}");
+    // Both configurations pass the pylon tests.
+    for config in [&[][..], &["--config", "debug"][..]] {
+        let mut args = vec!["test", "//pylon/tests:all"];
+        args.extend_from_slice(config);
+        let (code, _, err) = kiln(&a, &shared_cache, &args);
+        assert_eq!(code, 0, "{config:?}: {err}");
+        assert!(err.contains("//pylon/tests:caps_test") && err.contains("PASSED"), "{err}");
+    }
+    assert!(a.join("kiln-out/debug/pylon/tests/caps_test.test.xml").is_file());
     // A failing test: exit 3, its output printed, the others still pass.
     fs::write(
         a.join("pylon/tests/test_fails.py"),
@@ -709,6 +753,7 @@ fn example_pylon_end_to_end() {
     // (`kiln test` reports, JUnit XML, are not build outputs.)
     ta.retain(|f, _| {
         !f.starts_with("pylon/cpython/")
+            && !f.starts_with("debug/")
             && f != "third_party/cpython/cpython-lib-test.tar"
             && !f.ends_with(".test.xml")
     });

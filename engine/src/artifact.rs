@@ -28,6 +28,16 @@ use crate::label::Label;
 /// Directory, relative to the workspace root, that holds every output.
 pub const OUT_DIR: &str = "kiln-out";
 
+/// Whose `runs` records (what `kiln explain` reads) a build writes: the
+/// workspace's, per configuration.
+pub fn runs_key(root: &std::path::Path, out_dir: Option<&str>) -> String {
+    let ws = root.to_string_lossy();
+    match out_dir {
+        Some(d) => format!("{ws}#{d}"),
+        None => ws.into_owned(),
+    }
+}
+
 /// Where execution path `p` is in the workspace (relative to the root):
 /// itself for a source or an output of the default configuration, else
 /// below `kiln-out/<out_dir>/`.

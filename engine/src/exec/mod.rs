@@ -213,8 +213,7 @@ pub fn execute_with(
     } = seams;
     let plan = Arc::new(plan);
     let n = plan.actions.len();
-    let ws_key = root.to_string_lossy().into_owned();
-    let states = cache.file_states(&format!("{ws_key}/"))?;
+    let states = cache.file_states(&format!("{}/", root.to_string_lossy()))?;
 
     // Stat (and hash where needed) every source input and output, in
     // parallel. A file changed within a timestamp granularity of this
@@ -341,7 +340,7 @@ pub fn execute_with(
     let progress = Progress::new(opts.progress, n);
     let mut s = Scheduler {
         root,
-        ws_key,
+        ws_key: crate::artifact::runs_key(root, plan.out_dir.as_deref()),
         blobs,
         plan: plan.clone(),
         opts,

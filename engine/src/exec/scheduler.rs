@@ -36,6 +36,7 @@ pub(super) enum Status {
 /// The state of one execution (see the module docs of `exec`).
 pub(super) struct Scheduler<'a> {
     pub(super) root: &'a Path,
+    /// Whose `runs` records this build writes (`artifact::runs_key`).
     pub(super) ws_key: String,
     pub(super) cache: &'a mut Cache,
     pub(super) blobs: Blobs,

@@ -160,7 +160,7 @@ pub fn build(
     {
         if !noop.changed.is_empty() {
             let mut cache = Cache::open(cache_dir)?;
-            let ws_key = root.to_string_lossy();
+            let ws_key = crate::artifact::runs_key(root, noop.out_dir.as_deref());
             cache.transaction(|t| {
                 noop.changed
                     .iter()

@@ -25,7 +25,7 @@ pub fn explain(
     };
     let plan = make_plan(ws, &req)?.plan;
     let cache = Cache::open(cache_dir)?;
-    let ws_key = ws.root.to_string_lossy().into_owned();
+    let ws_key = crate::artifact::runs_key(&ws.root, plan.out_dir.as_deref());
     let mut out = String::new();
     for a in &plan.actions {
         let name = a.name().to_string();
