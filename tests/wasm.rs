@@ -783,7 +783,8 @@ fn example_pylon_end_to_end() {
             "//:pylon#5 CcLink",
             "//:pylon#6 Componentize",
             "//:pylon#7 Compose",
-            "//:pylon#8 InspectComponent",
+            "//:pylon#8 StripCustomSections",
+            "//:pylon#9 InspectComponent",
             "//caps/id_mux:id_mux#1 CcCompile",
         ],
         "an edit of one cap's source"
@@ -809,7 +810,7 @@ fn example_pylon_end_to_end() {
     .unwrap();
     let ran = executed(&b, &cache_b, &["//:pylon"]);
     assert!(
-        ran.contains(&"//:pylon#9 DynlinkPlan".to_owned()),
+        ran.contains(&"//:pylon#10 DynlinkPlan".to_owned()),
         "{ran:?}"
     );
     assert!(
@@ -838,4 +839,49 @@ fn example_pylon_end_to_end() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+
+    // A shim-only cap (Python files, no C) shadowing a standard module:
+    // only the stdlib zip changes, and the shim wins over the `.pyc`.
+    fs::create_dir_all(b.join("caps/shadow/lib")).unwrap();
+    fs::write(
+        b.join("caps/shadow/lib/colorsys.py"),
+        "SHADOWED = 'colorsys from a shim, ✓'\n",
+    )
+    .unwrap();
+    fs::write(
+        b.join("caps/shadow/BUILD.star"),
+        "cap(\n    name = \"shadow\",\n    shims = {\"lib/colorsys.py\": \"colorsys.py\", \"//caps/crc32c:crc32c.py\": \"extra/\"},\n)\n",
+    )
+    .unwrap();
+    let root = fs::read_to_string(b.join("BUILD.star")).unwrap();
+    let with_shadow = root.replace("\"//caps/sqlite\",", "\"//caps/sqlite\",\n        \"//caps/shadow\",");
+    fs::write(b.join("BUILD.star"), &with_shadow).unwrap();
+    let ran = executed(&b, &cache_b, &["//:pylon"]);
+    assert!(
+        ran.iter().all(|a| a.ends_with("PackStdlib") || a.starts_with("//caps/shadow")),
+        "a shim-only cap repacks the stdlib only: {ran:?}"
+    );
+    assert_eq!(fs::read(b.join("kiln-out/pylon.wasm")).unwrap(), before);
+    let (code, out, err) = kiln(
+        &b,
+        &cache_b,
+        &["run", "//:pylon", "--", "-c", "import colorsys; print(colorsys.SHADOWED)"],
+    );
+    assert_eq!((code, out.as_str()), (0, "colorsys from a shim, ✓\n"), "{err}");
+    // A path ending in `/` keeps the file's name (zip entry names are
+    // stored as written).
+    let zip = fs::read(b.join("kiln-out/pylon_lib/python311.zip")).unwrap();
+    assert!(zip.windows(15).any(|w| w == b"extra/crc32c.py"));
+    // Two caps installing one path: an analysis error naming both.
+    fs::write(
+        b.join("caps/shadow/BUILD.star"),
+        "cap(\n    name = \"shadow\",\n    shims = {\"//caps/crc32c:crc32c.py\": \"crc32c.py\"},\n)\n",
+    )
+    .unwrap();
+    let (code, err) = build_code(&b, &cache_b, &["//:pylon"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("caps `//caps/crc32c:crc32c` and `//caps/shadow:shadow` both install `crc32c.py` in the stdlib (module `crc32c`)"),
+        "{err}"
+    );
 }
