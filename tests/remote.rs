@@ -185,7 +185,7 @@ fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 /// The repository's example workspace (see tests/wasm.rs) at `to`.
 fn example_workspace(to: &Path) {
     let repo = repo();
-    for d in ["caps", "providers", "pylon", "third_party"] {
+    for d in ["caps", "providers", "pylon", "settings", "third_party"] {
         copy_dir(&repo.join(d), &to.join(d));
     }
     for f in ["kiln.toml", "BUILD.star"] {

@@ -45,7 +45,7 @@ def main():
     try:
         ws = os.path.join(tmp, "ws")
         os.makedirs(ws)
-        for d in ["caps", "providers", "pylon", "third_party"]:
+        for d in ["caps", "providers", "pylon", "settings", "third_party"]:
             shutil.copytree(os.path.join(REPO, d), os.path.join(ws, d))
         for f in ["kiln.toml", "BUILD.star"]:
             shutil.copy(os.path.join(REPO, f), ws)

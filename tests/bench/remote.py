@@ -193,7 +193,7 @@ def main():
 
         def pylon_ws(dest):
             os.makedirs(dest)
-            for d in ["caps", "providers", "pylon", "third_party"]:
+            for d in ["caps", "providers", "pylon", "settings", "third_party"]:
                 shutil.copytree(os.path.join(REPO, d), os.path.join(dest, d))
             for f in ["kiln.toml", "BUILD.star"]:
                 shutil.copy(os.path.join(REPO, f), dest)
