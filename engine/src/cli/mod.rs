@@ -9,6 +9,7 @@
 mod build;
 mod clean;
 mod explain;
+mod migrate;
 mod query;
 mod run;
 mod test;
@@ -79,6 +80,10 @@ enum Command {
     /// Build a runnable target (one returning `RunInfo`: a pylon), then run
     /// it under wasmtime with the caller's environment: `kiln run //:pylon -- -c 'print(1)'`.
     Run(run::RunArgs),
+    /// Turn a pyforge checkout (`cpython-ext/<cap>/pyforge-pkg.toml`,
+    /// `profiles/*.toml`) into BUILD files and named configurations,
+    /// printing what could not be mapped.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// An error on its way to the user: message and exit code.
@@ -159,6 +164,7 @@ pub fn main() -> i32 {
         Command::Cache(args) => clean::run_cache(args),
         Command::Run(args) => run::run_cmd(&cwd, jobs, args),
         Command::Test(args) => test::run(&cwd, jobs, args),
+        Command::Migrate(args) => migrate::run(&cwd, args),
     };
     match result {
         Ok(code) => code,
