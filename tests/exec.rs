@@ -1278,7 +1278,10 @@ config_setting(name = "dbg", flag_values = {"//settings:opt": "debug"})
     // Query: unconfigured depends on every branch and prints select() as
     // written; --config resolves.
     let deps = ws.query("deps(//app:flags)");
-    assert!(deps.contains("//app:extra") && deps.contains("//app:dbg"), "{deps}");
+    assert!(
+        deps.contains("//app:extra") && deps.contains("//app:dbg"),
+        "{deps}"
+    );
     let resolved = ws.query_with(&["deps(//app:flags)", "--config", "noop"]);
     assert!(!resolved.contains("//app:extra"), "{resolved}");
     let resolved = ws.query_with(&["deps(//app:flags)", "--config", "debug"]);
@@ -1291,10 +1294,16 @@ config_setting(name = "dbg", flag_values = {"//settings:opt": "debug"})
     // Bad requests exit 2 naming what to fix.
     for (args, want) in [
         (vec!["--config", "nope"], "Unknown configuration `nope`"),
-        (vec!["--set", "//settings:opt=fast"], "may be `release`, `debug`, not `fast`"),
+        (
+            vec!["--set", "//settings:opt=fast"],
+            "may be `release`, `debug`, not `fast`",
+        ),
         (vec!["--set", "//settings:strip=maybe"], "is a bool_setting"),
         (vec!["--set", "//app:shared=1"], "not a build setting"),
-        (vec!["--set", "//settings:nope=1"], "no target `//settings:nope`"),
+        (
+            vec!["--set", "//settings:nope=1"],
+            "no target `//settings:nope`",
+        ),
         (vec!["--set", "opt"], "expected LABEL=VALUE"),
     ] {
         let mut a = args.clone();
@@ -1326,15 +1335,18 @@ genrule(
     let (code, _, err) = ws.build(&["//bad:nomatch"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("bad/BUILD.star:5:11: No branch of select() in attribute `cmd` of `//bad:nomatch`")
-            && err.contains("debug builds only"),
+        err.contains(
+            "bad/BUILD.star:5:11: No branch of select() in attribute `cmd` of `//bad:nomatch`"
+        ) && err.contains("debug builds only"),
         "{err}"
     );
     assert_eq!(ws.executed(&["--config", "debug", "//bad:nomatch"]), 1);
     let (code, _, err) = ws.build(&["//bad:ambiguous"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("bad/BUILD.star:12:11: select() in attribute `cmd` of `//bad:ambiguous` is ambiguous"),
+        err.contains(
+            "bad/BUILD.star:12:11: select() in attribute `cmd` of `//bad:ambiguous` is ambiguous"
+        ),
         "{err}"
     );
     assert_eq!(

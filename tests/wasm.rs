@@ -490,7 +490,11 @@ fn example_pylon_end_to_end() {
     // `[config.debug]`): caps and providers at -O0 -g, the pylon
     // unstripped, in kiln-out/debug/. CPython is not built again: its
     // actions do not depend on a setting, so they keep their keys.
-    let (code, _, err) = kiln(&a, &shared_cache, &["build", "--config", "debug", "//:pylon"]);
+    let (code, _, err) = kiln(
+        &a,
+        &shared_cache,
+        &["build", "--config", "debug", "//:pylon"],
+    );
     assert_eq!(code, 0, "{err}");
     let (code, explained, err) = kiln(
         &a,
@@ -514,7 +518,9 @@ fn example_pylon_end_to_end() {
     };
     let (stripped, debug) = (
         fs::metadata(a.join("kiln-out/pylon.wasm")).unwrap().len(),
-        fs::metadata(a.join("kiln-out/debug/pylon.wasm")).unwrap().len(),
+        fs::metadata(a.join("kiln-out/debug/pylon.wasm"))
+            .unwrap()
+            .len(),
     );
     assert!(debug > stripped, "debug {debug} <= stripped {stripped}");
     assert_eq!(custom_sections("kiln-out/pylon.wasm"), Vec::<String>::new());
@@ -526,9 +532,15 @@ fn example_pylon_end_to_end() {
         args.extend_from_slice(config);
         let (code, _, err) = kiln(&a, &shared_cache, &args);
         assert_eq!(code, 0, "{config:?}: {err}");
-        assert!(err.contains("//pylon/tests:caps_test") && err.contains("PASSED"), "{err}");
+        assert!(
+            err.contains("//pylon/tests:caps_test") && err.contains("PASSED"),
+            "{err}"
+        );
     }
-    assert!(a.join("kiln-out/debug/pylon/tests/caps_test.test.xml").is_file());
+    assert!(
+        a.join("kiln-out/debug/pylon/tests/caps_test.test.xml")
+            .is_file()
+    );
     // A failing test: exit 3, its output printed, the others still pass.
     fs::write(
         a.join("pylon/tests/test_fails.py"),
@@ -769,6 +781,40 @@ fn example_pylon_end_to_end() {
     example_workspace(&c);
     assert!(executed(&c, &shared_cache, &["//:pylon"]).is_empty());
 
+    // `kiln migrate` on the pyforge fixture inside that checkout, then the
+    // migrated caps that have C sources build against the real CPython
+    // (bindings generated from the manifests' WIT).
+    copy_dir(
+        &repo().join("tests/fixtures/migrate/pyforge/ws/forge"),
+        &c.join("forge"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["migrate", "forge"])
+        .current_dir(&c)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("wrote cpython-ext/zlib/BUILD.star"), "{out}");
+    let (code, err) = build_code(
+        &c,
+        &shared_cache,
+        &[
+            "//forge/cpython-ext/zlib",
+            "//forge/cpython-ext/offload",
+            "//forge/cpython-ext/typing_ext:typing-ext",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        c.join("kiln-out/forge/cpython-ext/zlib/zlib_objs/zlibmodule.o")
+            .is_file()
+    );
+
     // Edit one cap's C source: only its compile and the steps after it run.
     let cache_b = tmp.0.join("cache-b");
     let src = b.join("caps/id_mux/id_mux_cap.c");
@@ -854,20 +900,34 @@ fn example_pylon_end_to_end() {
     )
     .unwrap();
     let root = fs::read_to_string(b.join("BUILD.star")).unwrap();
-    let with_shadow = root.replace("\"//caps/sqlite\",", "\"//caps/sqlite\",\n        \"//caps/shadow\",");
+    let with_shadow = root.replace(
+        "\"//caps/sqlite\",",
+        "\"//caps/sqlite\",\n        \"//caps/shadow\",",
+    );
     fs::write(b.join("BUILD.star"), &with_shadow).unwrap();
     let ran = executed(&b, &cache_b, &["//:pylon"]);
     assert!(
-        ran.iter().all(|a| a.ends_with("PackStdlib") || a.starts_with("//caps/shadow")),
+        ran.iter()
+            .all(|a| a.ends_with("PackStdlib") || a.starts_with("//caps/shadow")),
         "a shim-only cap repacks the stdlib only: {ran:?}"
     );
     assert_eq!(fs::read(b.join("kiln-out/pylon.wasm")).unwrap(), before);
     let (code, out, err) = kiln(
         &b,
         &cache_b,
-        &["run", "//:pylon", "--", "-c", "import colorsys; print(colorsys.SHADOWED)"],
+        &[
+            "run",
+            "//:pylon",
+            "--",
+            "-c",
+            "import colorsys; print(colorsys.SHADOWED)",
+        ],
     );
-    assert_eq!((code, out.as_str()), (0, "colorsys from a shim, ✓\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "colorsys from a shim, ✓\n"),
+        "{err}"
+    );
     // A path ending in `/` keeps the file's name (zip entry names are
     // stored as written).
     let zip = fs::read(b.join("kiln-out/pylon_lib/python311.zip")).unwrap();
