@@ -1353,4 +1353,9 @@ genrule(
         ws.executed(&["--set", "//settings:strip=false", "//bad:ambiguous"]),
         1
     );
+    // A configuration whose directory would mix with a package's outputs.
+    fs::create_dir_all(ws.root().join("debug")).unwrap();
+    let (code, _, err) = ws.build(&["--config", "debug", "//app:all"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rename the configuration"), "{err}");
 }

@@ -186,6 +186,18 @@ impl TargetGraph {
             ),
             None => None,
         };
+        // `kiln-out/<dir>/` must not be where a package's outputs go.
+        if let Some(dir) = configuration.as_ref().and_then(Configuration::out_dir)
+            && ws.root.join(&dir).is_dir()
+        {
+            return Err(GraphError::Pattern(format!(
+                "The outputs of {} would go to `kiln-out/{dir}/`, where the outputs of the workspace's directory `{dir}/` go; rename the configuration in kiln.toml",
+                configuration
+                    .as_ref()
+                    .map(Configuration::describe)
+                    .unwrap_or_default()
+            )));
+        }
         let mut want: BTreeSet<PackagePath> = BTreeSet::new();
         let mut walked_dirs = Vec::new();
         for p in patterns {
