@@ -380,6 +380,20 @@ fn strs(v: Option<UnpackListOrTuple<String>>) -> Vec<String> {
     v.map(|l| l.items).unwrap_or_default()
 }
 
+/// The `default` of `attr.<what>(...)` for a dict attribute, checked to be
+/// a dict of strings.
+fn dict_default(default: Option<Value>, what: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(v) = default else {
+        return Ok(Vec::new());
+    };
+    let probe = spec(AttrType::StringDict, false, AttrDefault::None, "");
+    match coerce(&probe, v, &PackagePath::root()) {
+        Ok(AttrValue::StrDict(x)) => Ok(x),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => anyhow::bail!("`attr.{what}(default = ...)` {e}"),
+    }
+}
+
 /// Registers the `attr` namespace.
 ///
 /// ```python
@@ -508,15 +522,7 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] mandatory: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let mut d = Vec::new();
-        if let Some(v) = default {
-            let probe = spec(AttrType::StringDict, false, AttrDefault::None, "");
-            match coerce(&probe, v, &PackagePath::root()) {
-                Ok(AttrValue::StrDict(x)) => d = x,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("`attr.string_dict(default = ...)` {e}"),
-            }
-        }
+        let d = dict_default(default, "string_dict")?;
         Ok(spec(
             AttrType::StringDict,
             mandatory,
@@ -531,15 +537,7 @@ fn attr_natives(builder: &mut GlobalsBuilder) {
         #[starlark(require = named, default = false)] allow_files: bool,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
-        let mut d = Vec::new();
-        if let Some(v) = default {
-            let probe = spec(AttrType::StringDict, false, AttrDefault::None, "");
-            match coerce(&probe, v, &PackagePath::root()) {
-                Ok(AttrValue::StrDict(x)) => d = x,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("`attr.label_keyed_string_dict(default = ...)` {e}"),
-            }
-        }
+        let d = dict_default(default, "label_keyed_string_dict")?;
         let mut s = spec(
             AttrType::LabelKeyedStringDict,
             mandatory,

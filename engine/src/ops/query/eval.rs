@@ -141,6 +141,7 @@ impl Eval<'_> {
     /// written, booleans `0`/`1`, lists `[a, b]`, dicts `{k: v}`.
     fn attr_text(d: &TargetDecl, name: &str) -> Option<String> {
         let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        let dict = |items: Vec<String>| format!("{{{}}}", items.join(", "));
         Some(match name {
             "name" => d.name.to_string(),
             "tags" => list(d.tags.clone()),
@@ -151,20 +152,12 @@ impl Eval<'_> {
                 AttrValue::Label(l) => l.as_ref().map(|l| l.to_string()).unwrap_or_default(),
                 AttrValue::LabelList(ls) => list(ls.iter().map(|l| l.to_string()).collect()),
                 AttrValue::StrList(v) => list(v.clone()),
-                AttrValue::StrDict(kv) => format!(
-                    "{{{}}}",
-                    kv.iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                AttrValue::LabelStrDict(kv) => format!(
-                    "{{{}}}",
-                    kv.iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                AttrValue::StrDict(kv) => {
+                    dict(kv.iter().map(|(k, v)| format!("{k}: {v}")).collect())
+                }
+                AttrValue::LabelStrDict(kv) => {
+                    dict(kv.iter().map(|(k, v)| format!("{k}: {v}")).collect())
+                }
                 AttrValue::Output(o) => o.as_ref().map(|o| o.to_string()).unwrap_or_default(),
                 AttrValue::OutputList(os) => list(os.iter().map(|o| o.to_string()).collect()),
             },
