@@ -1354,8 +1354,8 @@ genrule(
         1
     );
     // A configuration whose directory would mix with a package's outputs.
-    fs::create_dir_all(ws.root().join("debug")).unwrap();
-    let (code, _, err) = ws.build(&["--config", "debug", "//app:all"]);
+    ws.write("debug/BUILD.star", "");
+    let (code, _, err) = ws.build(&["--config", "debug", "//..."]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rename the configuration"), "{err}");
 }
