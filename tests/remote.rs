@@ -792,6 +792,7 @@ fn executor_builds_the_pylon_like_a_local_build() {
         "Compose",
         "InspectComponent",
         "DynlinkPlan",
+        "StripCustomSections",
         "DynlinkCheck",
         "PackStdlib",
         "CargoFetch",
