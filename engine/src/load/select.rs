@@ -361,7 +361,7 @@ fn select_native(builder: &mut GlobalsBuilder) {
                 branches.get_type()
             );
         };
-        if d.len() == 0 {
+        if d.is_empty() {
             anyhow::bail!("select() needs at least one branch");
         }
         let mut out = Vec::new();

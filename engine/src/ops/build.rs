@@ -206,10 +206,12 @@ pub fn build(
             req,
             cache_dir,
             &files,
-            report.total,
-            out_dir.as_deref(),
-            &targets,
-            &report.changed,
+            &uptodate::NoOp {
+                total: report.total,
+                targets: targets.clone(),
+                changed: report.changed.clone(),
+                out_dir: out_dir.clone(),
+            },
         );
     }
     Ok(BuildOutcome {

@@ -53,17 +53,21 @@ pub fn plan_file(root: &Path, req: &Request) -> PathBuf {
     path_for(root, req, "plan")
 }
 
-/// Record a successful build.
+/// Record a successful build: the state of `files`, and what the next
+/// no-op reports (`done`).
 pub fn write(
     root: &Path,
     req: &Request,
     cache_dir: &Path,
     files: &[(PathBuf, Option<Stat>)],
-    total: usize,
-    out_dir: Option<&str>,
-    targets: &[PlanTarget],
-    changed: &[String],
+    done: &NoOp,
 ) -> std::io::Result<()> {
+    let NoOp {
+        total,
+        targets,
+        changed,
+        out_dir,
+    } = done;
     let mut w = Writer(Vec::with_capacity(64 + files.len() * 80));
     w.0.extend(b"KILNUP2D");
     w.u32(FORMAT);
@@ -74,8 +78,8 @@ pub fn write(
             .ok()
             .map(|m| Stat::of_replaced_by_rename(&m)),
     );
-    w.u64(total as u64);
-    w.str(out_dir.unwrap_or(""));
+    w.u64(*total as u64);
+    w.str(out_dir.as_deref().unwrap_or(""));
     w.u32(targets.len() as u32);
     targets.iter().for_each(|t| t.encode(&mut w));
     w.u32(files.len() as u32);
