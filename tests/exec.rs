@@ -1359,3 +1359,107 @@ genrule(
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rename the configuration"), "{err}");
 }
+
+/// `kiln test` flags: `--flaky-test-attempts` (a test that fails twice,
+/// then passes, against a counter server), `--runs-per-test` and
+/// `--test-filter` as test rules read them (`ctx.runs_per_test`,
+/// `ctx.test_filter`), and `--test-output=all|streamed`.
+#[test]
+fn test_flags_retry_repeat_filter_and_show_output() {
+    let ws = Ws::new("testflags");
+    // Answers `fail` twice, then `pass`, round and round.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { break };
+            let answer = if n % 3 == 2 { "pass\n" } else { "fail\n" };
+            n += 1;
+            let _ = std::io::Write::write_all(&mut c, answer.as_bytes());
+        }
+    });
+    ws.write(
+        "tools/defs.star",
+        r#"def _flaky_impl(ctx):
+    out = ctx.actions.declare_output(ctx.attr.name + ".log")
+    ctx.actions.run(
+        arguments = ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d; read -r r <&3; echo \"answer: $r\" > %s; [ \"$r\" = pass ] # %s" % (ctx.attr.port, out.path, ctx.attr.salt)],
+        outputs = [out],
+        execution_requirements = {"requires-network": "1"},
+        mnemonic = "FlakyTest",
+    )
+    return [DefaultInfo(files = [out]), TestInfo(results = [out])]
+
+flaky_test = rule(impl = _flaky_impl, attrs = {"port": attr.int(), "salt": attr.string()})
+
+def _each_impl(ctx):
+    logs = []
+    for name in ctx.attr.cases:
+        if ctx.test_filter and ctx.test_filter not in name:
+            continue
+        for i in range(ctx.runs_per_test):
+            out = ctx.actions.declare_output("%s/%s.%d.log" % (ctx.attr.name, name, i))
+            ctx.actions.run(
+                arguments = ["/bin/bash", "-c", "echo case %s run %d > %s" % (name, i, out.path)],
+                outputs = [out],
+                mnemonic = "Case",
+            )
+            logs.append(out)
+    return [DefaultInfo(files = logs), TestInfo(results = logs)]
+
+each_test = rule(impl = _each_impl, attrs = {"cases": attr.string_list()})
+"#,
+    );
+    ws.write(
+        "t/BUILD.star",
+        &format!(
+            "load(\"//tools:defs.star\", \"each_test\", \"flaky_test\")\nflaky_test(name = \"flaky_test\", port = {port})\neach_test(name = \"each_test\", cases = [\"alpha\", \"beta\", \"ünï\"])\n"
+        ),
+    );
+    let test = |args: &[&str]| -> (i32, String) {
+        let mut all = vec!["test", "--progress", "none"];
+        all.extend_from_slice(args);
+        let o = ws.kiln_in(&ws.root(), &all);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Fails twice, passes on the third attempt: FLAKY, exit 0.
+    let (code, err) = test(&["--flaky-test-attempts", "3", "//t:flaky_test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("FLAKY? //t:flaky_test#0 failed"), "{err}");
+    assert!(err.contains("attempt 3 of 3"), "{err}");
+    assert!(err.contains("FLAKY, failed 2 time(s) first"), "{err}");
+    assert_eq!(ws.read("kiln-out/t/flaky_test.log"), "answer: pass\n");
+    // The passing result is cached.
+    let (code, err) = test(&["//t:flaky_test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("(cached) PASSED"), "{err}");
+    // Another key, one attempt: it fails (and nothing is cached).
+    let build = ws.read("t/BUILD.star");
+    ws.write("t/BUILD.star", &build.replace("port = ", "salt = \"2\", port = "));
+    let (code, err) = test(&["//t:flaky_test"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("//t:flaky_test") && err.contains("FAILED"), "{err}");
+    // Runs per test and the filter reach the rule.
+    let (code, err) = test(&["--runs-per-test", "2", "--test-output", "all", "//t:each_test"]);
+    assert_eq!(code, 0, "{err}");
+    for case in ["alpha", "beta", "ünï"] {
+        for run in 0..2 {
+            assert_eq!(
+                ws.read(&format!("kiln-out/t/each_test/{case}.{run}.log")),
+                format!("case {case} run {run}\n")
+            );
+            // `--test-output=all` prints every log.
+            assert!(err.contains(&format!("case {case} run {run}\n")), "{err}");
+        }
+    }
+    let (code, err) = test(&["--test-filter", "ünï", "--test-output", "streamed", "//t:each_test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("case ünï run 0") && !err.contains("case alpha"), "{err}");
+    // A filter that leaves no test: exit 4.
+    let (code, err) = test(&["--test-filter", "nothing", "//t:each_test"]);
+    assert_eq!(code, 4, "{err}");
+}

@@ -541,6 +541,39 @@ fn example_pylon_end_to_end() {
         a.join("kiln-out/debug/pylon/tests/caps_test.test.xml")
             .is_file()
     );
+    // `kiln test --test-filter` and `--runs-per-test` through pylon_test.
+    let (code, _, err) = kiln(
+        &a,
+        &shared_cache,
+        &["test", "//pylon/tests:all", "--test-filter", "sqlite", "--runs-per-test", "2"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("//pylon/tests:caps_test") && !err.contains("//pylon/tests:stdlib_test"),
+        "{err}"
+    );
+    let runs = a.join("kiln-out/pylon/tests/caps_test");
+    assert!(runs.join("run_2/test_sqlite_static.py.log").is_file());
+    assert!(!runs.join("run_2/test_id_mux.py.log").exists());
+    // A test action that runs past its timeout is stopped and fails.
+    fs::create_dir_all(a.join("spin")).unwrap();
+    fs::write(
+        a.join("spin/defs.star"),
+        "load(\"@kiln//rules:wasm_common.star\", \"PylonInfo\")\n\ndef _impl(ctx):\n    p = ctx.attr.pylon[PylonInfo]\n    log = ctx.actions.declare_output(ctx.attr.name + \".log\")\n    ctx.actions.pylon_test(component = p.component, dynlink_plan = p.dynlink_plan, lib = p.stdlib, providers = p.providers, script = ctx.file.src, output = log, timeout = 2)\n    return [DefaultInfo(files = [log]), TestInfo(results = [log])]\n\nspin_test = rule(impl = _impl, attrs = {\"pylon\": attr.label(), \"src\": attr.label(allow_files = True)})\n",
+    )
+    .unwrap();
+    fs::write(a.join("spin/spin.py"), "print('spinning', flush=True)\nwhile True:\n    pass\n").unwrap();
+    fs::write(
+        a.join("spin/BUILD.star"),
+        "load(\":defs.star\", \"spin_test\")\n\nspin_test(name = \"spin_test\", pylon = \"//:pylon\", src = \"spin.py\")\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, _, err) = kiln(&a, &shared_cache, &["test", "//spin:spin_test"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("spinning") && err.contains("timed out after 2 s"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(60), "{:?}", t0.elapsed());
+    fs::remove_dir_all(a.join("spin")).unwrap();
     // A failing test: exit 3, its output printed, the others still pass.
     fs::write(
         a.join("pylon/tests/test_fails.py"),
@@ -766,6 +799,7 @@ fn example_pylon_end_to_end() {
     ta.retain(|f, _| {
         !f.starts_with("pylon/cpython/")
             && !f.starts_with("debug/")
+            && !f.contains("/run_")
             && f != "third_party/cpython/cpython-lib-test.tar"
             && !f.ends_with(".test.xml")
     });

@@ -434,6 +434,12 @@ pub struct CtxGen<V: ValueLifetimeless> {
     /// `ctx.build_setting_value`: for a build setting, its value in this
     /// configuration (`None` for other rules).
     pub build_setting_value: V,
+    /// `ctx.test_filter`: `kiln test --test-filter`, or `None`; test rules
+    /// run only the tests it selects.
+    pub test_filter: V,
+    /// `ctx.runs_per_test`: `kiln test --runs-per-test` (1 by default);
+    /// test rules declare that many runs of each test.
+    pub runs_per_test: V,
 }
 
 starlark_complex_value!(pub Ctx);
@@ -460,6 +466,8 @@ where
             "outputs" => self.outputs.to_value(),
             "actions" => self.actions.to_value(),
             "build_setting_value" => self.build_setting_value.to_value(),
+            "test_filter" => self.test_filter.to_value(),
+            "runs_per_test" => self.runs_per_test.to_value(),
             _ => return None,
         })
     }
@@ -473,6 +481,8 @@ where
             "outputs",
             "actions",
             "build_setting_value",
+            "test_filter",
+            "runs_per_test",
         ]
         .iter()
         .map(|s| (*s).to_owned())

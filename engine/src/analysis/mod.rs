@@ -352,6 +352,15 @@ fn analyze_one(
                     }
                     _ => Value::new_none(),
                 },
+                test_filter: match g.configuration.as_ref().and_then(|c| c.test_filter.as_deref()) {
+                    Some(f) => heap.alloc(f),
+                    None => Value::new_none(),
+                },
+                runs_per_test: heap.alloc(
+                    g.configuration
+                        .as_ref()
+                        .map_or(1, |c| c.runs_per_test.max(1)),
+                ),
             });
             let def = implementation.owned_frozen_value_typed(module.frozen_heap());
             let f = def.as_ref().implementation.to_value();

@@ -60,6 +60,7 @@ impl ConfigFlags {
         Ok(crate::graph::config::ConfigRequest {
             names: self.config.clone(),
             sets,
+            ..Default::default()
         })
     }
 }
@@ -265,6 +266,7 @@ pub fn prepare(
         profile: f.profile.clone(),
         remote: remote.map(Arc::new),
         context: ExecContext::new(f.cache_dir()),
+        flaky_test_attempts: 1,
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

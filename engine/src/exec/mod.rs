@@ -104,6 +104,8 @@ pub struct ExecOptions {
     pub local_jobs: usize,
     /// What in-process action kinds get (cache dir, limits).
     pub context: ExecContext,
+    /// Runs a failing test action gets before it fails (1: no retry).
+    pub flaky_test_attempts: u32,
 }
 
 /// What an execution did.
@@ -140,6 +142,33 @@ pub struct ExecReport {
     /// Actions whose command ran (here or on an executor): their outputs
     /// (execution paths) and how long they took.
     pub ran: Vec<(Vec<String>, Duration)>,
+    /// Test actions that passed after failing: their outputs and how many
+    /// attempts failed first.
+    pub flaky: Vec<(Vec<String>, u32)>,
+}
+
+impl ExecReport {
+    /// Add `other`, a later execution of part of the same plan
+    /// (`kiln test --test-output=streamed` runs one test at a time).
+    pub fn merge(&mut self, other: ExecReport) {
+        self.total += other.total;
+        self.executed += other.executed;
+        self.local_hits += other.local_hits;
+        self.failed += other.failed;
+        self.remote_hits += other.remote_hits;
+        self.remote_executed += other.remote_executed;
+        self.failures.extend(other.failures);
+        self.failure_texts.extend(other.failure_texts);
+        self.interrupted |= other.interrupted;
+        if self.isolation.is_none() {
+            self.isolation = other.isolation;
+        }
+        // A partial build proves nothing for the no-op check.
+        self.snapshot = None;
+        self.changed.extend(other.changed);
+        self.ran.extend(other.ran);
+        self.flaky.extend(other.flaky);
+    }
 }
 
 /// Errors that stop execution itself (not an action failing).
@@ -341,6 +370,7 @@ pub fn execute_with(
     let mut s = Scheduler {
         root,
         ws_key: crate::artifact::runs_key(root, plan.out_dir.as_deref()),
+        attempts: vec![0; n],
         blobs,
         plan: plan.clone(),
         opts,

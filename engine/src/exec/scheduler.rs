@@ -38,6 +38,9 @@ pub(super) struct Scheduler<'a> {
     pub(super) root: &'a Path,
     /// Whose `runs` records this build writes (`artifact::runs_key`).
     pub(super) ws_key: String,
+    /// Attempts made so far beyond the first, per action
+    /// (`--flaky-test-attempts`).
+    pub(super) attempts: Vec<u32>,
     pub(super) cache: &'a mut Cache,
     pub(super) blobs: Blobs,
     pub(super) plan: Arc<Plan>,
@@ -400,10 +403,18 @@ impl Scheduler<'_> {
                         if !no_cache {
                             self.writes.push(Write::Action(key, result));
                         }
+                        if self.attempts[idx] > 0 {
+                            let outs = self.plan.actions[idx]
+                                .outputs
+                                .iter()
+                                .map(|o| o.path().to_owned())
+                                .collect();
+                            self.report.flaky.push((outs, self.attempts[idx]));
+                        }
                         self.complete(idx);
                     }
                     RunOutcome::Failed { message, log } => {
-                        if self.report.interrupted {
+                        if self.report.interrupted || self.retry_flaky(idx, &message) {
                             return Ok(());
                         }
                         self.fail(idx, message, log);
@@ -451,29 +462,65 @@ impl Scheduler<'_> {
                                 bad.hex()
                             ),
                         };
-                        let n = self.plan.actions[idx].inputs.len();
-                        let digests: Vec<Digest> =
-                            (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
-                        let tools = self.tools_of(idx).unwrap_or_default();
-                        let tx = if self.runs_remotely(idx) {
-                            &self.remote_tx
-                        } else {
-                            &self.job_tx
-                        };
-                        if let Some(tx) = tx {
-                            let _ = tx.send(Job::Execute {
-                                idx,
-                                inputs: digests,
-                                key,
-                                tools,
-                            });
-                            self.in_flight += 1;
-                        }
+                        self.execute_again(idx, key);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Send action `idx` (key `key`) to a worker to run (again).
+    fn execute_again(&mut self, idx: usize, key: Digest) {
+        let n = self.plan.actions[idx].inputs.len();
+        let digests: Vec<Digest> = (0..n).filter_map(|k| self.input_digest(idx, k)).collect();
+        let tools = self.tools_of(idx).unwrap_or_default();
+        let tx = if self.runs_remotely(idx) {
+            &self.remote_tx
+        } else {
+            &self.job_tx
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(Job::Execute {
+                idx,
+                inputs: digests,
+                key,
+                tools,
+            });
+            self.in_flight += 1;
+        }
+    }
+
+    /// `--flaky-test-attempts`: a failed test action (one writing a test
+    /// result) runs again while it has attempts left; true when it was
+    /// sent again. Only a passing attempt is cached.
+    fn retry_flaky(&mut self, idx: usize, message: &str) -> bool {
+        let max = self.opts.flaky_test_attempts.max(1);
+        if self.attempts[idx] + 1 >= max || !self.is_test_result(idx) || self.stopping {
+            return false;
+        }
+        self.attempts[idx] += 1;
+        let Some(key) = self.keys[idx] else {
+            return false;
+        };
+        let first = message.lines().next().unwrap_or("");
+        self.progress.message(&format!(
+            "FLAKY? {} failed ({first}); attempt {} of {max}\n",
+            self.plan.actions[idx].name(),
+            self.attempts[idx] + 1
+        ));
+        self.execute_again(idx, key);
+        true
+    }
+
+    /// Whether action `idx` writes a requested test target's result.
+    fn is_test_result(&self, idx: usize) -> bool {
+        self.plan.actions[idx].outputs.iter().any(|o| {
+            self.plan
+                .targets
+                .iter()
+                .any(|t| t.test_results.as_ref().is_some_and(|r| r.iter().any(|x| x == o.path())))
+        })
     }
 
     /// Action `i` ran for `took`: `ExecReport::ran`.

@@ -199,6 +199,7 @@ impl Fixture {
             profile,
             remote: None,
             context: ExecContext::new(self.dir.join("cache")),
+            flaky_test_attempts: 1,
         };
         execute_with(
             &self.root(),

@@ -35,6 +35,10 @@ pub struct ConfigRequest {
     pub names: Vec<String>,
     /// `--set LABEL=VALUE`, in order (win over named configurations).
     pub sets: Vec<(String, String)>,
+    /// `kiln test --test-filter`: what test rules run (`ctx.test_filter`).
+    pub test_filter: Option<String>,
+    /// `kiln test --runs-per-test` (`ctx.runs_per_test`; 0 counts as 1).
+    pub runs_per_test: u32,
 }
 
 impl ConfigRequest {
@@ -57,6 +61,14 @@ impl ConfigRequest {
             s.push('=');
             s.push_str(v);
             s.push('\n');
+        }
+        if let Some(f) = &self.test_filter {
+            s.push_str("--test-filter=");
+            s.push_str(f);
+            s.push('\n');
+        }
+        if self.runs_per_test > 1 {
+            s.push_str(&format!("--runs-per-test={}\n", self.runs_per_test));
         }
         s
     }
@@ -180,6 +192,10 @@ pub struct Configuration {
     pub names: Vec<String>,
     /// Whether `--set` contributed.
     pub has_sets: bool,
+    /// `--test-filter` (does not change the output directory).
+    pub test_filter: Option<String>,
+    /// `--runs-per-test`, at least 1.
+    pub runs_per_test: u32,
 }
 
 impl Configuration {
@@ -217,6 +233,8 @@ impl Configuration {
             values,
             names: req.names.clone(),
             has_sets: !req.sets.is_empty(),
+            test_filter: req.test_filter.clone(),
+            runs_per_test: req.runs_per_test.max(1),
         })
     }
 
@@ -447,6 +465,7 @@ pub fn configure_package(
         build_file: pkg.build_file.clone(),
         declared,
         default_visibility: pkg.default_visibility.clone(),
+        loads: pkg.loads.clone(),
     };
     (pkg, errors)
 }

@@ -120,6 +120,9 @@ pub struct TargetGraph {
     /// unconfigured graph (`kiln query` without `--config`), which keeps
     /// every branch.
     pub configuration: Option<Configuration>,
+    /// BUILD files read to configure it (settings named on the command
+    /// line or in kiln.toml) besides those of `packages`.
+    pub consulted: Vec<String>,
 }
 
 struct Builder<'a> {
@@ -232,6 +235,7 @@ impl TargetGraph {
                 walked_dirs,
                 warnings: Vec::new(),
                 configuration,
+                consulted: Vec::new(),
             },
             missing_pkgs: BTreeMap::new(),
             build,
@@ -319,6 +323,12 @@ impl TargetGraph {
         b.g.roots.dedup();
         let mut g = b.g;
         g.warnings = b.warnings.into_iter().collect();
+        g.consulted = b
+            .raw
+            .values()
+            .filter(|p| !g.packages.contains_key(&p.path))
+            .map(|p| p.build_file.clone())
+            .collect();
         if let Some(cycle) = find_cycle(&g.graph, |n| g.graph[n].label.clone()) {
             let chain: Vec<String> = cycle
                 .iter()
@@ -445,6 +455,7 @@ impl Builder<'_> {
                 build_file: pkg.build_file.clone(),
                 declared: pkg.declared.clone(),
                 default_visibility: pkg.default_visibility.clone(),
+                loads: pkg.loads.clone(),
             });
         }
         for d in &pkg.declared.targets {

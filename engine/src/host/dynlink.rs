@@ -168,6 +168,8 @@ impl Providers {
                 table: ResourceTable::new(),
             },
         );
+        // The pylon's timeout tick stops its providers too.
+        store.set_epoch_deadline(1);
         let provider = provider::Provider::instantiate(&mut store, &component, &linker)
             .map_err(|e| {
                 format!("dynlink provider `{id}` cannot be instantiated (it must export `compose:dynlink/endpoint@0.1.0`): {e:#}")

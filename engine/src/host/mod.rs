@@ -42,6 +42,8 @@ pub struct Invocation {
     /// Capture stdout and stderr together, up to this many bytes (for
     /// tests), instead of passing them through.
     pub capture: Option<usize>,
+    /// Stop the guest after this long (a test's timeout).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// How an invocation ended.
@@ -100,6 +102,9 @@ pub enum HostError {
     /// The guest trapped (a bug in it or in a provider, not an exit).
     #[error("The guest trapped: {0}")]
     Trap(String),
+    /// The guest ran past its timeout and was stopped.
+    #[error("Timed out after {0} s and was stopped")]
+    Timeout(u64),
 }
 
 /// Native stack the guest's wasm code may use. wasmtime's default, 512 KiB,
@@ -121,6 +126,8 @@ pub(crate) fn engine() -> Result<Engine, String> {
     // with async off.)
     config.async_stack_size(GUEST_THREAD_STACK);
     config.max_wasm_stack(MAX_WASM_STACK);
+    // Tests' timeouts stop a guest at its next epoch check.
+    config.epoch_interruption(true);
     Engine::new(&config).map_err(|e| format!("cannot create the wasmtime engine: {e:#}"))
 }
 
@@ -191,6 +198,19 @@ fn invoke_here(o: &Invocation) -> Result<Outcome, HostError> {
         dynlink: providers,
     };
     let mut store = Store::new(&engine, host);
+    // One epoch tick, sent when the timeout expires, stops the guest;
+    // without a timeout no tick is ever sent.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_trap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let timer = o.timeout.map(|t| {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(t) {
+                engine.increment_epoch();
+            }
+        })
+    });
     let mut linker: Linker<Host> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| HostError::Setup(format!("cannot add WASI: {e:#}")))?;
@@ -201,7 +221,23 @@ fn invoke_here(o: &Invocation) -> Result<Outcome, HostError> {
                 path: o.component.clone(),
                 message: format!("{e:#}"),
             })?;
-    let status = match command.wasi_cli_run().call_run(&mut store) {
+    let ran = command.wasi_cli_run().call_run(&mut store);
+    drop(done_tx);
+    if let Some(t) = timer {
+        let _ = t.join();
+    }
+    if let Err(e) = &ran
+        && e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+        && let Some(t) = o.timeout
+    {
+        if o.capture.is_some() {
+            let mut output = pipe.contents().to_vec();
+            output.extend(format!("\ntimed out after {} s\n", t.as_secs()).as_bytes());
+            return Ok(Outcome { status: 1, output });
+        }
+        return Err(HostError::Timeout(t.as_secs()));
+    }
+    let status = match ran {
         Ok(Ok(())) => 0,
         Ok(Err(())) => 1,
         Err(e) => match e.downcast_ref::<I32Exit>() {

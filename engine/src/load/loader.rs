@@ -117,6 +117,9 @@ pub struct Package {
     pub declared: Declared,
     /// Visibility of targets that do not set `visibility`.
     pub default_visibility: Visibility,
+    /// The files its BUILD.star loads directly (`.star` files by
+    /// workspace-relative path, built-in ones as `@kiln//rules:x.star`).
+    pub loads: Vec<String>,
 }
 
 /// The dialect of BUILD.star files: data only.
@@ -171,6 +174,8 @@ fn globals() -> Globals {
 #[derive(Default)]
 struct StarCache {
     modules: HashMap<String, Result<FrozenModule, LoadError>>,
+    /// Each evaluated file's direct loads (resolved file names).
+    loads: HashMap<String, Vec<String>>,
 }
 
 /// Loads packages; shared by every thread of a command.
@@ -300,7 +305,8 @@ impl Loader {
         }
     }
 
-    /// Resolve and evaluate the loads of `ast`; returns module id -> module.
+    /// Resolve and evaluate the loads of `ast`; returns module id -> module
+    /// and the files loaded.
     fn preload(
         &self,
         cache: &mut StarCache,
@@ -308,8 +314,9 @@ impl Loader {
         pkg: &PackagePath,
         from_builtin: bool,
         stack: &mut Vec<String>,
-    ) -> Result<HashMap<String, FrozenModule>, LoadError> {
+    ) -> Result<(HashMap<String, FrozenModule>, Vec<String>), LoadError> {
         let mut out = HashMap::new();
+        let mut files = Vec::new();
         for l in ast.loads() {
             let loc = Location::from_span(&l.span);
             let file = self
@@ -320,8 +327,26 @@ impl Loader {
                 })?;
             let m = self.load_star(cache, &file, stack, Some(loc))?;
             out.insert(l.module_id.to_owned(), m);
+            files.push(file);
         }
-        Ok(out)
+        Ok((out, files))
+    }
+
+    /// The workspace `.star` files `direct` load, transitively, with
+    /// `direct` themselves (built-in ones left out), sorted.
+    pub fn star_closure(&self, direct: &[String]) -> Vec<String> {
+        let cache = self.star.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&str> = direct.iter().map(String::as_str).collect();
+        while let Some(f) = todo.pop() {
+            if f.starts_with(BUILTIN_PREFIX) || !seen.insert(f.to_owned()) {
+                continue;
+            }
+            if let Some(next) = cache.loads.get(f) {
+                todo.extend(next.iter().map(String::as_str));
+            }
+        }
+        seen.into_iter().collect()
     }
 
     /// Evaluate a `.star` file (memoized), its loads first.
@@ -377,7 +402,8 @@ impl Loader {
         let result = AstModule::parse(file, src, &star_dialect())
             .map_err(LoadError::from)
             .and_then(|ast| {
-                let loads = self.preload(cache, &ast, &pkg, builtin, stack)?;
+                let (loads, files) = self.preload(cache, &ast, &pkg, builtin, stack)?;
+                cache.loads.insert(file.to_owned(), files);
                 // `.star` files see the globals only; the ruleset is
                 // available to them through `load("@kiln//rules:x.star", ...)`.
                 let frozen = Module::with_temp_heap(|module| -> Result<FrozenModule, LoadError> {
@@ -432,8 +458,8 @@ impl Loader {
         };
         let ast = AstModule::parse(&build_file, src, &build_dialect())
             .map_err(|e| build_syntax_error(&e))?;
-        let loads = if ast.loads().is_empty() {
-            HashMap::new()
+        let (loads, loaded) = if ast.loads().is_empty() {
+            (HashMap::new(), Vec::new())
         } else {
             let mut cache = self.star.lock().unwrap_or_else(|e| e.into_inner());
             self.preload(&mut cache, &ast, pkg, false, &mut Vec::new())?
@@ -463,6 +489,7 @@ impl Loader {
             build_file,
             declared,
             default_visibility,
+            loads: loaded,
         })
     }
 

@@ -56,6 +56,7 @@ pub fn run_built(
             .map(|p| root.join(&*built.workspace_path(p))),
         dynlink_root: root.to_owned(),
         dynlink_out_dir: built.out_dir.clone(),
+        timeout: None,
         lib_dir,
         cwd: cwd.to_owned(),
         args: guest_args,

@@ -41,6 +41,10 @@ pub struct TestResult {
     /// How long its test actions that ran took (summed); `None` when none
     /// ran: its results came from the cache.
     pub ran: Option<std::time::Duration>,
+    /// Its result files (logs), as workspace paths.
+    pub logs: Vec<String>,
+    /// Failed attempts before its actions passed (`--flaky-test-attempts`).
+    pub flaky: u32,
 }
 
 /// What `kiln test` did.
@@ -60,6 +64,7 @@ pub fn test(
     cache_dir: &Path,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
+    on_test: Option<&mut dyn FnMut(&Label, &[String])>,
 ) -> Result<Option<TestOutcome>, BuildError> {
     let t0 = Instant::now();
     // One plan for the patterns (reused while nothing loading read
@@ -71,6 +76,8 @@ pub fn test(
         .targets
         .iter()
         .filter_map(|t| Some((t.label.clone(), t.test_results.clone()?)))
+        // A test rule whose tests `--test-filter` left out runs nothing.
+        .filter(|(_, results)| !results.is_empty())
         .collect();
     if tests.is_empty() {
         return Ok(None);
@@ -83,7 +90,29 @@ pub fn test(
     let targets = plan.targets.clone();
     let out_dir = plan.out_dir.clone();
     let mut cache = Cache::open(cache_dir)?;
-    let report = execute(&ws.root, &mut cache, plan, &opts, interrupt)?;
+    let report = match on_test {
+        None => execute(&ws.root, &mut cache, plan, &opts, interrupt)?,
+        // `--test-output=streamed`: one test target at a time, each
+        // reported as it ends (what they share is built by the first).
+        Some(on_test) => {
+            let mut all = crate::exec::ExecReport::default();
+            for (label, results) in &tests {
+                let one = plan.clone().restrict(|t| &t.label == label);
+                let r = execute(&ws.root, &mut cache, one, &opts, interrupt.clone())?;
+                let logs: Vec<String> = results
+                    .iter()
+                    .map(|p| crate::artifact::workspace_path(p, out_dir.as_deref()).into_owned())
+                    .collect();
+                on_test(label, &logs);
+                let stop = r.interrupted;
+                all.merge(r);
+                if stop {
+                    break;
+                }
+            }
+            all
+        }
+    };
     record_remote_traffic(&cache, &opts);
     let outcome = BuildOutcome {
         report,
@@ -121,10 +150,23 @@ pub fn test(
                 .filter(|(outs, _)| outs.iter().any(|o| results.contains(o)))
                 .map(|(_, took)| *took)
                 .collect();
+            let flaky = outcome
+                .report
+                .flaky
+                .iter()
+                .filter(|(outs, _)| outs.iter().any(|o| results.contains(o)))
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(0);
             TestResult {
                 label: l.clone(),
                 status,
                 ran: (!times.is_empty()).then(|| times.iter().sum()),
+                logs: results
+                    .iter()
+                    .map(|p| outcome.workspace_path(p).into_owned())
+                    .collect(),
+                flaky,
             }
         })
         .collect();

@@ -42,6 +42,7 @@ pub fn watched_files(loader: &Loader, g: &TargetGraph, read: &BTreeSet<String>) 
     let mut v = vec![crate::workspace::CONFIG_FILE.to_owned()];
     v.extend(read.iter().cloned());
     v.extend(g.packages.values().map(|p| p.build_file.clone()));
+    v.extend(g.consulted.iter().cloned());
     v.extend(loader.star_files());
     v.extend(g.walked_dirs.iter().map(|d| {
         if d.is_empty() {

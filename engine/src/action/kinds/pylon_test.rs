@@ -52,6 +52,13 @@ pub struct PylonTest {
     pub tree: String,
     /// Where in the sandbox (and so in the guest, under `/`) it is unpacked.
     pub tree_dir: String,
+    /// Which run of the test this is (`kiln test --runs-per-test`): runs
+    /// after the first have keys of their own.
+    pub run: u32,
+    /// Seconds the script may run before it is stopped and fails (0: no
+    /// limit). Not in the key: it does not change what a passing run
+    /// wrote.
+    pub timeout: u64,
 }
 
 /// Most of a failing test's output shown in the error.
@@ -73,6 +80,12 @@ impl PylonTest {
             v.extend(self.args.iter().map(String::as_str));
         }
         v
+    }
+
+    /// The key material that is not a string slice: the run number, after
+    /// the first run.
+    fn run_key(&self) -> Option<String> {
+        (self.run > 0).then(|| format!("run {}", self.run))
     }
 
     /// Run the script in the sandbox at `root`.
@@ -97,6 +110,7 @@ impl PylonTest {
             env: Vec::new(),
             compiled_dir: cx.compiled_dir(),
             capture: Some(cx.capture_limit),
+            timeout: (self.timeout > 0).then(|| std::time::Duration::from_secs(self.timeout)),
         };
         let r = invoke(&o).map_err(|e| e.to_string())?;
         write_output(root, outputs, &r.output)?;
@@ -122,6 +136,9 @@ impl Kind for PylonTest {
 
     fn key(&self, e: &mut KeyEncoder) {
         self.key_material().iter().for_each(|x| e.str(x));
+        if let Some(r) = self.run_key() {
+            e.str(&r);
+        }
     }
 
     fn dump(&self, s: &mut String) {
@@ -151,6 +168,8 @@ impl Kind for PylonTest {
         }
         w.u32(self.args.len() as u32);
         self.args.iter().for_each(|a| w.str(a));
+        w.u32(self.run);
+        w.u64(self.timeout);
     }
 
     fn decode(r: &mut Reader) -> Option<Self> {
@@ -162,10 +181,14 @@ impl Kind for PylonTest {
             tree: r.str()?.to_owned(),
             tree_dir: r.str()?.to_owned(),
             args: Vec::new(),
+            run: 0,
+            timeout: 0,
         };
         for _ in 0..r.u32()? {
             t.args.push(r.str()?.to_owned());
         }
+        t.run = r.u32()?;
+        t.timeout = r.u64()?;
         Some(t)
     }
 
@@ -245,7 +268,9 @@ pub fn natives(builder: &mut MethodsBuilder) {
     /// `output`. The action fails when the script exits non-zero. `args`
     /// follow the script on its command line; `tree`, a ustar archive, is
     /// unpacked into the sandbox at `tree_dir` (a directory under the
-    /// package's output directory) before the run.
+    /// package's output directory) before the run. `run` numbers repeated
+    /// runs (`ctx.runs_per_test`); `timeout` stops the script after that
+    /// many seconds (0: never).
     fn pylon_test<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = named)] component: Value<'v>,
@@ -258,6 +283,8 @@ pub fn natives(builder: &mut MethodsBuilder) {
         args: UnpackListOrTuple<String>,
         #[starlark(require = named, default = NoneOr::None)] tree: NoneOr<Value<'v>>,
         #[starlark(require = named, default = "")] tree_dir: &str,
+        #[starlark(require = named, default = 0)] run: i32,
+        #[starlark(require = named, default = 0)] timeout: i32,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let one = |v: Value<'v>, what: &str| -> anyhow::Result<Artifact> {
@@ -318,6 +345,10 @@ pub fn natives(builder: &mut MethodsBuilder) {
             args: args.items,
             tree,
             tree_dir,
+            run: u32::try_from(run)
+                .map_err(|_| anyhow::anyhow!("`run` must not be negative, got {run}"))?,
+            timeout: u64::try_from(timeout)
+                .map_err(|_| anyhow::anyhow!("`timeout` is in seconds, got {timeout}"))?,
         });
         declare_action(eval, "PylonTest", kind, ins, outs)
     }

@@ -9,7 +9,7 @@ use petgraph::graph::NodeIndex;
 use super::QueryError;
 use super::parse::{Expr, SetOp};
 use crate::graph::target::TargetGraph;
-use crate::label::TargetPattern;
+use crate::label::{PackagePath, TargetPattern};
 use crate::load::attr::AttrValue;
 use crate::load::rule::TargetDecl;
 
@@ -35,6 +35,9 @@ pub(super) struct Eval<'a> {
     pub(super) g: &'a TargetGraph,
     pub(super) rank: HashMap<NodeIndex, u32>,
     pub(super) src: &'a str,
+    /// For `buildfiles`/`rbuildfiles`: each package's BUILD.star node
+    /// first, then the `.star` files it loads.
+    pub(super) build_files: HashMap<PackagePath, Vec<NodeIndex>>,
 }
 
 impl Eval<'_> {
@@ -284,6 +287,48 @@ impl Eval<'_> {
                                     .is_some_and(|t| re.is_match(&t))
                             })
                             .collect()
+                    }
+                    "buildfiles" => {
+                        let mut out = Set::new();
+                        for n in self.eval_in(&args[0], env)? {
+                            let pkg = &self.g.graph[n.0].label.package;
+                            for &f in self.build_files.get(pkg).into_iter().flatten() {
+                                out.insert(self.wrap(f));
+                            }
+                        }
+                        out
+                    }
+                    "rbuildfiles" => {
+                        let mut wanted = Set::new();
+                        for a in args {
+                            wanted.extend(self.eval_in(a, env)?);
+                        }
+                        let mut out = Set::new();
+                        for files in self.build_files.values() {
+                            if files.iter().any(|f| wanted.contains(&self.wrap(*f))) {
+                                out.insert(self.wrap(files[0]));
+                            }
+                        }
+                        out
+                    }
+                    "siblings" => {
+                        let mut out = Set::new();
+                        for n in self.eval_in(&args[0], env)? {
+                            let pkg = &self.g.graph[n.0].label.package;
+                            let Some(p) = self.g.packages.get(pkg) else {
+                                continue;
+                            };
+                            for t in &p.declared.targets {
+                                let l = crate::label::Label {
+                                    package: pkg.clone(),
+                                    name: t.name.clone(),
+                                };
+                                if let Some(m) = self.g.node(&l) {
+                                    out.insert(self.wrap(m));
+                                }
+                            }
+                        }
+                        out
                     }
                     "labels" => {
                         let name = word(&args[0]);

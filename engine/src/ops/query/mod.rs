@@ -16,6 +16,7 @@
 mod eval;
 mod parse;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use petgraph::graph::NodeIndex;
@@ -24,7 +25,7 @@ use crate::analysis::{AnalysisError, analyze};
 use crate::error::ErrorClass;
 use crate::graph::config::ConfigRequest;
 use crate::graph::target::{GraphError, TargetGraph};
-use crate::label::LabelError;
+use crate::label::{LabelError, PackagePath};
 use crate::load::attr::{AttrValue, default_value};
 use crate::load::loader::{LoadError, Loader};
 use crate::load::rule::TargetDecl;
@@ -108,6 +109,58 @@ pub fn query_in(
     run(&loader, expr_text, format, config)
 }
 
+/// For `buildfiles`/`rbuildfiles`: each loaded package's BUILD.star and
+/// the workspace `.star` files it loads (transitively), as source-file
+/// nodes added to `g` (labelled in the package holding each file); the
+/// BUILD.star first.
+fn package_files(loader: &Loader, g: &mut TargetGraph) -> HashMap<PackagePath, Vec<NodeIndex>> {
+    let ws = loader.workspace().clone();
+    let mut out = HashMap::new();
+    let packages: Vec<_> = g.packages.values().cloned().collect();
+    for p in packages {
+        let mut paths = vec![p.build_file.clone()];
+        paths.extend(loader.star_closure(&p.loads));
+        let mut nodes = Vec::new();
+        for f in paths {
+            let Some(label) = file_label(&ws, &f) else {
+                continue;
+            };
+            let n = match g.index.get(&label) {
+                Some(&n) => n,
+                None => {
+                    let n = g.graph.add_node(crate::graph::target::TargetNode {
+                        label: label.clone(),
+                        kind: crate::graph::target::NodeKind::Source,
+                    });
+                    g.index.insert(label, n);
+                    n
+                }
+            };
+            nodes.push(n);
+        }
+        out.insert(p.path.clone(), nodes);
+    }
+    out
+}
+
+/// The label of workspace file `path`: in the nearest package above it.
+fn file_label(ws: &Workspace, path: &str) -> Option<crate::label::Label> {
+    let mut dir = path;
+    while let Some((d, _)) = dir.rsplit_once('/') {
+        dir = d;
+        let pkg = PackagePath::new(d).ok()?;
+        if ws.package_exists(&pkg) {
+            let name = crate::label::TargetName::new(&path[d.len() + 1..]).ok()?;
+            return Some(crate::label::Label { package: pkg, name });
+        }
+    }
+    let name = crate::label::TargetName::new(path).ok()?;
+    Some(crate::label::Label {
+        package: PackagePath::root(),
+        name,
+    })
+}
+
 /// Run the query `expr_text` with `loader`; the rendered result.
 fn run(
     loader: &Loader,
@@ -123,7 +176,21 @@ fn run(
         Expr::Call(f, _) if f == "actions" => Some(config.unwrap_or(&default)),
         _ => config,
     };
-    let g = TargetGraph::load(loader, &pats, false, config)?;
+    let files = parse::calls(&expr, "buildfiles") || parse::calls(&expr, "rbuildfiles");
+    if parse::calls(&expr, "rbuildfiles") || parse::calls(&expr, "siblings") {
+        // Which BUILD files load a file, and the other targets of a
+        // package (with their dependencies): every package is in the
+        // universe.
+        pats.push(crate::label::TargetPattern::Recursive(
+            crate::label::PackagePath::root(),
+        ));
+    }
+    let mut g = TargetGraph::load(loader, &pats, false, config)?;
+    let build_files = if files {
+        package_files(loader, &mut g)
+    } else {
+        HashMap::new()
+    };
     let mut order: Vec<NodeIndex> = g.graph.node_indices().collect();
     order.sort_by(|a, b| g.graph[*a].label.cmp(&g.graph[*b].label));
     let rank = order
@@ -135,6 +202,7 @@ fn run(
         g: &g,
         rank,
         src: expr_text,
+        build_files,
     };
 
     if let Expr::Call(f, args) = &expr

@@ -97,7 +97,19 @@ struct Parser {
 }
 
 const FUNCTIONS: &[&str] = &[
-    "deps", "rdeps", "kind", "filter", "actions", "somepath", "allpaths", "tests", "attr", "labels",
+    "deps",
+    "rdeps",
+    "kind",
+    "filter",
+    "actions",
+    "somepath",
+    "allpaths",
+    "tests",
+    "attr",
+    "labels",
+    "buildfiles",
+    "rbuildfiles",
+    "siblings",
 ];
 
 impl Parser {
@@ -304,7 +316,14 @@ pub(super) fn resolve_patterns(
                     set(&mut args)?,
                 ],
                 ("somepath", 2) | ("allpaths", 2) => vec![set(&mut args)?, set(&mut args)?],
-                ("tests", 1) => vec![set(&mut args)?],
+                ("tests", 1) | ("buildfiles", 1) | ("siblings", 1) => vec![set(&mut args)?],
+                ("rbuildfiles", n) if n >= 1 => {
+                    let mut v = Vec::new();
+                    for _ in 0..n {
+                        v.push(set(&mut args)?);
+                    }
+                    v
+                }
                 ("attr", 3) => vec![
                     word(args.next(), "an attribute name as its first argument")?,
                     word(args.next(), "a regular expression as its second argument")?,
@@ -336,6 +355,15 @@ pub(super) fn resolve_patterns(
     })
 }
 
+/// Whether `e` calls function `f` anywhere.
+pub(super) fn calls(e: &Expr, f: &str) -> bool {
+    match e {
+        Expr::Call(g, args) => g == f || args.iter().any(|a| calls(a, f)),
+        Expr::Binary(_, a, b) | Expr::Let(_, a, b) => calls(a, f) || calls(b, f),
+        _ => false,
+    }
+}
+
 pub(super) fn patterns(e: &Expr, out: &mut Vec<TargetPattern>) {
     match e {
         Expr::Pattern(p) => out.push(p.clone()),
@@ -365,6 +393,8 @@ mod tests {
         assert!(parse("rdeps(//..., //a:b, 1)").is_ok());
         assert!(parse("somepath(//a:b, //c:d) + allpaths(//a:b, //c/...)").is_ok());
         assert!(parse("attr(tags, 'manual', //...) ^ tests(//...) - labels(srcs, //a:b)").is_ok());
+        assert!(parse("buildfiles(//a:b) + siblings(//a:b) + rbuildfiles(//a:x.star, //b:y.star)").is_ok());
+        assert!(calls(&parse("let v = //a:b in buildfiles($v)").unwrap(), "buildfiles"));
         assert!(matches!(
             parse("let v = //a:b in deps($v) - $v").unwrap(),
             Expr::Let(n, _, body) if n == "v" && matches!(*body, Expr::Binary(SetOp::Except, _, _))
