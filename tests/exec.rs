@@ -1439,12 +1439,24 @@ each_test = rule(impl = _each_impl, attrs = {"cases": attr.string_list()})
     assert!(err.contains("(cached) PASSED"), "{err}");
     // Another key, one attempt: it fails (and nothing is cached).
     let build = ws.read("t/BUILD.star");
-    ws.write("t/BUILD.star", &build.replace("port = ", "salt = \"2\", port = "));
+    ws.write(
+        "t/BUILD.star",
+        &build.replace("port = ", "salt = \"2\", port = "),
+    );
     let (code, err) = test(&["//t:flaky_test"]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("//t:flaky_test") && err.contains("FAILED"), "{err}");
+    assert!(
+        err.contains("//t:flaky_test") && err.contains("FAILED"),
+        "{err}"
+    );
     // Runs per test and the filter reach the rule.
-    let (code, err) = test(&["--runs-per-test", "2", "--test-output", "all", "//t:each_test"]);
+    let (code, err) = test(&[
+        "--runs-per-test",
+        "2",
+        "--test-output",
+        "all",
+        "//t:each_test",
+    ]);
     assert_eq!(code, 0, "{err}");
     for case in ["alpha", "beta", "ünï"] {
         for run in 0..2 {
@@ -1456,9 +1468,18 @@ each_test = rule(impl = _each_impl, attrs = {"cases": attr.string_list()})
             assert!(err.contains(&format!("case {case} run {run}\n")), "{err}");
         }
     }
-    let (code, err) = test(&["--test-filter", "ünï", "--test-output", "streamed", "//t:each_test"]);
+    let (code, err) = test(&[
+        "--test-filter",
+        "ünï",
+        "--test-output",
+        "streamed",
+        "//t:each_test",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("case ünï run 0") && !err.contains("case alpha"), "{err}");
+    assert!(
+        err.contains("case ünï run 0") && !err.contains("case alpha"),
+        "{err}"
+    );
     // A filter that leaves no test: exit 4.
     let (code, err) = test(&["--test-filter", "nothing", "//t:each_test"]);
     assert_eq!(code, 4, "{err}");

@@ -545,7 +545,14 @@ fn example_pylon_end_to_end() {
     let (code, _, err) = kiln(
         &a,
         &shared_cache,
-        &["test", "//pylon/tests:all", "--test-filter", "sqlite", "--runs-per-test", "2"],
+        &[
+            "test",
+            "//pylon/tests:all",
+            "--test-filter",
+            "sqlite",
+            "--runs-per-test",
+            "2",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -562,7 +569,11 @@ fn example_pylon_end_to_end() {
         "load(\"@kiln//rules:wasm_common.star\", \"PylonInfo\")\n\ndef _impl(ctx):\n    p = ctx.attr.pylon[PylonInfo]\n    log = ctx.actions.declare_output(ctx.attr.name + \".log\")\n    ctx.actions.pylon_test(component = p.component, dynlink_plan = p.dynlink_plan, lib = p.stdlib, providers = p.providers, script = ctx.file.src, output = log, timeout = 2)\n    return [DefaultInfo(files = [log]), TestInfo(results = [log])]\n\nspin_test = rule(impl = _impl, attrs = {\"pylon\": attr.label(), \"src\": attr.label(allow_files = True)})\n",
     )
     .unwrap();
-    fs::write(a.join("spin/spin.py"), "print('spinning', flush=True)\nwhile True:\n    pass\n").unwrap();
+    fs::write(
+        a.join("spin/spin.py"),
+        "print('spinning', flush=True)\nwhile True:\n    pass\n",
+    )
+    .unwrap();
     fs::write(
         a.join("spin/BUILD.star"),
         "load(\":defs.star\", \"spin_test\")\n\nspin_test(name = \"spin_test\", pylon = \"//:pylon\", src = \"spin.py\")\n",
@@ -571,8 +582,15 @@ fn example_pylon_end_to_end() {
     let t0 = std::time::Instant::now();
     let (code, _, err) = kiln(&a, &shared_cache, &["test", "//spin:spin_test"]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("spinning") && err.contains("timed out after 2 s"), "{err}");
-    assert!(t0.elapsed() < std::time::Duration::from_secs(60), "{:?}", t0.elapsed());
+    assert!(
+        err.contains("spinning") && err.contains("timed out after 2 s"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        t0.elapsed()
+    );
     fs::remove_dir_all(a.join("spin")).unwrap();
     // A failing test: exit 3, its output printed, the others still pass.
     fs::write(

@@ -52,6 +52,8 @@ mod tests {
             args: Vec::new(),
             tree: String::new(),
             tree_dir: String::new(),
+            run: 0,
+            timeout: 0,
         };
         assert!(t.key_material().contains(&WASMTIME));
     }

@@ -352,7 +352,11 @@ fn analyze_one(
                     }
                     _ => Value::new_none(),
                 },
-                test_filter: match g.configuration.as_ref().and_then(|c| c.test_filter.as_deref()) {
+                test_filter: match g
+                    .configuration
+                    .as_ref()
+                    .and_then(|c| c.test_filter.as_deref())
+                {
                     Some(f) => heap.alloc(f),
                     None => Value::new_none(),
                 },

@@ -69,9 +69,20 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
     };
     let mut streamed = print_logs;
     let on_test: Option<&mut dyn FnMut(&crate::label::Label, &[String])> =
-        (args.test_output == TestOutput::Streamed).then_some(&mut streamed);
-    let outcome = test(&ws, &req, &args.flags.cache_dir(), &opts, interrupt, on_test)
-        .map_err(|e| Failure::new(e.class(), e))?;
+        if args.test_output == TestOutput::Streamed {
+            Some(&mut streamed)
+        } else {
+            None
+        };
+    let outcome = test(
+        &ws,
+        &req,
+        &args.flags.cache_dir(),
+        &opts,
+        interrupt,
+        on_test,
+    )
+    .map_err(|e| Failure::new(e.class(), e))?;
     let Some(o) = outcome else {
         let shown: Vec<String> = req.patterns.iter().map(|p| p.to_string()).collect();
         eprintln!("ERROR: no test targets matched {}", shown.join(" "));

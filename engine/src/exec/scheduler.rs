@@ -516,10 +516,11 @@ impl Scheduler<'_> {
     /// Whether action `idx` writes a requested test target's result.
     fn is_test_result(&self, idx: usize) -> bool {
         self.plan.actions[idx].outputs.iter().any(|o| {
-            self.plan
-                .targets
-                .iter()
-                .any(|t| t.test_results.as_ref().is_some_and(|r| r.iter().any(|x| x == o.path())))
+            self.plan.targets.iter().any(|t| {
+                t.test_results
+                    .as_ref()
+                    .is_some_and(|r| r.iter().any(|x| x == o.path()))
+            })
         })
     }
 

@@ -393,8 +393,14 @@ mod tests {
         assert!(parse("rdeps(//..., //a:b, 1)").is_ok());
         assert!(parse("somepath(//a:b, //c:d) + allpaths(//a:b, //c/...)").is_ok());
         assert!(parse("attr(tags, 'manual', //...) ^ tests(//...) - labels(srcs, //a:b)").is_ok());
-        assert!(parse("buildfiles(//a:b) + siblings(//a:b) + rbuildfiles(//a:x.star, //b:y.star)").is_ok());
-        assert!(calls(&parse("let v = //a:b in buildfiles($v)").unwrap(), "buildfiles"));
+        assert!(
+            parse("buildfiles(//a:b) + siblings(//a:b) + rbuildfiles(//a:x.star, //b:y.star)")
+                .is_ok()
+        );
+        assert!(calls(
+            &parse("let v = //a:b in buildfiles($v)").unwrap(),
+            "buildfiles"
+        ));
         assert!(matches!(
             parse("let v = //a:b in deps($v) - $v").unwrap(),
             Expr::Let(n, _, body) if n == "v" && matches!(*body, Expr::Binary(SetOp::Except, _, _))
