@@ -1371,11 +1371,9 @@ fn test_flags_retry_repeat_filter_and_show_output() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let mut n = 0;
-        for c in listener.incoming() {
+        for (n, c) in listener.incoming().enumerate() {
             let Ok(mut c) = c else { break };
             let answer = if n % 3 == 2 { "pass\n" } else { "fail\n" };
-            n += 1;
             let _ = std::io::Write::write_all(&mut c, answer.as_bytes());
         }
     });

@@ -68,12 +68,12 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
         }
     };
     let mut streamed = print_logs;
-    let on_test: Option<&mut dyn FnMut(&crate::label::Label, &[String])> =
-        if args.test_output == TestOutput::Streamed {
-            Some(&mut streamed)
-        } else {
-            None
-        };
+    let on_test: Option<&mut crate::ops::test::OnTest> = if args.test_output == TestOutput::Streamed
+    {
+        Some(&mut streamed)
+    } else {
+        None
+    };
     let outcome = test(
         &ws,
         &req,

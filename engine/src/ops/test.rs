@@ -57,6 +57,10 @@ pub struct TestOutcome {
     pub build_broken: bool,
 }
 
+/// Called with a test target and its logs (workspace paths) when it
+/// ends, for `--test-output=streamed`.
+pub type OnTest<'a> = dyn FnMut(&Label, &[String]) + 'a;
+
 /// Run the tests `req`'s patterns name (in its configuration); `None` when no test target matched.
 pub fn test(
     ws: &Workspace,
@@ -64,7 +68,7 @@ pub fn test(
     cache_dir: &Path,
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
-    on_test: Option<&mut dyn FnMut(&Label, &[String])>,
+    on_test: Option<&mut OnTest>,
 ) -> Result<Option<TestOutcome>, BuildError> {
     let t0 = Instant::now();
     // One plan for the patterns (reused while nothing loading read
