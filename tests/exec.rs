@@ -1482,3 +1482,83 @@ each_test = rule(impl = _each_impl, attrs = {"cases": attr.string_list()})
     let (code, err) = test(&["--test-filter", "nothing", "//t:each_test"]);
     assert_eq!(code, 4, "{err}");
 }
+
+/// `kiln build --watch`: one rebuild per change to a file the build
+/// depends on, none for a file it does not, a BUILD edit re-analyses, and
+/// Ctrl-C exits 8.
+#[test]
+fn watch_rebuilds_once_per_change_and_exits_8_on_ctrl_c() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let ws = Ws::new("watch");
+    ws.write("a/in.txt", "one\n");
+    ws.write("a/unrelated.txt", "x\n");
+    ws.write(
+        "a/BUILD.star",
+        "genrule(name = \"c\", srcs = [\"in.txt\"], outs = [\"c.txt\"], cmd = \"cat $< > $@\")\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "build",
+            "--watch",
+            "--progress",
+            "none",
+            "//a:c",
+            "--cache-dir",
+        ])
+        .arg(ws.cache())
+        .current_dir(ws.root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let err = err.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                err.lock().unwrap().push_str(&(line + "\n"));
+            }
+        })
+    };
+    let count = |what: &str| err.lock().unwrap().matches(what).count();
+    let wait_for = |what: &str, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(what) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no {n}x `{what}` in:\n{}",
+                err.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("watch: waiting", 1);
+    assert_eq!(ws.read("kiln-out/a/c.txt"), "one\n");
+    // An edit of a source: exactly one rebuild.
+    ws.write("a/in.txt", "two\n");
+    wait_for("watch: waiting", 2);
+    assert_eq!(ws.read("kiln-out/a/c.txt"), "two\n");
+    assert_eq!(count("`a/in.txt` changed; building again"), 1);
+    // A file the build does not depend on: nothing.
+    ws.write("a/unrelated.txt", "y\n");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(count("building again"), 1, "{}", err.lock().unwrap());
+    // A BUILD edit: analysis runs again with the new command.
+    ws.write(
+        "a/BUILD.star",
+        "genrule(name = \"c\", srcs = [\"in.txt\"], outs = [\"c.txt\"], cmd = \"cat $< $< > $@\")\n",
+    );
+    wait_for("watch: waiting", 3);
+    assert_eq!(ws.read("kiln-out/a/c.txt"), "two\ntwo\n");
+    // Ctrl-C: exit 8.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(8), "{}", err.lock().unwrap());
+}

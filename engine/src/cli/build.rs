@@ -70,6 +70,10 @@ impl ConfigFlags {
 pub struct BuildFlags {
     #[command(flatten)]
     pub configuration: ConfigFlags,
+    /// Do it again whenever a file the build depends on changes (sources,
+    /// BUILD and .star files, kiln.toml), until Ctrl-C (exit 8).
+    #[arg(long = "watch")]
+    pub watch: bool,
     /// Keep going after an action fails: build everything that does not
     /// depend on it.
     #[arg(short = 'k', long = "keep-going")]
@@ -229,7 +233,81 @@ pub struct BuildArgs {
 
 /// Run `kiln build`.
 pub fn run(cwd: &Path, jobs: Option<usize>, args: BuildArgs) -> Result<i32, Failure> {
+    if args.flags.watch {
+        let (ws, opts, interrupt) = prepare(cwd, jobs, &args.flags)?;
+        let req = request(&args.patterns, &args.flags)?;
+        let f = &args.flags;
+        return watch_loop(&ws, &req, &interrupt, &mut || {
+            let o = build::build(&ws, &req, &f.cache_dir(), &opts, interrupt.clone())
+                .map_err(|e| Failure::new(e.class(), e))?;
+            report(&o, f, &opts)
+        });
+    }
     build_patterns(cwd, jobs, &args.patterns, &args.flags).map(|(code, _, _)| code)
+}
+
+/// The request of `patterns` in the configuration `f` asks for.
+pub fn request(patterns: &[String], f: &BuildFlags) -> Result<Request, Failure> {
+    Ok(Request {
+        patterns: parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?,
+        config: f.configuration.request()?,
+    })
+}
+
+/// `--watch`: run `once` (a build, test or run of `req`), then again
+/// after every change to a file it depends on, until Ctrl-C (exit 8). A
+/// failure is reported and watching goes on; when loading itself failed,
+/// every BUILD.star and `kiln.toml` is watched.
+pub fn watch_loop(
+    ws: &Workspace,
+    req: &Request,
+    interrupt: &AtomicBool,
+    once: &mut dyn FnMut() -> Result<i32, Failure>,
+) -> Result<i32, Failure> {
+    use std::sync::atomic::Ordering;
+
+    use crate::ops::watch;
+    loop {
+        match once() {
+            Ok(exit::INTERRUPTED) => return Ok(exit::INTERRUPTED),
+            Ok(_) => {}
+            Err(f) => eprintln!("ERROR: {}", f.message),
+        }
+        if interrupt.load(Ordering::SeqCst) {
+            eprintln!("ERROR: interrupted");
+            return Ok(exit::INTERRUPTED);
+        }
+        let w = watch::watched(ws, req).unwrap_or_else(|_| every_build_file(ws));
+        eprintln!(
+            "watch: waiting for a change to {} files (Ctrl-C to stop)",
+            w.files.len()
+        );
+        match watch::wait_for_change(&w, interrupt)
+            .map_err(|e| Failure::new(ErrorClass::Environment, e))?
+        {
+            Some(path) => {
+                let shown = path.strip_prefix(&ws.root).unwrap_or(&path);
+                eprintln!("watch: `{}` changed; building again", shown.display());
+            }
+            None => return Ok(exit::INTERRUPTED),
+        }
+    }
+}
+
+/// What to watch when loading failed: `kiln.toml` and every package's
+/// BUILD.star, with the package directories (a new package appears).
+fn every_build_file(ws: &Workspace) -> crate::ops::watch::Watched {
+    let mut w = crate::ops::watch::Watched::default();
+    w.files.insert(ws.root.join(crate::workspace::CONFIG_FILE));
+    if let Ok((pkgs, dirs)) = ws.walk_packages(&crate::label::PackagePath::root()) {
+        for p in pkgs {
+            w.files.insert(ws.root.join(Workspace::build_file(&p)));
+        }
+        for d in dirs {
+            w.dirs.insert(ws.root.join(d));
+        }
+    }
+    w
 }
 
 /// The workspace at `cwd`, execution options from the flags, and an
@@ -284,10 +362,7 @@ pub fn build_patterns(
     f: &BuildFlags,
 ) -> Result<(i32, Workspace, build::BuildOutcome), Failure> {
     let (ws, opts, interrupt) = prepare(cwd, jobs, f)?;
-    let req = Request {
-        patterns: parse_patterns(patterns).map_err(|e| Failure::new(ErrorClass::User, e))?,
-        config: f.configuration.request()?,
-    };
+    let req = request(patterns, f)?;
     let o = build::build(&ws, &req, &f.cache_dir(), &opts, interrupt)
         .map_err(|e| Failure::new(e.class(), e))?;
     let code = report(&o, f, &opts)?;

@@ -37,10 +37,36 @@ pub fn run_cmd(cwd: &Path, jobs: Option<usize>, args: RunArgs) -> Result<i32, Fa
             format!("`kiln run` takes one target label: {e}"),
         )
     })?;
+    if args.flags.watch {
+        let (ws, opts, interrupt) = super::build::prepare(cwd, jobs, &args.flags)?;
+        let req = super::build::request(&[label.to_string()], &args.flags)?;
+        let f = &args.flags;
+        return super::build::watch_loop(&ws, &req, &interrupt, &mut || {
+            let built =
+                crate::ops::build::build(&ws, &req, &f.cache_dir(), &opts, interrupt.clone())
+                    .map_err(|e| Failure::new(e.class(), e))?;
+            let code = super::build::report(&built, f, &opts)?;
+            if code != 0 {
+                return Ok(code);
+            }
+            run_once(&ws, &built, &label, cwd, &args)
+        });
+    }
     let (code, ws, built) = build_patterns(cwd, jobs, &[label.to_string()], &args.flags)?;
     if code != 0 {
         return Ok(code);
     }
+    run_once(&ws, &built, &label, cwd, &args)
+}
+
+/// Run the built pylon once with the caller's environment.
+fn run_once(
+    ws: &crate::workspace::Workspace,
+    built: &crate::ops::build::BuildOutcome,
+    label: &Label,
+    cwd: &Path,
+    args: &RunArgs,
+) -> Result<i32, Failure> {
     let env = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -50,7 +76,7 @@ pub fn run_cmd(cwd: &Path, jobs: Option<usize>, args: RunArgs) -> Result<i32, Fa
         })
         .collect();
     let cx = ExecContext::new(args.flags.cache_dir());
-    match run_built(&ws.root, &built, &label, cwd, args.args, env, &cx) {
+    match run_built(&ws.root, built, label, cwd, args.args.clone(), env, &cx) {
         Ok(status) => Ok(status),
         // A crash of the guest program, not of kiln: reported, and the
         // status a crashed process has.

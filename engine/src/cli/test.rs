@@ -48,7 +48,7 @@ pub struct TestArgs {
     flags: BuildFlags,
 }
 
-/// Run `kiln test`.
+/// Run `kiln test` (with `--watch`, again after every change).
 pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failure> {
     let (ws, mut opts, interrupt) = prepare(cwd, jobs, &args.flags)?;
     opts.flaky_test_attempts = args.flaky_test_attempts;
@@ -59,6 +59,22 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
         patterns: parse_patterns(&args.patterns).map_err(|e| Failure::new(ErrorClass::User, e))?,
         config,
     };
+    if args.flags.watch {
+        return super::build::watch_loop(&ws, &req, &interrupt, &mut || {
+            test_once(&ws, &req, &args, &opts, interrupt.clone())
+        });
+    }
+    test_once(&ws, &req, &args, &opts, interrupt)
+}
+
+/// One `kiln test` run: test, print, the exit code.
+fn test_once(
+    ws: &crate::workspace::Workspace,
+    req: &crate::plan::Request,
+    args: &TestArgs,
+    opts: &crate::exec::ExecOptions,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<i32, Failure> {
     let root = ws.root.clone();
     let print_logs = |label: &crate::label::Label, logs: &[String]| {
         for l in logs {
@@ -93,7 +109,7 @@ pub fn run(cwd: &Path, jobs: Option<usize>, args: TestArgs) -> Result<i32, Failu
             print_logs(&t.label, &t.logs);
         }
     }
-    let code = report(&o.build, &args.flags, &opts)?;
+    let code = report(&o.build, &args.flags, opts)?;
     if code == exit::INTERRUPTED {
         return Ok(code);
     }

@@ -8,3 +8,4 @@ pub mod migrate;
 pub mod query;
 pub mod run;
 pub mod test;
+pub mod watch;
