@@ -1562,3 +1562,143 @@ fn watch_rebuilds_once_per_change_and_exits_8_on_ctrl_c() {
     reader.join().unwrap();
     assert_eq!(status.code(), Some(8), "{}", err.lock().unwrap());
 }
+
+/// `kiln lsp`: a scripted session over stdio (initialize, didOpen,
+/// didChange with an error, definition of a label, hover on a rule,
+/// completion of attributes and rules, shutdown, exit).
+#[test]
+fn lsp_session() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ws = Ws::new("lsp");
+    ws.write(
+        "b/BUILD.star",
+        "# a library\n\ngenrule(name = \"lib\", outs = [\"lib.txt\"], cmd = \"echo > $@\")\n",
+    );
+    let text = "genrule(\n    name = \"use\",\n    srcs = [\"//b:lib\"],\n    outs = [\"ü.txt\"],\n    cmd = \"cat $(SRCS) > $@\",\n)\n";
+    ws.write("a/BUILD.star", text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("lsp")
+        .current_dir(ws.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |v: serde_json::Value| {
+        let body = v.to_string();
+        write!(input, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        input.flush().unwrap();
+    };
+    let mut recv = || -> serde_json::Value {
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            output.read_line(&mut line).unwrap();
+            let line = line.trim();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("Content-Length:") {
+                len = n.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        output.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    };
+    let uri = format!("file://{}/a/BUILD.star", ws.root().display());
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
+    let r = recv();
+    assert_eq!(
+        r["result"]["capabilities"]["definitionProvider"], true,
+        "{r}"
+    );
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "method": "textDocument/didOpen",
+        "params": {"textDocument": {"uri": uri, "languageId": "starlark", "version": 1, "text": text}}}),
+    );
+    let r = recv();
+    assert_eq!(r["params"]["diagnostics"], serde_json::json!([]), "{r}");
+    // An unknown attribute, on the fourth line of the edited text.
+    let bad = text.replace("outs =", "outz =");
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "method": "textDocument/didChange",
+        "params": {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": bad}]}}),
+    );
+    let r = recv();
+    let d = &r["params"]["diagnostics"][0];
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown attribute `outz`"),
+        "{r}"
+    );
+    assert_eq!(d["range"]["start"]["line"], 0, "{r}");
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "method": "textDocument/didChange",
+        "params": {"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": text}]}}),
+    );
+    recv();
+    // Definition of `//b:lib`: its declaration in b/BUILD.star, line 3.
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/definition",
+        "params": {"textDocument": {"uri": uri}, "position": {"line": 2, "character": 15}}}),
+    );
+    let r = recv();
+    assert!(
+        r["result"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/b/BUILD.star"),
+        "{r}"
+    );
+    assert_eq!(r["result"]["range"]["start"]["line"], 2, "{r}");
+    // Hover on `genrule`: its attributes.
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover",
+        "params": {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 3}}}),
+    );
+    let r = recv();
+    let md = r["result"]["contents"]["value"].as_str().unwrap();
+    assert!(
+        md.starts_with("**genrule** (rule)") && md.contains("`cmd`"),
+        "{r}"
+    );
+    // Completion: attributes inside the call, rules at the top level.
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "textDocument/completion",
+        "params": {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 4}}}),
+    );
+    let r = recv();
+    let labels: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"srcs") && labels.contains(&"visibility"),
+        "{labels:?}"
+    );
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "textDocument/completion",
+        "params": {"textDocument": {"uri": uri}, "position": {"line": 6, "character": 0}}}),
+    );
+    let r = recv();
+    let labels: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"genrule") && labels.contains(&"cap"),
+        "{labels:?}"
+    );
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 6, "method": "shutdown"}));
+    assert_eq!(recv()["result"], serde_json::Value::Null);
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "exit"}));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -9,6 +9,7 @@
 mod build;
 mod clean;
 mod explain;
+mod lsp;
 mod migrate;
 mod query;
 mod run;
@@ -84,6 +85,10 @@ enum Command {
     /// `profiles/*.toml`) into BUILD files and named configurations,
     /// printing what could not be mapped.
     Migrate(migrate::MigrateArgs),
+    /// A language server for BUILD.star and .star files, on stdin/stdout
+    /// (diagnostics, go to definition of labels, hover and completion of
+    /// rules and attributes).
+    Lsp(lsp::LspArgs),
 }
 
 /// An error on its way to the user: message and exit code.
@@ -165,6 +170,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run_cmd(&cwd, jobs, args),
         Command::Test(args) => test::run(&cwd, jobs, args),
         Command::Migrate(args) => migrate::run(&cwd, args),
+        Command::Lsp(args) => lsp::run(&cwd, args),
     };
     match result {
         Ok(code) => code,

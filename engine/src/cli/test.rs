@@ -90,15 +90,8 @@ fn test_once(
     } else {
         None
     };
-    let outcome = test(
-        &ws,
-        &req,
-        &args.flags.cache_dir(),
-        &opts,
-        interrupt,
-        on_test,
-    )
-    .map_err(|e| Failure::new(e.class(), e))?;
+    let outcome = test(ws, req, &args.flags.cache_dir(), opts, interrupt, on_test)
+        .map_err(|e| Failure::new(e.class(), e))?;
     let Some(o) = outcome else {
         let shown: Vec<String> = req.patterns.iter().map(|p| p.to_string()).collect();
         eprintln!("ERROR: no test targets matched {}", shown.join(" "));

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
@@ -17,7 +17,7 @@ use starlark::syntax::{AstModule, Dialect, DialectTypes};
 use starlark::values::OwnedFrozenValueTyped;
 
 use super::build_file::{BuildContext, Declared, Visibility};
-use super::rule::{FrozenRuleDef, RuleId};
+use super::rule::{FrozenRuleDef, RuleId, RuleSchema};
 use super::{attr, build_file, provider, rule, select};
 use crate::error::{ErrorClass, Location, format_starlark_error};
 use crate::label::{Label, PackagePath};
@@ -258,6 +258,24 @@ impl Loader {
         *h.finalize().as_bytes()
     }
 
+    /// The rule kinds of the built-in ruleset, by name, sorted.
+    pub fn builtin_rules(&self) -> Vec<(String, Arc<RuleSchema>)> {
+        let mut out = Vec::new();
+        for m in &self.prelude {
+            for name in m.names() {
+                let Ok(v) = m.get(name.as_str()) else {
+                    continue;
+                };
+                if let Ok(def) = v.downcast::<FrozenRuleDef>() {
+                    out.push((name.as_str().to_owned(), def.as_ref().schema.clone()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
     /// The globals every file sees.
     pub fn globals(&self) -> &Globals {
         &self.globals
@@ -456,6 +474,17 @@ impl Loader {
                 });
             }
         };
+        self.load_package_source(pkg, src)
+    }
+
+    /// Evaluate `src` as the BUILD.star of `pkg` (an editor's unsaved
+    /// text, for `kiln lsp`; files it loads come from disk).
+    pub fn load_package_source(
+        &self,
+        pkg: &PackagePath,
+        src: String,
+    ) -> Result<Package, LoadError> {
+        let build_file = Workspace::build_file(pkg);
         let ast = AstModule::parse(&build_file, src, &build_dialect())
             .map_err(|e| build_syntax_error(&e))?;
         let (loads, loaded) = if ast.loads().is_empty() {

@@ -4,6 +4,7 @@ pub mod build;
 pub mod clean;
 pub mod explain;
 pub mod junit;
+pub mod lsp;
 pub mod migrate;
 pub mod query;
 pub mod run;
