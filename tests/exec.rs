@@ -1702,3 +1702,61 @@ fn lsp_session() {
     send(serde_json::json!({"jsonrpc": "2.0", "method": "exit"}));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// `kiln fmt` and `kiln lint`: `--check` exits 1 and names what is off,
+/// `fmt` rewrites (comments kept), a second `fmt` changes nothing, and
+/// the repository's own BUILD files are formatted and lint-clean.
+#[test]
+fn fmt_and_lint() {
+    let ws = Ws::new("fmt");
+    let messy = "load(\"//tools:defs.star\", \"unused\")\n# The tool (ü).\nfilegroup(srcs=[\"b.txt\",\"a.txt\",\"a.txt\"], name = \"g\")  # keep\n";
+    ws.write("tools/defs.star", "unused = 1\n");
+    ws.write("tools/BUILD.star", "");
+    ws.write("p/BUILD.star", messy);
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(ws.root())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["lint", "--check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("p/BUILD.star:1:1: [unused-load] `unused` is loaded but never used"),
+        "{out}"
+    );
+    assert!(
+        out.contains("p/BUILD.star:3:1: [duplicate-entry] `srcs` lists \"a.txt\" twice"),
+        "{out}"
+    );
+    assert!(out.contains("[unsorted] `srcs` is not sorted"), "{out}");
+    let (code, out) = run(&["fmt", "--check"]);
+    assert_eq!((code, out.as_str()), (1, "not formatted: p/BUILD.star\n"));
+    assert_eq!(ws.read("p/BUILD.star"), messy, "--check writes nothing");
+    let (code, _) = run(&["fmt"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        ws.read("p/BUILD.star"),
+        "load(\"//tools:defs.star\", \"unused\")\n\n# The tool (ü).\nfilegroup(\n    name = \"g\",\n    srcs = [\n        \"a.txt\",\n        \"a.txt\",\n        \"b.txt\",\n    ],\n)  # keep\n"
+    );
+    assert_eq!(run(&["fmt", "--check"]), (0, String::new()));
+    // The repository's BUILD files.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for cmd in ["fmt", "lint"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args([cmd, "--check"])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "kiln {cmd} --check in the repository: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}

@@ -9,6 +9,7 @@
 mod build;
 mod clean;
 mod explain;
+mod fmt;
 mod lsp;
 mod migrate;
 mod query;
@@ -89,6 +90,12 @@ enum Command {
     /// (diagnostics, go to definition of labels, hover and completion of
     /// rules and attributes).
     Lsp(lsp::LspArgs),
+    /// Format BUILD.star files one way (as buildifier does): --check lists
+    /// the files that are not, and exits 1.
+    Fmt(fmt::FmtArgs),
+    /// Check BUILD.star files: Starlark's lints, unused load() symbols,
+    /// duplicate list entries, unsorted lists; --check exits 1 on any.
+    Lint(fmt::LintArgs),
 }
 
 /// An error on its way to the user: message and exit code.
@@ -171,6 +178,8 @@ pub fn main() -> i32 {
         Command::Test(args) => test::run(&cwd, jobs, args),
         Command::Migrate(args) => migrate::run(&cwd, args),
         Command::Lsp(args) => lsp::run(&cwd, args),
+        Command::Fmt(args) => fmt::run_fmt(&cwd, args),
+        Command::Lint(args) => fmt::run_lint(&cwd, args),
     };
     match result {
         Ok(code) => code,

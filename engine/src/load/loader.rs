@@ -258,6 +258,20 @@ impl Loader {
         *h.finalize().as_bytes()
     }
 
+    /// Every name a BUILD file may use without `load()`: the globals and
+    /// the built-in ruleset's symbols.
+    pub fn build_names(&self) -> std::collections::HashSet<String> {
+        let mut out: std::collections::HashSet<String> = self
+            .globals
+            .names()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        for m in &self.prelude {
+            out.extend(m.names().map(|n| n.as_str().to_owned()));
+        }
+        out
+    }
+
     /// The rule kinds of the built-in ruleset, by name, sorted.
     pub fn builtin_rules(&self) -> Vec<(String, Arc<RuleSchema>)> {
         let mut out = Vec::new();

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod clean;
 pub mod explain;
+pub mod fmt;
 pub mod junit;
 pub mod lsp;
 pub mod migrate;
