@@ -1667,36 +1667,23 @@ fn lsp_session() {
         "{r}"
     );
     // Completion: attributes inside the call, rules at the top level.
-    send(
-        serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "textDocument/completion",
-        "params": {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 4}}}),
-    );
-    let r = recv();
-    let labels: Vec<&str> = r["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["label"].as_str().unwrap())
-        .collect();
-    assert!(
-        labels.contains(&"srcs") && labels.contains(&"visibility"),
-        "{labels:?}"
-    );
-    send(
-        serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "textDocument/completion",
-        "params": {"textDocument": {"uri": uri}, "position": {"line": 6, "character": 0}}}),
-    );
-    let r = recv();
-    let labels: Vec<&str> = r["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["label"].as_str().unwrap())
-        .collect();
-    assert!(
-        labels.contains(&"genrule") && labels.contains(&"cap"),
-        "{labels:?}"
-    );
+    for (id, line, col, want) in [
+        (4, 1, 4, ["srcs", "visibility"]),
+        (5, 6, 0, ["genrule", "cap"]),
+    ] {
+        send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "textDocument/completion",
+            "params": {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}}}),
+        );
+        let r = recv();
+        let labels: Vec<&str> = r["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["label"].as_str().unwrap())
+            .collect();
+        assert!(want.iter().all(|w| labels.contains(w)), "{labels:?}");
+    }
     send(serde_json::json!({"jsonrpc": "2.0", "id": 6, "method": "shutdown"}));
     assert_eq!(recv()["result"], serde_json::Value::Null);
     send(serde_json::json!({"jsonrpc": "2.0", "method": "exit"}));
