@@ -7,9 +7,9 @@
 //! configured target graph is built (`graph/config.rs`); an unconfigured
 //! graph (`kiln query` without `--config`) keeps every branch.
 //!
-//! A select's branches are kept as plain data ([`Data`]) rather than
-//! Starlark values, so a select defined in a `.star` file (`OPT =
-//! select(...)`, loaded by BUILD files) freezes like any constant.
+//! A select's branches are kept as plain data (provider fields' [`Data`])
+//! rather than Starlark values, so a select defined in a `.star` file
+//! (`OPT = select(...)`, loaded by BUILD files) freezes like any constant.
 
 // Starlark value types: `#[derive(ProvidesStaticType)]` expands to an
 // `unsafe impl`; no unsafe code is written by hand here.
@@ -22,89 +22,19 @@ use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::starlark_simple_value;
-use starlark::values::dict::{AllocDict, DictRef};
-use starlark::values::list::{AllocList, ListRef};
-use starlark::values::tuple::TupleRef;
+use starlark::values::dict::DictRef;
 use starlark::values::{
     Heap, NoSerialize, ProvidesStaticType, StarlarkPagablePanic, StarlarkValue, Value,
     starlark_value,
 };
 
 use super::attr::{AttrSpec, AttrType, AttrValue, coerce};
+use super::provider::Data;
 use crate::error::Location;
 use crate::label::{Label, PackagePath};
 
 /// The key of the branch taken when no condition matches.
 pub const DEFAULT_CONDITION: &str = "//conditions:default";
-
-/// A BUILD value kept outside any heap: what `select()` branches and the
-/// plain parts joined to them hold.
-#[derive(Clone, Debug, PartialEq, Allocative)]
-pub enum Data {
-    /// `None`.
-    None,
-    /// A bool.
-    Bool(bool),
-    /// An int.
-    Int(i64),
-    /// A string.
-    Str(String),
-    /// A list or tuple.
-    List(Vec<Data>),
-    /// A dict, in order.
-    Dict(Vec<(Data, Data)>),
-}
-
-impl Data {
-    fn from_value(v: Value) -> Result<Data, String> {
-        if v.is_none() {
-            return Ok(Data::None);
-        }
-        if let Some(b) = v.unpack_bool() {
-            return Ok(Data::Bool(b));
-        }
-        if let Some(i) = v.unpack_i32() {
-            return Ok(Data::Int(i64::from(i)));
-        }
-        if let Some(s) = v.unpack_str() {
-            return Ok(Data::Str(s.to_owned()));
-        }
-        let items = ListRef::from_value(v)
-            .map(|l| l.content())
-            .or_else(|| TupleRef::from_value(v).map(|t| t.content()));
-        if let Some(items) = items {
-            return items
-                .iter()
-                .map(|x| Data::from_value(*x))
-                .collect::<Result<_, _>>()
-                .map(Data::List);
-        }
-        if let Some(d) = DictRef::from_value(v) {
-            return d
-                .iter()
-                .map(|(k, x)| Ok((Data::from_value(k)?, Data::from_value(x)?)))
-                .collect::<Result<_, String>>()
-                .map(Data::Dict);
-        }
-        Err(format!(
-            "cannot hold a value of type `{}`; a select() branch is a string, bool, int, list or dict",
-            v.get_type()
-        ))
-    }
-
-    fn to_value<'v>(&self, heap: Heap<'v>) -> Value<'v> {
-        match self {
-            Data::None => Value::new_none(),
-            Data::Bool(b) => Value::new_bool(*b),
-            Data::Int(i) => heap.alloc(*i),
-            Data::Str(s) => heap.alloc(s.as_str()),
-            Data::List(xs) => heap.alloc(AllocList(xs.iter().map(|x| x.to_value(heap)))),
-            Data::Dict(kv) => heap.alloc(AllocDict(
-                kv.iter().map(|(k, v)| (k.to_value(heap), v.to_value(heap))),
-            )),
-        }
-    }
-}
 
 /// One part of a value written with `select()`, as written.
 #[derive(Clone, Debug, PartialEq, Allocative)]
@@ -153,7 +83,7 @@ impl SelectValue {
     fn joined(&self, other: Value, other_first: bool) -> Option<starlark::Result<SelectValue>> {
         let mut theirs = match SelectValue::from_value(other) {
             Some(s) => s.parts.clone(),
-            None => match Data::from_value(other) {
+            None => match Data::from_value(other, "select()") {
                 Ok(d) => vec![RawPart::Plain(d)],
                 Err(_) => return None,
             },
@@ -372,8 +302,12 @@ fn select_native(builder: &mut GlobalsBuilder) {
                     k.get_type()
                 );
             };
-            let v =
-                Data::from_value(v).map_err(|e| anyhow::anyhow!("select() branch `{k}` {e}"))?;
+            let v = Data::from_value(v, "a select() branch").map_err(|_| {
+                anyhow::anyhow!(
+                    "select() branch `{k}` holds a value of type `{}`; a branch is a string, bool, int, list or dict",
+                    v.get_type()
+                )
+            })?;
             out.push((k.to_owned(), v));
         }
         let location = eval
