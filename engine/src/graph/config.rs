@@ -122,7 +122,11 @@ impl ConfigKind {
     /// The kind of `d`, if it is one of the built-in rules of
     /// `rules/settings.star`.
     pub fn of(d: &TargetDecl) -> Option<ConfigKind> {
-        if d.rule.file != format!("{}settings.star", crate::load::loader::BUILTIN_PREFIX) {
+        if d.rule
+            .file
+            .strip_prefix(crate::load::loader::BUILTIN_PREFIX)
+            != Some("settings.star")
+        {
             return None;
         }
         match d.rule.kind() {

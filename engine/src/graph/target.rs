@@ -142,6 +142,18 @@ struct Builder<'a> {
     config_errors: HashMap<Label, GraphError>,
 }
 
+/// Whether `pkg` differs between configurations: it has a select or
+/// declares a build setting.
+fn needs_configuring(pkg: &Package) -> bool {
+    pkg.declared.targets.iter().any(|d| {
+        !d.selects.is_empty()
+            || matches!(
+                ConfigKind::of(d),
+                Some(ConfigKind::Bool | ConfigKind::String)
+            )
+    })
+}
+
 /// The declaration of `l`, loading its package (unconfigured) if needed.
 fn raw_decl(
     loader: &Loader,
@@ -393,9 +405,14 @@ impl Builder<'_> {
             let Some(pkg) = self.raw.get(&p).cloned() else {
                 continue;
             };
-            let pkg = match self.g.configuration.clone() {
-                Some(config) => Arc::new(self.configure(&pkg, &config)?),
-                None => pkg,
+            // A package with no select and no setting is the same in every
+            // configuration: shared as loaded.
+            let pkg = if needs_configuring(&pkg)
+                && let Some(config) = self.g.configuration.clone()
+            {
+                Arc::new(self.configure(&pkg, &config)?)
+            } else {
+                pkg
             };
             self.g.packages.insert(p, pkg);
         }
@@ -442,22 +459,6 @@ impl Builder<'_> {
     /// `pkg` in `config`: its conditions evaluated (loading the packages
     /// of `config_setting`s and settings as needed), then configured.
     fn configure(&mut self, pkg: &Package, config: &Configuration) -> Result<Package, GraphError> {
-        let needs = pkg.declared.targets.iter().any(|d| {
-            !d.selects.is_empty()
-                || matches!(
-                    ConfigKind::of(d),
-                    Some(ConfigKind::Bool | ConfigKind::String)
-                )
-        });
-        if !needs {
-            return Ok(Package {
-                path: pkg.path.clone(),
-                build_file: pkg.build_file.clone(),
-                declared: pkg.declared.clone(),
-                default_visibility: pkg.default_visibility.clone(),
-                loads: pkg.loads.clone(),
-            });
-        }
         for d in &pkg.declared.targets {
             if let Err(e) = self.evaluate_conditions(d, config) {
                 let label = Label {
