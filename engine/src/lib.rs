@@ -8,7 +8,9 @@
 //!    attribute values with labels parsed (`label.rs`) but not yet resolved.
 //! 2. **Target graph** (`graph/target.rs`): labels resolved into rule,
 //!    source-file and generated-file nodes, loading dependency packages in
-//!    parallel waves; visibility and dependency cycles checked.
+//!    parallel waves; visibility and dependency cycles checked. In a
+//!    configuration (`graph/config.rs`) each package's `select()`s take
+//!    the branch its settings choose.
 //! 3. **Analysis** (`analysis/`): each rule's Starlark implementation runs
 //!    with a `ctx` (attributes as providers of dependencies, and
 //!    `ctx.actions.*`), dependencies first and each level in parallel. It
@@ -34,7 +36,8 @@
 //!    `toolchain.rs`.
 //!
 //! Commands (`cli/`, one file each) parse flags and print; what they do is
-//! `ops/` (build, test, run, query, explain, clean). The component host
+//! `ops/` (build, test, run, query, explain, clean, watch, migrate, lsp,
+//! fmt and lint). The component host
 //! that runs pylons (`kiln run`, pylon tests) is `host/` (wasmtime, with
 //! the dynlink linker generated from its WIT). Remote caches are
 //! `remote/`.
@@ -44,7 +47,9 @@
 //! - `BUILD.star`: one per package; data only.
 //! - `*.star`: rule definitions, loaded by label; the built-in ruleset is the
 //!   repository's `rules/`, embedded in the binary (`load/loader.rs`).
-//! - `kiln-out/<package>/...`: outputs, at the same paths actions see;
+//! - `kiln-out/<package>/...`: outputs, at the same paths actions see
+//!   (a configuration other than the default: `kiln-out/<config>/<package>/...`,
+//!   while actions still see `kiln-out/<package>/...`);
 //!   `kiln-out/.kiln/`: persisted plans and no-op records.
 //! - the local cache (`--cache-dir`, `$KILN_CACHE_DIR`, `~/.cache/kiln`):
 //!   format documented in `kiln-cache`.

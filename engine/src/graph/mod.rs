@@ -2,7 +2,8 @@
 //!
 //! `target.rs` resolves every label the loaded packages mention into nodes
 //! (rules, source files, generated files), loading dependency packages in
-//! parallel waves, and checks visibility. [`find_cycle`] reports cycles as
+//! parallel waves, and checks visibility; `config.rs` resolves `select()`
+//! in a configuration. [`find_cycle`] reports cycles as
 //! `a -> b -> a`, for targets here and for actions in the plan (`plan/`,
 //! the one action graph). Evaluating BUILD files is `load/`; running
 //! analysis is `analysis/`.

@@ -2,7 +2,8 @@
 //! declarations.
 //!
 //! One file per native family, next to its Rust type: `attr.rs` (`attr.*`),
-//! `rule.rs` (`rule()`, declaring targets), `provider.rs` (`provider()`,
+//! `rule.rs` (`rule()`, declaring targets), `select.rs` (`select()`),
+//! `provider.rs` (`provider()`,
 //! `DefaultInfo`), `build_file.rs` (`package()`, per-file state);
 //! `loader.rs` evaluates files. Nothing here depends on `analysis/`: `ctx`
 //! and `ctx.actions` carry their own methods.
