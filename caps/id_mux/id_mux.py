@@ -1,7 +1,7 @@
 """Ids of several schemes from one multiplexer: generate("ulid"),
 generate("nanoid"), generate("ksuid")."""
 
-import _id_mux_cap
+from _id_mux_cap import id_dispatcher
 
 SCHEMES = ("ulid", "nanoid", "ksuid")
 
@@ -10,4 +10,7 @@ def generate(scheme: str) -> str:
     """A new id of `scheme`; ValueError for a scheme the provider lacks."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown id scheme {scheme!r}; known: {', '.join(SCHEMES)}")
-    return _id_mux_cap.dispatch(scheme)
+    try:
+        return id_dispatcher.generate(scheme)
+    except id_dispatcher.Error as e:
+        raise ValueError(str(e)) from None

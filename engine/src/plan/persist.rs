@@ -26,7 +26,7 @@ use crate::label::Label;
 use crate::load::loader::Loader;
 
 /// Format version of the persisted plan.
-const PLAN_FORMAT: u32 = 10;
+const PLAN_FORMAT: u32 = 11;
 
 /// Where persisted plans live in a workspace.
 pub fn plan_dir(root: &Path) -> PathBuf {

@@ -179,6 +179,9 @@ kinds! {
     /// Copy a module or component without its custom sections
     /// (`ctx.actions.strip_custom_sections`).
     Strip(strip::Strip),
+    /// A cap's CPython module generated from its WIT world
+    /// (`ctx.actions.wit_bindgen_py`).
+    WitBindgenPy(wit_bindgen_py::WitBindgenPy),
 }
 
 /// Encode a list of strings (length, then each).
