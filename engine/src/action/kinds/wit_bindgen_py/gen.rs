@@ -479,7 +479,7 @@ impl<'a> Gen<'a> {
                 "{{ int32_t t; if (k_char({o}, {p}, &t) < 0) return -1; *(int32_t *)({m}) = t; }}\n"
             ),
             Type::String => format!(
-                "{{ int32_t a, b; if (k_string({o}, {p}, &a, &b) < 0) return -1; ((int32_t *)({m}))[0] = a; ((int32_t *)({m}))[1] = b; }}\n"
+                "{{ int32_t sp, sl; if (k_string({o}, {p}, &sp, &sl) < 0) return -1; ((int32_t *)({m}))[0] = sp; ((int32_t *)({m}))[1] = sl; }}\n"
             ),
             Type::F32 => format!(
                 "{{ float t; if (k_f32({o}, {p}, &t) < 0) return -1; memcpy({m}, &t, 4); }}\n"
@@ -491,12 +491,12 @@ impl<'a> Gen<'a> {
                 "{{ uint64_t t; if (k_u64({o}, {p}, &t) < 0) return -1; memcpy({m}, &t, 8); }}\n"
             ),
             Type::S64 => format!(
-                "{{ long long t; if (k_int({o}, {p}, \"s64\", LLONG_MIN, LLONG_MAX, &t) < 0) return -1; int64_t v = (int64_t)t; memcpy({m}, &v, 8); }}\n"
+                "{{ long long t; if (k_int({o}, {p}, \"s64\", LLONG_MIN, LLONG_MAX, &t) < 0) return -1; int64_t w = (int64_t)t; memcpy({m}, &w, 8); }}\n"
             ),
             t @ (Type::U8 | Type::U16 | Type::U32 | Type::S8 | Type::S16 | Type::S32) => {
                 let (name, lo, hi, cast) = int_range(t);
                 format!(
-                    "{{ long long t; if (k_int({o}, {p}, \"{name}\", {lo}, {hi}, &t) < 0) return -1; {cast} v = ({cast})t; memcpy({m}, &v, sizeof v); }}\n"
+                    "{{ long long t; if (k_int({o}, {p}, \"{name}\", {lo}, {hi}, &t) < 0) return -1; {cast} w = ({cast})t; memcpy({m}, &w, sizeof w); }}\n"
                 )
             }
             Type::ErrorContext => "return -1;\n".into(),

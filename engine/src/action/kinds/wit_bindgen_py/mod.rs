@@ -2,8 +2,8 @@
 //! generated in-process from the WIT world it imports (`gen.rs`), beside
 //! the C bindings `wit_bindgen_c` generates.
 //!
-//! Inputs are the world's WIT files; the output is one C file. The
-//! generator's own version and the wit-parser it reads with enter the key.
+//! Inputs are the world's WIT files; the output is one C file. A digest of
+//! the generator's source and the wit-parser it reads with enter the key.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -24,8 +24,22 @@ use crate::analysis::ctx::{collect_files, declare_action};
 
 pub mod r#gen;
 
-/// The generator's version: bump it whenever the generated code changes.
-const GENERATOR: &str = "wit-bindgen-py-1";
+/// The generator's name in dumps.
+const GENERATOR: &str = "wit-bindgen-py";
+
+/// A digest of the generator's own source (the Rust and the runtime it
+/// embeds), so any change to what it writes changes the key.
+fn generator_digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut h = blake3::Hasher::new();
+        for part in [include_str!("gen.rs"), include_str!("runtime.c"), include_str!("runtime.py")] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().to_hex()[..16].to_owned()
+    })
+}
 
 /// Generate a CPython module for what `world` imports.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +64,7 @@ impl Kind for WitBindgenPy {
     const TAG: u8 = 10;
 
     fn key(&self, e: &mut KeyEncoder) {
-        for x in [GENERATOR, &self.world, &self.module, COMPONENT_TOOLS] {
+        for x in [GENERATOR, generator_digest(), &self.world, &self.module, COMPONENT_TOOLS] {
             e.str(x);
         }
     }

@@ -81,6 +81,7 @@ class _Variant:
     payload in `value`."""
 
     __slots__ = ("value",)
+    __match_args__ = ("value",)
     tag = None
     index = -1
     has_payload = False
