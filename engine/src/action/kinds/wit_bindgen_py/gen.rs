@@ -1321,10 +1321,11 @@ impl<'a> Gen<'a> {
                 let _ = writeln!(self.decls, "static PyTypeObject *kt_{0};", id.index());
                 let _ = writeln!(
                     self.decls,
-                    "__attribute__((__import_module__({}), __import_name__({})))\nextern void kimp_drop_{}(int32_t);\nK_UNUSED static void kdrop_{2}(int32_t h) {{ kimp_drop_{2}(h); }}",
+                    "__attribute__((__import_module__({}), __import_name__({})))\nextern void kimp_{3}_drop_{2}(int32_t);\nK_UNUSED static void kdrop_{2}(int32_t h) {{ kimp_{3}_drop_{2}(h); }}",
                     c_str(&self.scopes[s].import_module),
                     c_str(&format!("[resource-drop]{wit}")),
-                    id.index()
+                    id.index(),
+                    self.module
                 );
                 return Ok(());
             }
@@ -1381,9 +1382,10 @@ impl<'a> Gen<'a> {
         let ret_c = if result_flat.len() == 1 { result_flat[0].c_type() } else { "void" };
         let _ = writeln!(
             self.decls,
-            "__attribute__((__import_module__({}), __import_name__({})))\nextern {ret_c} kimp_{n}({});",
+            "__attribute__((__import_module__({}), __import_name__({})))\nextern {ret_c} kimp_{}_{n}({});",
             c_str(&self.scopes[s].import_module),
             c_str(&func.name),
+            self.module,
             if sig.is_empty() { "void".to_owned() } else { sig.join(", ") }
         );
 
@@ -1428,13 +1430,14 @@ impl<'a> Gen<'a> {
             "kcall cc; kcall_init(&cc); kcall *c = &cc;\nkflat f[{nflat}]; memset(f, 0, sizeof f);\nif (kp_{n}(a, f, c, self) < 0) {{ kcall_done(c, 0); return NULL; }}\n"
         );
         let err_var = format!("kerr_{s}");
+        let m = self.module.clone();
         match &func.result {
             None => {
-                let _ = writeln!(body, "kimp_{n}({});\nkcall_done(c, 1);\nPy_RETURN_NONE;", args.join(", "));
+                let _ = writeln!(body, "kimp_{m}_{n}({});\nkcall_done(c, 1);\nPy_RETURN_NONE;", args.join(", "));
             }
             Some(rt) if !retptr => {
                 let j = result_flat[0];
-                let _ = writeln!(body, "kflat rv; memset(&rv, 0, sizeof rv);\nrv.{} = kimp_{n}({});\nkcall_done(c, 1);", j.member(), args.join(", "));
+                let _ = writeln!(body, "kflat rv; memset(&rv, 0, sizeof rv);\nrv.{} = kimp_{m}_{n}({});\nkcall_done(c, 1);", j.member(), args.join(", "));
                 match self.top_result(rt) {
                     Some(_) => {
                         let _ = writeln!(body, "if (rv.i32 == 0) Py_RETURN_NONE;\nreturn k_raise({err_var}, NULL);");
@@ -1452,7 +1455,7 @@ impl<'a> Gen<'a> {
                 call_args.push("(int32_t)(intptr_t)ret".into());
                 let _ = writeln!(
                     body,
-                    "uint8_t ret[{size}] __attribute__((aligned({align})));\nkimp_{n}({});\nkcall_done(c, 1);\nPyObject *r;",
+                    "uint8_t ret[{size}] __attribute__((aligned({align})));\nkimp_{m}_{n}({});\nkcall_done(c, 1);\nPyObject *r;",
                     call_args.join(", ")
                 );
                 match self.top_result(rt) {
