@@ -363,10 +363,17 @@ fn example_pylon_end_to_end() {
     assert_eq!(crc["digest"].as_str().unwrap().len(), "blake3:".len() + 64);
     let cap: serde_json::Value =
         serde_json::from_str(&out(&a, "caps/crc32c/crc32c.cap.json")).unwrap();
-    assert_eq!(cap["module"], "_crc32c_dynlink_cap");
-    assert_eq!(cap["init"], "PyInit__crc32c_dynlink_cap");
+    assert_eq!(cap["module"], "_crc32c_dynlink_wit");
+    assert_eq!(cap["init"], "PyInit__crc32c_dynlink_wit");
     assert_eq!(cap["linkage"], "dynlink");
-    assert_eq!(cap["facades"][0], "caps/crc32c/crc32c.py");
+    assert_eq!(cap["facades"][0], "caps/crc32c/_crc32c_dynlink_cap.py");
+    assert_eq!(cap["facades"][1], "caps/crc32c/crc32c.py");
+    // The module is generated: its C is an output, and no cap has C sources.
+    assert_eq!(
+        cap["objects"][0],
+        "kiln-out/caps/crc32c/crc32c_objs/_crc32c_dynlink_wit_module.o"
+    );
+    assert!(out(&a, "caps/crc32c/crc32c_gen/_crc32c_dynlink_wit_module.c").contains("PyInit__crc32c_dynlink_wit"));
     for (c, module, facade) in [
         ("id_mux/id_mux", "_id_mux_cap", "caps/id_mux/id_mux.py"),
         (
@@ -867,25 +874,32 @@ fn example_pylon_end_to_end() {
             .is_file()
     );
 
-    // Edit one cap's C source: only its compile and the steps after it run.
+    // Edit one provider's C source: only its build and the steps after it
+    // run (caps, CPython and the other providers stay cached).
     let cache_b = tmp.0.join("cache-b");
-    let src = b.join("caps/id_mux/id_mux_cap.c");
+    let src = b.join("providers/id_mux/id_mux.c");
     let text = fs::read_to_string(&src).unwrap();
     // A change to the code, not a comment (which would compile to the same
-    // object and stop there).
-    fs::write(&src, text.replace("s->len + 1", "s->len + 2")).unwrap();
+    // component and stop there).
+    fs::write(
+        &src,
+        text.replace(
+            "{ return getentropy(buf, len); }",
+            "{ volatile int edited = 1; (void)edited; return getentropy(buf, len); }",
+        ),
+    )
+    .unwrap();
     let ran = executed(&b, &cache_b, &["//:pylon"]);
     assert_eq!(
         ran,
         [
-            "//:pylon#5 CcLink",
-            "//:pylon#6 Componentize",
             "//:pylon#7 Compose",
             "//:pylon#8 StripCustomSections",
             "//:pylon#9 InspectComponent",
-            "//caps/id_mux:id_mux#1 CcCompile",
+            "//providers/id_mux:id_mux#1 CcLink",
+            "//providers/id_mux:id_mux#2 Componentize",
         ],
-        "an edit of one cap's source"
+        "an edit of one provider's source"
     );
     assert!(executed(&b, &cache_b, &["//:pylon"]).is_empty(), "no-op");
 

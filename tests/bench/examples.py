@@ -9,7 +9,7 @@ directory and measures, with an empty cache directory:
   cold       `kiln build //:pylon` from nothing (CPython and the Rust
              provider are built); the slowest actions come from --profile
   no-op      build again (median of --runs)
-  edit cap   change the code of caps/id_mux/id_mux_cap.c, build again
+  edit       change the code of providers/id_mux/id_mux.c, build again
   restore    delete kiln-out/ and build again (all from the cache)
   run        `kiln run //:pylon -- -c 'print(1)'` once the compiled
              module is cached (median of --runs)
@@ -80,13 +80,14 @@ def main():
             times.append(dt)
         rows.append((f"no-op (median of {args.runs})", statistics.median(times), ran, total))
 
-        src = os.path.join(ws, "caps/id_mux/id_mux_cap.c")
+        src = os.path.join(ws, "providers/id_mux/id_mux.c")
         with open(src) as f:
             text = f.read()
         with open(src, "w") as f:
-            f.write(text.replace("s->len + 1", "s->len + 2"))
+            f.write(text.replace("{ return getentropy(buf, len); }",
+                                 "{ volatile int edited = 1; (void)edited; return getentropy(buf, len); }"))
         dt, ran, total = build()
-        rows.append(("edit one cap's C file", dt, ran, total))
+        rows.append(("edit one provider's C file", dt, ran, total))
 
         shutil.rmtree(os.path.join(ws, "kiln-out"))
         dt, ran, total = build()
