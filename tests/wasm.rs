@@ -373,7 +373,10 @@ fn example_pylon_end_to_end() {
         cap["objects"][0],
         "kiln-out/caps/crc32c/crc32c_objs/_crc32c_dynlink_wit_module.o"
     );
-    assert!(out(&a, "caps/crc32c/crc32c_gen/_crc32c_dynlink_wit_module.c").contains("PyInit__crc32c_dynlink_wit"));
+    assert!(
+        out(&a, "caps/crc32c/crc32c_gen/_crc32c_dynlink_wit_module.c")
+            .contains("PyInit__crc32c_dynlink_wit")
+    );
     for (c, module, facade) in [
         ("id_mux/id_mux", "_id_mux_cap", "caps/id_mux/id_mux.py"),
         (

@@ -1166,11 +1166,11 @@ impl<'a> Gen<'a> {
                 WorldKey::Interface(_) => iface.name.clone().unwrap_or_default(),
             };
             let mut attr = py_snake(&name);
-            if names[&attr] > 1 {
-                if let Some(pkg) = iface.package {
-                    let pn = &self.resolve.packages[pkg].name;
-                    attr = py_snake(&format!("{}-{}-{}", pn.namespace, pn.name, name));
-                }
+            if names[&attr] > 1
+                && let Some(pkg) = iface.package
+            {
+                let pn = &self.resolve.packages[pkg].name;
+                attr = py_snake(&format!("{}-{}-{}", pn.namespace, pn.name, name));
             }
             iface_scope.insert(*id, self.scopes.len());
             self.scopes.push(Scope {
