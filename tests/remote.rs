@@ -787,6 +787,7 @@ fn executor_builds_the_pylon_like_a_local_build() {
     let in_process = [
         "Write",
         "WitBindgenC",
+        "WitBindgenPy",
         "WitCheck",
         "Componentize",
         "Compose",

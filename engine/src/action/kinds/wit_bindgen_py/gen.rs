@@ -340,6 +340,24 @@ impl<'a> Gen<'a> {
         out
     }
 
+    /// The offsets of fields of these types laid out as a record.
+    fn offsets<'b>(&self, types: impl IntoIterator<Item = &'b Type>) -> Vec<usize> {
+        self.sizes
+            .field_offsets(types)
+            .iter()
+            .map(|(o, _)| o.size_wasm32())
+            .collect()
+    }
+
+    /// The statement checking that `o` is an instance of record `id`.
+    fn record_check(&self, id: TypeId, tyname: &str) -> String {
+        format!(
+            "if (k_instance(o, {}, p, {}) < 0) return -1;\n",
+            self.class_var(id),
+            c_str(&format!("record `{tyname}`"))
+        )
+    }
+
     fn size(&self, ty: &Type) -> usize {
         self.sizes.size(ty).size_wasm32()
     }
@@ -604,8 +622,7 @@ impl<'a> Gen<'a> {
         let tyname = self.wit_name(&Type::Id(id));
         match self.kind(id).clone() {
             TypeDefKind::Record(r) => {
-                let cls = self.class_var(id);
-                let _ = writeln!(s, "if (k_instance(o, {cls}, p, {}) < 0) return -1;", c_str(&format!("record `{tyname}`")));
+                s.push_str(&self.record_check(id, &tyname));
                 let mut at = 0;
                 for field in &r.fields {
                     let v = py_snake(&field.name);
@@ -620,14 +637,7 @@ impl<'a> Gen<'a> {
                 }
             }
             TypeDefKind::Tuple(t) => {
-                let _ = writeln!(
-                    s,
-                    "PyObject *seq = k_seq(o, p, c, {}); if (seq == NULL) return -1;\nif (PySequence_Fast_GET_SIZE(seq) != {}) {{ k_err(PyExc_TypeError, p, \"expected {} items for %s, got %zd\", {}, PySequence_Fast_GET_SIZE(seq)); return -1; }}",
-                    c_str(&tyname),
-                    t.types.len(),
-                    t.types.len(),
-                    c_str(&tyname)
-                );
+                s.push_str(&tuple_items(t.types.len(), &tyname));
                 let mut at = 0;
                 for (i, ty) in t.types.iter().enumerate() {
                     let inner = self.lower(ty, "v", &format!("f + {at}"), "&q");
@@ -741,14 +751,8 @@ impl<'a> Gen<'a> {
         let tyname = self.wit_name(&Type::Id(id));
         match self.kind(id).clone() {
             TypeDefKind::Record(r) => {
-                let cls = self.class_var(id);
-                let _ = writeln!(s, "if (k_instance(o, {cls}, p, {}) < 0) return -1;", c_str(&format!("record `{tyname}`")));
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(r.fields.iter().map(|f| &f.ty))
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                s.push_str(&self.record_check(id, &tyname));
+                let offsets = self.offsets(r.fields.iter().map(|f| &f.ty));
                 for (field, off) in r.fields.iter().zip(offsets) {
                     let inner = self.store(&field.ty, "v", &format!("m + {off}"), "&q");
                     let _ = write!(
@@ -760,20 +764,8 @@ impl<'a> Gen<'a> {
                 }
             }
             TypeDefKind::Tuple(t) => {
-                let _ = writeln!(
-                    s,
-                    "PyObject *seq = k_seq(o, p, c, {}); if (seq == NULL) return -1;\nif (PySequence_Fast_GET_SIZE(seq) != {}) {{ k_err(PyExc_TypeError, p, \"expected {} items for %s, got %zd\", {}, PySequence_Fast_GET_SIZE(seq)); return -1; }}",
-                    c_str(&tyname),
-                    t.types.len(),
-                    t.types.len(),
-                    c_str(&tyname)
-                );
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(t.types.iter())
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                s.push_str(&tuple_items(t.types.len(), &tyname));
+                let offsets = self.offsets(t.types.iter());
                 for (i, (ty, off)) in t.types.iter().zip(offsets).enumerate() {
                     let inner = self.store(ty, "v", &format!("m + {off}"), "&q");
                     let _ = write!(
@@ -893,12 +885,7 @@ impl<'a> Gen<'a> {
             TypeDefKind::Record(r) => {
                 let cls = self.class_var(id);
                 let n = r.fields.len();
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(r.fields.iter().map(|f| &f.ty))
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                let offsets = self.offsets(r.fields.iter().map(|f| &f.ty));
                 let _ = writeln!(s, "PyObject *a[{}] = {{0}}; PyObject *r = NULL;", n.max(1));
                 for (i, (field, off)) in r.fields.iter().zip(offsets).enumerate() {
                     let e = self.load(&field.ty, &format!("m + {off}"));
@@ -912,12 +899,7 @@ impl<'a> Gen<'a> {
             }
             TypeDefKind::Tuple(t) => {
                 let n = t.types.len();
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(t.types.iter())
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                let offsets = self.offsets(t.types.iter());
                 let _ = writeln!(s, "PyObject *r = PyTuple_New({n}); if (r == NULL) return NULL;");
                 for (i, (ty, off)) in t.types.iter().zip(offsets).enumerate() {
                     let e = self.load(ty, &format!("m + {off}"));
@@ -1058,23 +1040,13 @@ impl<'a> Gen<'a> {
         let mut s = String::new();
         match self.kind(id).clone() {
             TypeDefKind::Record(r) => {
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(r.fields.iter().map(|f| &f.ty))
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                let offsets = self.offsets(r.fields.iter().map(|f| &f.ty));
                 for (field, off) in r.fields.iter().zip(offsets) {
                     s.push_str(&self.free(&field.ty, &format!("m + {off}")));
                 }
             }
             TypeDefKind::Tuple(t) => {
-                let offsets: Vec<usize> = self
-                    .sizes
-                    .field_offsets(t.types.iter())
-                    .iter()
-                    .map(|(o, _)| o.size_wasm32())
-                    .collect();
+                let offsets = self.offsets(t.types.iter());
                 for (ty, off) in t.types.iter().zip(offsets) {
                     s.push_str(&self.free(ty, &format!("m + {off}")));
                 }
@@ -1728,6 +1700,14 @@ impl Gen<'_> {
     }
 }
 
+/// Statements taking `o` as a sequence of exactly `n` items into `seq`.
+fn tuple_items(n: usize, tyname: &str) -> String {
+    format!(
+        "PyObject *seq = k_seq(o, p, c, {0}); if (seq == NULL) return -1;\nif (PySequence_Fast_GET_SIZE(seq) != {n}) {{ k_err(PyExc_TypeError, p, \"expected {n} items for %s, got %zd\", {0}, PySequence_Fast_GET_SIZE(seq)); return -1; }}\n",
+        c_str(tyname)
+    )
+}
+
 fn int_range(t: Type) -> (&'static str, &'static str, &'static str, &'static str) {
     match t {
         Type::U8 => ("u8", "0", "255", "uint8_t"),
@@ -1736,5 +1716,73 @@ fn int_range(t: Type) -> (&'static str, &'static str, &'static str, &'static str
         Type::S8 => ("s8", "-128", "127", "int8_t"),
         Type::S16 => ("s16", "-32768", "32767", "int16_t"),
         _ => ("s32", "-2147483648LL", "2147483647LL", "int32_t"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit_bindgen_core::wit_parser::Resolve;
+
+    const WIT: &str = r#"
+package t:t@0.1.0;
+interface api {
+  variant v { a(f32), b(s64), c(string), d }
+  record r { x: u8, y: option<option<u32>> }
+  resource res { constructor(); close: func(); }
+  f: func(a: v, b: r, c: list<u8>) -> result<r, string>;
+  g: func(h: borrow<res>) -> u32;
+}
+world w { import api; }
+"#;
+
+    fn generated() -> String {
+        let mut resolve = Resolve::default();
+        let pkg = resolve.push_str("t.wit", WIT).unwrap();
+        let world = resolve.select_world(&[pkg], Some("w")).unwrap();
+        generate(&resolve, world, "_t").unwrap()
+    }
+
+    #[test]
+    fn variant_payload_slots_join_as_the_canonical_abi_says() {
+        assert_eq!(Flat::join(Flat::I32, Flat::F32), Flat::I32);
+        assert_eq!(Flat::join(Flat::F32, Flat::F64), Flat::I64);
+        assert_eq!(Flat::join(Flat::I32, Flat::I64), Flat::I64);
+        assert_eq!(Flat::join(Flat::F64, Flat::F64), Flat::F64);
+        let c = generated();
+        // v: [disc, join(f32, i64, i32) = i64, len]; r: [u8, disc, disc, u32];
+        // list<u8>: [ptr, len]; the result comes back through memory.
+        let want = "(int32_t, int64_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);";
+        assert!(
+            c.lines().any(|l| l.starts_with("extern void kimp__t_") && l.ends_with(want)),
+            "{}",
+            c.lines().filter(|l| l.starts_with("extern")).collect::<Vec<_>>().join("\n")
+        );
+        assert!(c.contains("__import_name__(\"[resource-drop]res\")"));
+    }
+
+    #[test]
+    fn python_names_follow_python() {
+        assert_eq!(py_snake("column-count"), "column_count");
+        assert_eq!(py_snake("from"), "from_");
+        assert_eq!(py_class("hot-pink"), "HotPink");
+        assert_eq!(py_class("none"), "None_");
+        let c = generated();
+        assert!(c.contains("{\"close_\", "), "WIT's close is close_");
+        assert!(c.contains("class V(_Variant)"));
+        assert!(c.contains("class R(_Record)"));
+        assert!(c.contains("PyInit__t(void)"));
+    }
+
+    #[test]
+    fn c_strings_are_escaped() {
+        assert_eq!(c_str("a\"b\\c?"), "\"a\\\"b\\\\c\\?\"");
+        assert_eq!(c_str("é"), "\"\\303\\251\"");
+        assert_eq!(c_str("x\ny"), "\"x\\n\"\n\"y\"");
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        assert_eq!(generated(), generated());
     }
 }

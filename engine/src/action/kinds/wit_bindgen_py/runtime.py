@@ -2,61 +2,41 @@
 # and for results that are values, and the bases of records and variants.
 
 
-class Some:
+class _Box:
+    """A value in a wrapper: `Some`, `Ok` and `Err`."""
+
+    __slots__ = ("value",)
+    __match_args__ = ("value",)
+
+    def __init__(self, value=None):
+        self.value = value
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self.value == other.value
+
+    def __hash__(self):
+        return hash((type(self), self.value))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.value!r})"
+
+
+class Some(_Box):
     """`some(value)` of an option whose payload may itself be None."""
 
-    __slots__ = ("value",)
-    __match_args__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self.value == other.value
-
-    def __hash__(self):
-        return hash((Some, self.value))
-
-    def __repr__(self):
-        return f"Some({self.value!r})"
+    __slots__ = ()
 
 
-class Ok:
+class Ok(_Box):
     """The `ok` case of a result that is a value (not a return)."""
 
-    __slots__ = ("value",)
-    __match_args__ = ("value",)
-
-    def __init__(self, value=None):
-        self.value = value
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self.value == other.value
-
-    def __hash__(self):
-        return hash((Ok, self.value))
-
-    def __repr__(self):
-        return f"Ok({self.value!r})"
+    __slots__ = ()
 
 
-class Err:
+class Err(_Box):
     """The `err` case of a result that is a value (not a return)."""
 
-    __slots__ = ("value",)
-    __match_args__ = ("value",)
-
-    def __init__(self, value=None):
-        self.value = value
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self.value == other.value
-
-    def __hash__(self):
-        return hash((Err, self.value))
-
-    def __repr__(self):
-        return f"Err({self.value!r})"
+    __slots__ = ()
 
 
 class _Record:
