@@ -528,26 +528,14 @@ impl<'a> Gen<'a> {
     /// An expression: a new Python object for the `ty` in memory at `m`.
     fn load(&mut self, ty: &Type, m: &str) -> String {
         match self.dealias(ty) {
-            Type::Bool => format!("PyBool_FromLong(*(const uint8_t *)({m}))"),
-            Type::U8 => format!("PyLong_FromLong(*(const uint8_t *)({m}))"),
-            Type::S8 => format!("PyLong_FromLong(*(const int8_t *)({m}))"),
-            Type::U16 => format!("PyLong_FromLong(*(const uint16_t *)({m}))"),
-            Type::S16 => format!("PyLong_FromLong(*(const int16_t *)({m}))"),
-            Type::U32 => format!("PyLong_FromUnsignedLong(*(const uint32_t *)({m}))"),
-            Type::S32 => format!("PyLong_FromLong(*(const int32_t *)({m}))"),
-            Type::U64 => format!("PyLong_FromUnsignedLongLong(*(const uint64_t *)({m}))"),
-            Type::S64 => format!("PyLong_FromLongLong(*(const int64_t *)({m}))"),
-            Type::F32 => format!("PyFloat_FromDouble(*(const float *)({m}))"),
-            Type::F64 => format!("PyFloat_FromDouble(*(const double *)({m}))"),
-            Type::Char => format!("PyUnicode_FromOrdinal(*(const int32_t *)({m}))"),
             Type::String => format!(
                 "PyUnicode_DecodeUTF8((const char *)(intptr_t)((const int32_t *)({m}))[0], ((const int32_t *)({m}))[1], NULL)"
             ),
-            Type::ErrorContext => "NULL".into(),
             Type::Id(id) => {
                 let func = self.call(Fn::Load, id);
                 format!("{func}({m})")
             }
+            t => scalar_to_py(t, &|ct| format!("*(const {ct} *)({m})")),
         }
     }
 
@@ -555,24 +543,16 @@ impl<'a> Gen<'a> {
     fn lift(&mut self, ty: &Type, f: &str) -> String {
         match self.dealias(ty) {
             Type::Bool => format!("PyBool_FromLong(({f})[0].i32 != 0)"),
-            Type::U8 => format!("PyLong_FromLong((uint8_t)({f})[0].i32)"),
-            Type::S8 => format!("PyLong_FromLong((int8_t)({f})[0].i32)"),
-            Type::U16 => format!("PyLong_FromLong((uint16_t)({f})[0].i32)"),
-            Type::S16 => format!("PyLong_FromLong((int16_t)({f})[0].i32)"),
-            Type::U32 => format!("PyLong_FromUnsignedLong((uint32_t)({f})[0].i32)"),
-            Type::S32 => format!("PyLong_FromLong(({f})[0].i32)"),
-            Type::U64 => format!("PyLong_FromUnsignedLongLong((uint64_t)({f})[0].i64)"),
-            Type::S64 => format!("PyLong_FromLongLong(({f})[0].i64)"),
-            Type::F32 => format!("PyFloat_FromDouble(({f})[0].f32)"),
-            Type::F64 => format!("PyFloat_FromDouble(({f})[0].f64)"),
-            Type::Char => format!("PyUnicode_FromOrdinal(({f})[0].i32)"),
             Type::String => format!(
                 "PyUnicode_DecodeUTF8((const char *)(intptr_t)({f})[0].i32, ({f})[1].i32, NULL)"
             ),
-            Type::ErrorContext => "NULL".into(),
             Type::Id(id) => {
                 let func = self.call(Fn::Lift, id);
                 format!("{func}({f})")
+            }
+            t => {
+                let member = self.flat(&t)[0].member();
+                scalar_to_py(t, &|ct| format!("({ct})({f})[0].{member}"))
             }
         }
     }
@@ -1698,6 +1678,27 @@ impl Gen<'_> {
         );
         out
     }
+}
+
+/// An expression: a new Python object for scalar `t`, whose C value of
+/// type `ct` is `read(ct)`.
+fn scalar_to_py(t: Type, read: &dyn std::ops::Fn(&str) -> String) -> String {
+    let (make, ct) = match t {
+        Type::Bool => return format!("PyBool_FromLong({} != 0)", read("uint8_t")),
+        Type::U8 => ("PyLong_FromLong", "uint8_t"),
+        Type::S8 => ("PyLong_FromLong", "int8_t"),
+        Type::U16 => ("PyLong_FromLong", "uint16_t"),
+        Type::S16 => ("PyLong_FromLong", "int16_t"),
+        Type::U32 => ("PyLong_FromUnsignedLong", "uint32_t"),
+        Type::S32 => ("PyLong_FromLong", "int32_t"),
+        Type::U64 => ("PyLong_FromUnsignedLongLong", "uint64_t"),
+        Type::S64 => ("PyLong_FromLongLong", "int64_t"),
+        Type::F32 => ("PyFloat_FromDouble", "float"),
+        Type::F64 => ("PyFloat_FromDouble", "double"),
+        Type::Char => ("PyUnicode_FromOrdinal", "int32_t"),
+        _ => return "NULL".into(),
+    };
+    format!("{make}({})", read(ct))
 }
 
 /// Statements taking `o` as a sequence of exactly `n` items into `seq`.
