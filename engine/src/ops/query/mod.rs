@@ -16,6 +16,7 @@
 mod eval;
 mod parse;
 
+use crate::load::string_literal;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -289,26 +290,6 @@ fn run(
     Ok(s)
 }
 
-/// A string as a Starlark literal.
-fn starlark_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn starlark_list(items: impl IntoIterator<Item = String>) -> String {
     format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
 }
@@ -316,21 +297,23 @@ fn starlark_list(items: impl IntoIterator<Item = String>) -> String {
 fn starlark_dict<'a>(kv: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
     let items: Vec<String> = kv
         .into_iter()
-        .map(|(k, v)| format!("{}: {}", starlark_str(k), starlark_str(v)))
+        .map(|(k, v)| format!("{}: {}", string_literal(k), string_literal(v)))
         .collect();
     format!("{{{}}}", items.join(", "))
 }
 
 fn attr_literal(v: &AttrValue) -> String {
     match v {
-        AttrValue::Str(s) => starlark_str(s),
+        AttrValue::Str(s) => string_literal(s),
         AttrValue::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
         AttrValue::Int(i) => i.to_string(),
         AttrValue::Label(l) => l
             .as_ref()
-            .map_or("None".to_owned(), |l| starlark_str(&l.to_string())),
-        AttrValue::LabelList(ls) => starlark_list(ls.iter().map(|l| starlark_str(&l.to_string()))),
-        AttrValue::StrList(xs) => starlark_list(xs.iter().map(|x| starlark_str(x))),
+            .map_or("None".to_owned(), |l| string_literal(&l.to_string())),
+        AttrValue::LabelList(ls) => {
+            starlark_list(ls.iter().map(|l| string_literal(&l.to_string())))
+        }
+        AttrValue::StrList(xs) => starlark_list(xs.iter().map(|x| string_literal(x))),
         AttrValue::StrDict(kv) => starlark_dict(kv.iter().map(|(k, v)| (k, v))),
         AttrValue::LabelStrDict(kv) => {
             let keys: Vec<String> = kv.iter().map(|(l, _)| l.to_string()).collect();
@@ -338,8 +321,10 @@ fn attr_literal(v: &AttrValue) -> String {
         }
         AttrValue::Output(o) => o
             .as_ref()
-            .map_or("None".to_owned(), |o| starlark_str(&o.to_string())),
-        AttrValue::OutputList(os) => starlark_list(os.iter().map(|o| starlark_str(&o.to_string()))),
+            .map_or("None".to_owned(), |o| string_literal(&o.to_string())),
+        AttrValue::OutputList(os) => {
+            starlark_list(os.iter().map(|o| string_literal(&o.to_string())))
+        }
     }
 }
 
@@ -355,19 +340,21 @@ fn select_literal(sel: &crate::load::select::Selectable) -> String {
                 let mut items: Vec<String> = x
                     .branches
                     .iter()
-                    .map(|(l, v)| format!("{}: {}", starlark_str(&l.to_string()), attr_literal(v)))
+                    .map(|(l, v)| {
+                        format!("{}: {}", string_literal(&l.to_string()), attr_literal(v))
+                    })
                     .collect();
                 if let Some(v) = &x.default {
                     items.push(format!(
                         "{}: {}",
-                        starlark_str(DEFAULT_CONDITION),
+                        string_literal(DEFAULT_CONDITION),
                         attr_literal(v)
                     ));
                 }
                 let extra = if x.no_match_error.is_empty() {
                     String::new()
                 } else {
-                    format!(", no_match_error = {}", starlark_str(&x.no_match_error))
+                    format!(", no_match_error = {}", string_literal(&x.no_match_error))
                 };
                 format!("select({{{}}}{extra})", items.join(", "))
             }
@@ -381,7 +368,7 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}", d.location);
     let _ = writeln!(s, "{}(", d.rule.kind());
-    let _ = writeln!(s, "    name = {},", starlark_str(d.name.as_str()));
+    let _ = writeln!(s, "    name = {},", string_literal(d.name.as_str()));
     for (i, ((name, spec), v)) in d.rule.attrs.iter().zip(&d.attrs).enumerate() {
         // A select() as written, while the target is unconfigured.
         if let Some((_, sel)) = d.selects.iter().find(|(j, _)| *j == i) {
@@ -397,7 +384,7 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
         let _ = writeln!(
             s,
             "    tags = {},",
-            starlark_list(d.tags.iter().map(|t| starlark_str(t)))
+            starlark_list(d.tags.iter().map(|t| string_literal(t)))
         );
     }
     if d.testonly != d.rule.kind().ends_with("_test") {
@@ -408,7 +395,7 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
         );
     }
     if let Some(why) = &d.deprecation {
-        let _ = writeln!(s, "    deprecation = {},", starlark_str(why));
+        let _ = writeln!(s, "    deprecation = {},", string_literal(why));
     }
     if !d.exec_properties.is_empty() {
         let _ = writeln!(
@@ -418,7 +405,7 @@ fn build_text(d: &TargetDecl, pkg: &crate::label::PackagePath) -> String {
         );
     }
     if let Some(vis) = &d.visibility {
-        let rules = vis.0.iter().map(|r| starlark_str(&r.to_string()));
+        let rules = vis.0.iter().map(|r| string_literal(&r.to_string()));
         let _ = writeln!(s, "    visibility = {},", starlark_list(rules));
     }
     s.push_str(")\n");

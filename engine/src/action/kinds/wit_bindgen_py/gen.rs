@@ -15,7 +15,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use crate::load::string_literal;
 use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
+use wit_bindgen_core::wit_parser::abi::{AbiVariant, FlatTypes, WasmType};
 use wit_bindgen_core::wit_parser::{
     Docs, Function, FunctionKind, Handle, Int, InterfaceId, Resolve, SizeAlign, Type, TypeDefKind,
     TypeId, WorldId, WorldItem, WorldKey,
@@ -26,11 +28,7 @@ const RUNTIME_C: &str = include_str!("runtime.c");
 /// The Python classes every generated module defines first.
 const RUNTIME_PY: &str = include_str!("runtime.py");
 
-/// Most flat values a call passes directly (the canonical ABI's
-/// `MAX_FLAT_PARAMS`); more go through memory.
-const MAX_FLAT_PARAMS: usize = 16;
-
-/// One flat core-wasm value type.
+/// One flat core-wasm value type (wasm32: pointers and lengths are i32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flat {
     I32,
@@ -40,6 +38,15 @@ enum Flat {
 }
 
 impl Flat {
+    fn of(t: WasmType) -> Flat {
+        match t {
+            WasmType::I32 | WasmType::Pointer | WasmType::Length => Flat::I32,
+            WasmType::I64 | WasmType::PointerOrI64 => Flat::I64,
+            WasmType::F32 => Flat::F32,
+            WasmType::F64 => Flat::F64,
+        }
+    }
+
     fn member(self) -> &'static str {
         match self {
             Flat::I32 => "i32",
@@ -55,15 +62,6 @@ impl Flat {
             Flat::I64 => "int64_t",
             Flat::F32 => "float",
             Flat::F64 => "double",
-        }
-    }
-
-    /// The canonical ABI's `join` of two variant payload slots.
-    fn join(a: Flat, b: Flat) -> Flat {
-        match (a, b) {
-            (a, b) if a == b => a,
-            (Flat::I32, Flat::F32) | (Flat::F32, Flat::I32) => Flat::I32,
-            _ => Flat::I64,
         }
     }
 }
@@ -91,6 +89,23 @@ struct Scope {
     resources: Vec<TypeId>,
 }
 
+impl Scope {
+    fn new(full: String, attr: String, import_module: String, docs: String) -> Scope {
+        Scope {
+            attr,
+            full,
+            import_module,
+            docs,
+            py: String::new(),
+            uses_enum: false,
+            methods: String::new(),
+            error_class: "Error".into(),
+            classes: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+}
+
 /// What each kind of per-type C function is.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Fn {
@@ -111,8 +126,6 @@ struct Gen<'a> {
     sizes: SizeAlign,
     module: String,
     scopes: Vec<Scope>,
-    /// The scope of each named type, and its Python class name.
-    classes: HashMap<TypeId, (usize, String)>,
     /// Per-type functions requested and not yet written.
     queue: Vec<(Fn, TypeId)>,
     requested: HashSet<(Fn, TypeId)>,
@@ -142,7 +155,6 @@ pub fn generate(resolve: &Resolve, world: WorldId, module: &str) -> Result<Strin
         sizes,
         module: module.to_owned(),
         scopes: Vec::new(),
-        classes: HashMap::new(),
         queue: Vec::new(),
         requested: HashSet::new(),
         decls: String::new(),
@@ -194,24 +206,6 @@ fn c_str(s: &str) -> String {
             _ => {
                 let _ = write!(out, "\\{b:03o}");
             }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A Python string literal.
-fn py_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
         }
     }
     out.push('"');
@@ -295,49 +289,17 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// The flat values of a type (variant payload slots joined).
+    /// The flat values of a type, variant payload slots joined
+    /// (wit-parser's flattening). More than a direct call passes
+    /// (`MAX_FLAT_PARAMS`) comes back as that many plus one: such values
+    /// only ever go through memory.
     fn flat(&self, ty: &Type) -> Vec<Flat> {
-        match self.dealias(ty) {
-            Type::Bool
-            | Type::U8
-            | Type::U16
-            | Type::U32
-            | Type::S8
-            | Type::S16
-            | Type::S32
-            | Type::Char
-            | Type::ErrorContext => vec![Flat::I32],
-            Type::U64 | Type::S64 => vec![Flat::I64],
-            Type::F32 => vec![Flat::F32],
-            Type::F64 => vec![Flat::F64],
-            Type::String => vec![Flat::I32, Flat::I32],
-            Type::Id(id) => match self.kind(id) {
-                TypeDefKind::Record(r) => r.fields.iter().flat_map(|f| self.flat(&f.ty)).collect(),
-                TypeDefKind::Tuple(t) => t.types.iter().flat_map(|x| self.flat(x)).collect(),
-                TypeDefKind::Flags(f) => vec![Flat::I32; f.repr().count()],
-                TypeDefKind::Enum(_) | TypeDefKind::Handle(_) => vec![Flat::I32],
-                TypeDefKind::List(_) => vec![Flat::I32, Flat::I32],
-                TypeDefKind::Variant(v) => {
-                    self.flat_variant(v.cases.iter().map(|c| c.ty.as_ref()))
-                }
-                TypeDefKind::Option(t) => self.flat_variant([None, Some(t)]),
-                TypeDefKind::Result(r) => self.flat_variant([r.ok.as_ref(), r.err.as_ref()]),
-                _ => vec![Flat::I32],
-            },
+        let mut buf = [WasmType::I32; Resolve::MAX_FLAT_PARAMS];
+        let mut flat = FlatTypes::new(&mut buf);
+        if !self.resolve.push_flat(ty, &mut flat) {
+            return vec![Flat::I32; Resolve::MAX_FLAT_PARAMS + 1];
         }
-    }
-
-    fn flat_variant<'b>(&self, cases: impl IntoIterator<Item = Option<&'b Type>>) -> Vec<Flat> {
-        let mut out = vec![Flat::I32];
-        for ty in cases.into_iter().flatten() {
-            for (i, f) in self.flat(ty).into_iter().enumerate() {
-                match out.get_mut(i + 1) {
-                    Some(slot) => *slot = Flat::join(*slot, f),
-                    None => out.push(f),
-                }
-            }
-        }
-        out
+        flat.to_vec().into_iter().map(Flat::of).collect()
     }
 
     /// The offsets of fields of these types laid out as a record.
@@ -1082,99 +1044,76 @@ impl<'a> Gen<'a> {
     fn run(&mut self, world_id: WorldId) -> Result<(), String> {
         let world = &self.resolve.worlds[world_id];
         // The module itself: world-level functions and types.
-        self.scopes.push(Scope {
-            attr: String::new(),
-            full: self.module.clone(),
-            import_module: "$root".into(),
-            docs: docs(&world.docs),
-            py: String::new(),
-            uses_enum: false,
-            methods: String::new(),
-            error_class: "Error".into(),
-            classes: Vec::new(),
-            resources: Vec::new(),
-        });
-        let mut iface_scope: HashMap<InterfaceId, usize> = HashMap::new();
-        let mut names: HashMap<String, usize> = HashMap::new();
+        self.scopes.push(Scope::new(
+            self.module.clone(),
+            String::new(),
+            "$root".into(),
+            docs(&world.docs),
+        ));
         let imports: Vec<(WorldKey, WorldItem)> =
             world.imports.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // One submodule per imported interface, named after it (with its
+        // package when two share a name).
+        let iface_name = |key: &WorldKey, id: InterfaceId| match key {
+            WorldKey::Name(n) => n.clone(),
+            WorldKey::Interface(_) => self.resolve.interfaces[id].name.clone().unwrap_or_default(),
+        };
+        let mut uses: HashMap<String, usize> = HashMap::new();
         for (key, item) in &imports {
             if let WorldItem::Interface { id, .. } = item {
-                let iface = &self.resolve.interfaces[*id];
-                let name = match key {
-                    WorldKey::Name(n) => n.clone(),
-                    WorldKey::Interface(_) => iface.name.clone().unwrap_or_default(),
-                };
-                *names.entry(py_snake(&name)).or_default() += 1;
+                *uses.entry(py_snake(&iface_name(key, *id))).or_default() += 1;
             }
         }
+        let mut iface_scope: HashMap<InterfaceId, usize> = HashMap::new();
+        let mut new_scopes = Vec::new();
         for (key, item) in &imports {
             let WorldItem::Interface { id, .. } = item else {
                 continue;
             };
             let iface = &self.resolve.interfaces[*id];
-            let name = match key {
-                WorldKey::Name(n) => n.clone(),
-                WorldKey::Interface(_) => iface.name.clone().unwrap_or_default(),
-            };
+            let name = iface_name(key, *id);
             let mut attr = py_snake(&name);
-            if names[&attr] > 1
+            if uses[&attr] > 1
                 && let Some(pkg) = iface.package
             {
                 let pn = &self.resolve.packages[pkg].name;
                 attr = py_snake(&format!("{}-{}-{}", pn.namespace, pn.name, name));
             }
-            iface_scope.insert(*id, self.scopes.len());
-            self.scopes.push(Scope {
-                full: format!("{}.{attr}", self.module),
+            iface_scope.insert(*id, self.scopes.len() + new_scopes.len());
+            new_scopes.push(Scope::new(
+                format!("{}.{attr}", self.module),
                 attr,
-                import_module: self.resolve.name_world_key(key),
-                docs: docs(&iface.docs),
-                py: String::new(),
-                uses_enum: false,
-                methods: String::new(),
-                error_class: "Error".into(),
-                classes: Vec::new(),
-                resources: Vec::new(),
-            });
+                self.resolve.name_world_key(key),
+                docs(&iface.docs),
+            ));
         }
+        self.scopes.extend(new_scopes);
 
-        // Classes: every named type of each scope.
+        // Classes: every named type of each scope. A type named `error`
+        // takes the exception's name, which becomes `Error_`.
         let mut type_ids: Vec<(usize, TypeId)> = Vec::new();
-        for (key, item) in &imports {
+        for (_, item) in &imports {
             match item {
                 WorldItem::Interface { id, .. } => {
                     let s = iface_scope[id];
-                    for t in self.resolve.interfaces[*id].types.values() {
-                        type_ids.push((s, *t));
-                    }
-                    let _ = key;
+                    type_ids.extend(self.resolve.interfaces[*id].types.values().map(|t| (s, *t)));
                 }
                 WorldItem::Type { id, .. } => type_ids.push((0, *id)),
                 WorldItem::Function(_) => {}
             }
         }
         for (s, id) in &type_ids {
-            let t = &self.resolve.types[*id];
-            let Some(name) = &t.name else { continue };
-            if matches!(t.kind, TypeDefKind::Type(_)) {
-                continue;
-            }
-            self.classes.insert(*id, (*s, py_class(name)));
-        }
-        for s in 0..self.scopes.len() {
-            if self.classes.values().any(|(sc, n)| *sc == s && n == "Error") {
-                self.scopes[s].error_class = "Error_".into();
+            if self.resolve.types[*id].name.as_deref().map(py_class).as_deref() == Some("Error") {
+                self.scopes[*s].error_class = "Error_".into();
             }
         }
-        // Types owned by interfaces the world does not import directly
-        // (used through `use`) must still have a scope.
-        for (s, id) in type_ids.clone() {
+        for (s, id) in type_ids {
             self.define_class(s, id)?;
         }
 
-        // Functions.
-        for (key, item) in &imports {
+        // Functions; those of `wasi:` interfaces that use what generated
+        // caps do not support are left out instead of failing the build.
+        for (_, item) in &imports {
             match item {
                 WorldItem::Interface { id, .. } => {
                     let s = iface_scope[id];
@@ -1186,7 +1125,6 @@ impl<'a> Gen<'a> {
                             Err(e) => return Err(e),
                         }
                     }
-                    let _ = key;
                 }
                 WorldItem::Function(func) => self.function(0, func)?,
                 WorldItem::Type { .. } => {}
@@ -1198,17 +1136,17 @@ impl<'a> Gen<'a> {
 
     /// The Python class of named type `id` in scope `s`.
     fn define_class(&mut self, s: usize, id: TypeId) -> Result<(), String> {
-        let Some((_, cls)) = self.classes.get(&id).cloned() else {
+        let t = &self.resolve.types[id];
+        let Some(cls) = t.name.as_deref().map(py_class) else {
             return Ok(());
         };
-        let t = &self.resolve.types[id];
         let wit = t.name.clone().unwrap_or_default();
         let doc = docs(&t.docs);
         let doc_line = |kind: &str| {
             if doc.is_empty() {
-                py_str(&format!("WIT {kind} `{wit}`."))
+                string_literal(&format!("WIT {kind} `{wit}`."))
             } else {
-                py_str(&doc)
+                string_literal(&doc)
             }
         };
         let mut py = String::new();
@@ -1216,7 +1154,7 @@ impl<'a> Gen<'a> {
         match t.kind.clone() {
             TypeDefKind::Record(r) => {
                 let fields: Vec<String> = r.fields.iter().map(|f| py_snake(&f.name)).collect();
-                let slots: String = fields.iter().map(|f| format!("{}, ", py_str(f))).collect();
+                let slots: String = fields.iter().map(|f| format!("{}, ", string_literal(f))).collect();
                 let _ = writeln!(py, "class {cls}(_Record):\n    {}\n    __slots__ = ({slots})\n    __match_args__ = ({slots})\n", doc_line("record"));
                 let _ = writeln!(py, "    def __init__(self{}):", fields.iter().map(|f| format!(", {f}")).collect::<String>());
                 if fields.is_empty() {
@@ -1237,11 +1175,11 @@ impl<'a> Gen<'a> {
                     let _ = writeln!(
                         py,
                         "class _c({cls}):\n    {}\n    __slots__ = ()\n    tag = {}\n    index = {i}\n    has_payload = {}\n_c.__name__ = {}\n_c.__qualname__ = {}\n{cls}.{cn} = _c\n",
-                        py_str(&cdoc),
-                        py_str(&case.name),
+                        string_literal(&cdoc),
+                        string_literal(&case.name),
                         if case.ty.is_some() { "True" } else { "False" },
-                        py_str(&cn),
-                        py_str(&format!("{cls}.{cn}")),
+                        string_literal(&cn),
+                        string_literal(&format!("{cls}.{cn}")),
                     );
                     cases.push(format!("{cls}.{cn}"));
                 }
@@ -1315,31 +1253,23 @@ impl<'a> Gen<'a> {
             func.params.iter().skip(usize::from(is_method)).collect();
         let names: Vec<String> = py_params.iter().map(|p| py_snake(&p.name)).collect();
 
-        // The import.
-        let mut flat_params: Vec<Flat> = Vec::new();
-        for p in &func.params {
-            flat_params.extend(self.flat(&p.ty));
-        }
-        let indirect = flat_params.len() > MAX_FLAT_PARAMS;
-        let result_flat = func.result.map(|r| self.flat(&r)).unwrap_or_default();
-        let retptr = result_flat.len() > 1;
-        let mut sig: Vec<&str> = if indirect {
-            vec!["int32_t"]
-        } else {
-            flat_params.iter().map(|f| f.c_type()).collect()
-        };
-        if retptr {
-            sig.push("int32_t");
-        }
-        let ret_c = if result_flat.len() == 1 { result_flat[0].c_type() } else { "void" };
+        // The import, as the canonical ABI lowers it.
+        let sig = self.resolve.wasm_signature(AbiVariant::GuestImport, func);
+        let (indirect, retptr) = (sig.indirect_params, sig.retptr);
+        let params: Vec<Flat> = sig.params.iter().map(|t| Flat::of(*t)).collect();
+        let result: Option<Flat> = sig.results.first().map(|t| Flat::of(*t));
+        let c_params: Vec<&str> = params.iter().map(|f| f.c_type()).collect();
         let _ = writeln!(
             self.decls,
-            "__attribute__((__import_module__({}), __import_name__({})))\nextern {ret_c} kimp_{}_{n}({});",
+            "__attribute__((__import_module__({}), __import_name__({})))\nextern {} kimp_{}_{n}({});",
             c_str(&self.scopes[s].import_module),
             c_str(&func.name),
+            result.map_or("void", Flat::c_type),
             self.module,
-            if sig.is_empty() { "void".to_owned() } else { sig.join(", ") }
+            if c_params.is_empty() { "void".to_owned() } else { c_params.join(", ") }
         );
+        // The flat arguments lowering fills (the return pointer is not one).
+        let lowered = &params[..params.len() - usize::from(retptr)];
 
         // Lowering of all arguments: `kp_N(a, f, c, self)`.
         let mut lower = String::new();
@@ -1372,12 +1302,12 @@ impl<'a> Gen<'a> {
         );
 
         // The body: lower, call, lift.
-        let nflat = if indirect { 1 } else { flat_params.len().max(1) };
-        let args: Vec<String> = if indirect {
-            vec!["f[0].i32".into()]
-        } else {
-            flat_params.iter().enumerate().map(|(i, fl)| format!("f[{i}].{}", fl.member())).collect()
-        };
+        let nflat = lowered.len().max(1);
+        let args: Vec<String> = lowered
+            .iter()
+            .enumerate()
+            .map(|(i, fl)| format!("f[{i}].{}", fl.member()))
+            .collect();
         let mut body = format!(
             "kcall cc; kcall_init(&cc); kcall *c = &cc;\nkflat f[{nflat}]; memset(f, 0, sizeof f);\nif (kp_{n}(a, f, c, self) < 0) {{ kcall_done(c, 0); return NULL; }}\n"
         );
@@ -1388,8 +1318,8 @@ impl<'a> Gen<'a> {
                 let _ = writeln!(body, "kimp_{m}_{n}({});\nkcall_done(c, 1);\nPy_RETURN_NONE;", args.join(", "));
             }
             Some(rt) if !retptr => {
-                let j = result_flat[0];
-                let _ = writeln!(body, "kflat rv; memset(&rv, 0, sizeof rv);\nrv.{} = kimp_{m}_{n}({});\nkcall_done(c, 1);", j.member(), args.join(", "));
+                let j = result.map_or("i32", Flat::member);
+                let _ = writeln!(body, "kflat rv; memset(&rv, 0, sizeof rv);\nrv.{j} = kimp_{m}_{n}({});\nkcall_done(c, 1);", args.join(", "));
                 match self.top_result(rt) {
                     Some(_) => {
                         let _ = writeln!(body, "if (rv.i32 == 0) Py_RETURN_NONE;\nreturn k_raise({err_var}, NULL);");
@@ -1589,7 +1519,7 @@ impl Gen<'_> {
                 py,
                 "class {}(_Error):\n    {}\n",
                 sc.error_class,
-                py_str(&format!("An `err` returned by a function of {what}; `value` is its payload."))
+                string_literal(&format!("An `err` returned by a function of {what}; `value` is its payload."))
             );
             let _ = writeln!(out, "static const char ksrc_{i}[] =\n{};", c_str(&py));
         }
@@ -1733,6 +1663,8 @@ interface api {
   resource res { constructor(); close: func(); }
   f: func(a: v, b: r, c: list<u8>) -> result<r, string>;
   g: func(h: borrow<res>) -> u32;
+  h: func(x: result<f32, s32>) -> u32;
+  k: func(x: option<f64>, y: result<f32, f64>);
 }
 world w { import api; }
 "#;
@@ -1746,10 +1678,6 @@ world w { import api; }
 
     #[test]
     fn variant_payload_slots_join_as_the_canonical_abi_says() {
-        assert_eq!(Flat::join(Flat::I32, Flat::F32), Flat::I32);
-        assert_eq!(Flat::join(Flat::F32, Flat::F64), Flat::I64);
-        assert_eq!(Flat::join(Flat::I32, Flat::I64), Flat::I64);
-        assert_eq!(Flat::join(Flat::F64, Flat::F64), Flat::F64);
         let c = generated();
         // v: [disc, join(f32, i64, i32) = i64, len]; r: [u8, disc, disc, u32];
         // list<u8>: [ptr, len]; the result comes back through memory.
@@ -1758,6 +1686,17 @@ world w { import api; }
             c.lines().any(|l| l.starts_with("extern void kimp__t_") && l.ends_with(want)),
             "{}",
             c.lines().filter(|l| l.starts_with("extern")).collect::<Vec<_>>().join("\n")
+        );
+        // join(f32, s32) = i32; join(f32, f64) = i64; f64 alone stays f64.
+        let import = |name: &str| {
+            let at = c.find(&format!("__import_name__(\"{name}\")")).unwrap();
+            c[at..].lines().nth(1).unwrap().to_owned()
+        };
+        assert!(import("h").ends_with("(int32_t, int32_t);"), "{}", import("h"));
+        assert!(
+            import("k").ends_with("(int32_t, double, int32_t, int64_t);"),
+            "{}",
+            import("k")
         );
         assert!(c.contains("__import_name__(\"[resource-drop]res\")"));
     }

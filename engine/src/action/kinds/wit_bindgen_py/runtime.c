@@ -257,26 +257,21 @@ K_UNUSED static int k_u64(PyObject *o, const kpath *p, uint64_t *out) {
   return 0;
 }
 
-K_UNUSED static int k_f64(PyObject *o, const kpath *p, double *out) {
+// A float or int as a double (`ty`: the WIT type, for messages).
+static int k_double(PyObject *o, const kpath *p, const char *ty, double *out) {
   if (!PyFloat_Check(o) && !PyLong_Check(o)) {
-    k_err(PyExc_TypeError, p, "expected float for f64, got %s", Py_TYPE(o)->tp_name);
+    k_err(PyExc_TypeError, p, "expected float for %s, got %s", ty, Py_TYPE(o)->tp_name);
     return -1;
   }
-  double v = PyFloat_AsDouble(o);
-  if (v == -1.0 && PyErr_Occurred()) {
-    return -1;
-  }
-  *out = v;
-  return 0;
+  *out = PyFloat_AsDouble(o);
+  return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
 }
 
+K_UNUSED static int k_f64(PyObject *o, const kpath *p, double *out) { return k_double(o, p, "f64", out); }
+
 K_UNUSED static int k_f32(PyObject *o, const kpath *p, float *out) {
-  if (!PyFloat_Check(o) && !PyLong_Check(o)) {
-    k_err(PyExc_TypeError, p, "expected float for f32, got %s", Py_TYPE(o)->tp_name);
-    return -1;
-  }
-  double v = PyFloat_AsDouble(o);
-  if (v == -1.0 && PyErr_Occurred()) {
+  double v;
+  if (k_double(o, p, "f32", &v) < 0) {
     return -1;
   }
   float f = (float)v;
@@ -558,20 +553,15 @@ K_UNUSED static PyObject *k_get(PyObject *module, const char *name) {
   return v;
 }
 
-// Items of a tuple attribute into `out[n]` (new references).
-K_UNUSED static int k_get_items(PyObject *cls, const char *name, PyObject **out, Py_ssize_t n) {
-  PyObject *t = PyObject_GetAttrString(cls, name);
-  if (t == NULL) {
-    return -1;
-  }
-  PyObject *fast = PySequence_Fast(t, name);
-  Py_DECREF(t);
+// The `n` items of iterable `seq` into `out[n]` (new references).
+static int k_items(PyObject *seq, const char *what, PyObject **out, Py_ssize_t n) {
+  PyObject *fast = PySequence_Fast(seq, what);
   if (fast == NULL) {
     return -1;
   }
   if (PySequence_Fast_GET_SIZE(fast) != n) {
+    PyErr_Format(PyExc_RuntimeError, "%s has %zd items, the WIT %zd", what, PySequence_Fast_GET_SIZE(fast), n);
     Py_DECREF(fast);
-    PyErr_Format(PyExc_RuntimeError, "%s has %zd items, expected %zd", name, PySequence_Fast_GET_SIZE(fast), n);
     return -1;
   }
   for (Py_ssize_t i = 0; i < n; i++) {
@@ -582,23 +572,20 @@ K_UNUSED static int k_get_items(PyObject *cls, const char *name, PyObject **out,
   return 0;
 }
 
+// A variant class's case classes (its `_cases`) into `out[n]`.
+K_UNUSED static int k_get_items(PyObject *cls, const char *name, PyObject **out, Py_ssize_t n) {
+  PyObject *t = PyObject_GetAttrString(cls, name);
+  if (t == NULL) {
+    return -1;
+  }
+  int rc = k_items(t, name, out, n);
+  Py_DECREF(t);
+  return rc;
+}
+
 // An enum class's members in definition order into `out[n]`.
 K_UNUSED static int k_enum_members(PyObject *cls, PyObject **out, Py_ssize_t n) {
-  PyObject *fast = PySequence_Fast(cls, "enum members");
-  if (fast == NULL) {
-    return -1;
-  }
-  if (PySequence_Fast_GET_SIZE(fast) != n) {
-    Py_DECREF(fast);
-    PyErr_SetString(PyExc_RuntimeError, "enum member count differs from the WIT");
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    out[i] = PySequence_Fast_GET_ITEM(fast, i);
-    Py_INCREF(out[i]);
-  }
-  Py_DECREF(fast);
-  return 0;
+  return k_items(cls, "enum members", out, n);
 }
 
 // A new submodule `parent.name`, registered in sys.modules.
