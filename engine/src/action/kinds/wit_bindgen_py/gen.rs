@@ -23,6 +23,9 @@ use wit_bindgen_core::wit_parser::{
     TypeId, WorldId, WorldItem, WorldKey,
 };
 
+/// What to do about a function a generated cap cannot call.
+const FIX: &str = "leave it out of the world the cap imports, or write the cap's C by hand without `generate`";
+
 /// The runtime every generated module starts with.
 const RUNTIME_C: &str = include_str!("runtime.c");
 /// The Python classes every generated module defines first.
@@ -354,7 +357,7 @@ impl<'a> Gen<'a> {
     /// Fail for types the generator does not map.
     fn check_type(&self, ty: &Type, what: &str) -> Result<(), String> {
         match self.dealias(ty) {
-            Type::ErrorContext => Err(format!("{what} uses `error-context`, which generated caps do not support")),
+            Type::ErrorContext => Err(format!("{what} uses `error-context`, which generated caps do not support ({FIX})")),
             Type::Id(id) => match self.kind(id) {
                 TypeDefKind::Record(r) => r.fields.iter().try_for_each(|f| self.check_type(&f.ty, what)),
                 TypeDefKind::Tuple(t) => t.types.iter().try_for_each(|x| self.check_type(x, what)),
@@ -367,20 +370,15 @@ impl<'a> Gen<'a> {
                 TypeDefKind::Result(r) => {
                     r.ok.iter().chain(r.err.iter()).try_for_each(|x| self.check_type(x, what))
                 }
-                TypeDefKind::Flags(f) if f.flags.len() > 64 => Err(format!(
-                    "{what} uses flags `{}` with {} flags; generated caps support at most 64",
-                    self.wit_name(&Type::Id(id)),
-                    f.flags.len()
-                )),
                 TypeDefKind::Enum(_)
                 | TypeDefKind::Flags(_)
                 | TypeDefKind::Handle(_)
                 | TypeDefKind::Resource => Ok(()),
-                TypeDefKind::Future(_) => Err(format!("{what} uses a `future`, which generated caps do not support")),
-                TypeDefKind::Stream(_) => Err(format!("{what} uses a `stream`, which generated caps do not support")),
-                TypeDefKind::Map(..) => Err(format!("{what} uses a `map`, which generated caps do not support")),
+                TypeDefKind::Future(_) => Err(format!("{what} uses a `future`, which generated caps do not support ({FIX})")),
+                TypeDefKind::Stream(_) => Err(format!("{what} uses a `stream`, which generated caps do not support ({FIX})")),
+                TypeDefKind::Map(..) => Err(format!("{what} uses a `map`, which generated caps do not support ({FIX})")),
                 TypeDefKind::FixedLengthList(..) => {
-                    Err(format!("{what} uses a fixed-length list, which generated caps do not support"))
+                    Err(format!("{what} uses a fixed-length list, which generated caps do not support ({FIX})"))
                 }
                 _ => Err(format!("{what} uses a type generated caps do not support")),
             },
@@ -1230,7 +1228,7 @@ impl<'a> Gen<'a> {
 
     /// The Python callable for one imported function.
     fn function(&mut self, s: usize, func: &Function) -> Result<(), String> {
-        let what = format!("function `{}`", func.name);
+        let what = format!("{}: function `{}`", self.resolve.render_location(func.span), func.name);
         if !matches!(
             func.kind,
             FunctionKind::Freestanding
@@ -1238,7 +1236,7 @@ impl<'a> Gen<'a> {
                 | FunctionKind::Static(_)
                 | FunctionKind::Constructor(_)
         ) {
-            return Err(format!("{what} is async; generated caps support synchronous functions only"));
+            return Err(format!("{what} is async; generated caps support synchronous functions only ({FIX})"));
         }
         for p in &func.params {
             self.check_type(&p.ty, &what)?;
@@ -1719,6 +1717,17 @@ world w { import api; }
         assert_eq!(c_str("a\"b\\c?"), "\"a\\\"b\\\\c\\?\"");
         assert_eq!(c_str("é"), "\"\\303\\251\"");
         assert_eq!(c_str("x\ny"), "\"x\\n\"\n\"y\"");
+    }
+
+    #[test]
+    fn unsupported_functions_are_named_with_their_place() {
+        let wit = "package t:u;\ninterface api {\n  f: func() -> stream<u8>;\n}\nworld w { import api; }\n";
+        let mut resolve = Resolve::default();
+        let pkg = resolve.push_str("dir/ü.wit", wit).unwrap();
+        let world = resolve.select_world(&[pkg], Some("w")).unwrap();
+        let err = generate(&resolve, world, "_u").unwrap_err();
+        assert!(err.starts_with("dir/ü.wit:3:3: function `f` uses a `stream`"), "{err}");
+        assert!(err.contains("leave it out of the world"), "{err}");
     }
 
     #[test]
