@@ -19,11 +19,8 @@ use std::time::{Duration, Instant};
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, copy_dir};
+use support::{Tmp, example_workspace, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The tests of this file run one at a time: each starts servers on ports
 /// found free a moment before (two tests could be handed the same one), and
@@ -182,16 +179,6 @@ fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The repository's example workspace (see tests/wasm.rs) at `to`.
-fn example_workspace(to: &Path) {
-    let repo = repo();
-    for d in ["caps", "providers", "pylon", "settings", "third_party"] {
-        copy_dir(&repo.join(d), &to.join(d));
-    }
-    for f in ["kiln.toml", "BUILD.star"] {
-        fs::copy(repo.join(f), to.join(f)).unwrap();
-    }
-}
 
 /// A workspace of `n` genrules that each take a little while.
 fn slow_workspace(to: &Path, n: usize) {

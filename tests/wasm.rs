@@ -16,7 +16,7 @@ use std::process::Command;
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, copy_dir};
+use support::{Tmp, copy_dir, example_workspace, executed, repo};
 
 fn build(ws: &Path, cache: &Path, args: &[&str]) -> (bool, String) {
     let (code, err) = build_code(ws, cache, args);
@@ -36,22 +36,6 @@ fn build_code(ws: &Path, cache: &Path, args: &[&str]) -> (i32, String) {
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A copy of the repository's example workspace (root BUILD.star, caps,
-/// providers, CPython and its fetched sources, pylon tests) at `to`.
-fn example_workspace(to: &Path) {
-    let repo = repo();
-    for d in ["caps", "providers", "pylon", "settings", "third_party"] {
-        copy_dir(&repo.join(d), &to.join(d));
-    }
-    for f in ["kiln.toml", "BUILD.star"] {
-        fs::copy(repo.join(f), to.join(f)).unwrap();
-    }
 }
 
 fn python() -> PathBuf {
@@ -84,25 +68,6 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     walk(dir, dir, &mut out);
     out
-}
-
-/// The actions a build executed (`//pkg:name#i Mnemonic`), from its profile.
-fn executed(ws: &Path, cache: &Path, args: &[&str]) -> Vec<String> {
-    let trace = ws.join("trace.json");
-    let mut all = vec!["--profile", trace.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let (ok, err) = build(ws, cache, &all);
-    assert!(ok, "{err}");
-    let t: serde_json::Value = serde_json::from_str(&fs::read_to_string(&trace).unwrap()).unwrap();
-    let mut v: Vec<String> = t["traceEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["args"]["cache"] == "executed")
-        .map(|e| e["name"].as_str().unwrap().to_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

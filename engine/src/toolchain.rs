@@ -175,27 +175,107 @@ fn resolve_python() -> Result<Toolchain, String> {
     })
 }
 
+/// Where `.ci/setup` installs PyPI's `ziglang` wheel (pinned by sha256).
+pub const ZIG_DIR: &str = "/opt/kiln/ziglang-0.17.1";
+
+/// The libc++ configuration zig's headers expect as defines (zig's libc++
+/// has no `__config_site`): threads on wasi-libc's stub pthreads (DuckDB
+/// needs `std::mutex`), no filesystem library, no time zone database.
+const LIBCXX_CONFIG: &[&str] = &[
+    "-D_LIBCPP_ABI_VERSION=1",
+    "-D_LIBCPP_ABI_NAMESPACE=__1",
+    "-D_LIBCPP_HAS_THREADS=1",
+    "-D_LIBCPP_HAS_MONOTONIC_CLOCK=1",
+    "-D_LIBCPP_HAS_TERMINAL=0",
+    "-D_LIBCPP_HAS_MUSL_LIBC=1",
+    "-D_LIBCXXABI_DISABLE_VISIBILITY_ANNOTATIONS",
+    "-D_LIBCPP_DISABLE_VISIBILITY_ANNOTATIONS",
+    "-D_LIBCPP_HAS_VENDOR_AVAILABILITY_ANNOTATIONS=0",
+    "-D_LIBCPP_HAS_FILESYSTEM=0",
+    "-D_LIBCPP_HAS_RANDOM_DEVICE=1",
+    "-D_LIBCPP_HAS_LOCALIZATION=1",
+    "-D_LIBCPP_HAS_UNICODE=1",
+    "-D_LIBCPP_HAS_WIDE_CHARACTERS=1",
+    "-D_LIBCPP_HAS_NO_STD_MODULES",
+    "-D_LIBCPP_PSTL_BACKEND_SERIAL",
+    "-D_LIBCPP_HARDENING_MODE=_LIBCPP_HARDENING_MODE_NONE",
+    "-D_LIBCPP_ASSERTION_SEMANTIC_DEFAULT=_LIBCPP_ASSERTION_SEMANTIC_IGNORE",
+];
+
+/// zig's clang 22 and wasm-ld for C and C++ with wasm exceptions (the
+/// `ziglang` wheel from PyPI, installed by `.ci/setup` under [`ZIG_DIR`]).
+/// Its libc (wasi-libc), compiler-rt and C++ runtime are built by actions
+/// (`rules/cc.star`), never taken from zig's global cache. The files that
+/// key it: the zig binary, and the wheel's `RECORD` (the sha256 of every
+/// file the wheel installed, its headers and sources among them).
+fn resolve_cxx() -> Result<Toolchain, String> {
+    let missing = |what: &str| {
+        format!(
+            "The C++ toolchain for wasm (zig's clang) is incomplete: `{what}` is missing; {SETUP_HINT} (it installs PyPI's ziglang 0.17.1 into {ZIG_DIR})"
+        )
+    };
+    let zig = format!("{ZIG_DIR}/ziglang/zig");
+    let record = format!("{ZIG_DIR}/ziglang-0.17.1.dist-info/RECORD");
+    let zig_real = real(&zig).ok_or_else(|| missing(&zig))?;
+    let record_real = real(&record).ok_or_else(|| missing(&record))?;
+    let lib = format!("{ZIG_DIR}/ziglang/lib");
+    for d in ["libcxx/include", "libcxxabi/src", "libunwind/src", "libc/wasi"] {
+        if !Path::new(&lib).join(d).is_dir() {
+            return Err(missing(&format!("{lib}/{d}")));
+        }
+    }
+    let target = "--target=wasm32-wasip1 -mcpu=generic -mexception-handling -fwasm-exceptions -mllvm -wasm-use-legacy-eh=false";
+    let libc_includes = format!(
+        "-isystem {lib}/include -isystem {lib}/libc/include/wasm-wasi-musl -isystem {lib}/libc/include/generic-musl -isystem {lib}/libc/include/wasm32-wasi-any -isystem {lib}/libc/include/any-wasi-any"
+    );
+    let cflags = format!("{target} -nostdinc {libc_includes}");
+    let cxxflags = format!(
+        "{target} -nostdinc -nostdinc++ -isystem {lib}/libcxx/include -isystem {lib}/libcxxabi/include {libc_includes} {}",
+        LIBCXX_CONFIG.join(" ")
+    );
+    // zig keeps caches in $HOME and the working directory unless told:
+    // point them into the action's private TMPDIR.
+    let env = "export ZIG_GLOBAL_CACHE_DIR=$TMPDIR/zig-global ZIG_LOCAL_CACHE_DIR=$TMPDIR/zig-local";
+    let entries = vec![
+        ("zig".to_owned(), zig.clone()),
+        ("lib".to_owned(), lib),
+        ("cc".to_owned(), format!("{zig} clang")),
+        ("ar".to_owned(), format!("{zig} ar")),
+        ("ld".to_owned(), format!("{zig} wasm-ld")),
+        ("cflags".to_owned(), cflags),
+        ("cxxflags".to_owned(), cxxflags),
+        ("env".to_owned(), env.to_owned()),
+    ];
+    let files = vec![
+        zig_real.to_string_lossy().into_owned(),
+        record_real.to_string_lossy().into_owned(),
+    ];
+    Ok(Toolchain { entries, files })
+}
+
 /// Why a toolchain is not available.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ToolchainError {
     /// No such toolchain.
-    #[error("Unknown toolchain `{0}`; known toolchains: c, rust, python")]
+    #[error("Unknown toolchain `{0}`; known toolchains: c, cxx, rust, python")]
     Unknown(String),
     /// It is not installed on this machine (the message says what to do).
     #[error("{0}")]
     Missing(String),
 }
 
-/// The toolchain called `name` (`c`, `rust` or `python`), resolved once per
+/// The toolchain called `name` (`c`, `cxx`, `rust` or `python`), resolved once per
 /// process.
 pub fn get(name: &str) -> Result<&'static Toolchain, ToolchainError> {
     static C: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static RUST: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static PYTHON: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    static CXX: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     let cell = match name {
         "c" => C.get_or_init(resolve_c),
         "rust" => RUST.get_or_init(resolve_rust),
         "python" => PYTHON.get_or_init(resolve_python),
+        "cxx" => CXX.get_or_init(resolve_cxx),
         _ => return Err(ToolchainError::Unknown(name.to_owned())),
     };
     cell.as_ref()

@@ -42,3 +42,47 @@ pub fn shared_cache() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kiln"))
 }
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of the repository's example workspace (root BUILD.star, caps,
+/// providers, CPython and its fetched sources, pylon tests) at `to`.
+pub fn example_workspace(to: &Path) {
+    let repo = repo();
+    for d in ["caps", "providers", "pylon", "settings", "third_party"] {
+        copy_dir(&repo.join(d), &to.join(d));
+    }
+    for f in ["kiln.toml", "BUILD.star"] {
+        fs::copy(repo.join(f), to.join(f)).unwrap();
+    }
+}
+
+/// The actions a `kiln build` of `args` in `ws` executed (`//pkg:name#i
+/// Mnemonic`, sorted), from its profile; panics if the build fails.
+pub fn executed(ws: &Path, cache: &Path, args: &[&str]) -> Vec<String> {
+    let trace = ws.join("trace.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .args(["--progress", "none", "--cache-dir"])
+        .arg(cache)
+        .arg("--profile")
+        .arg(&trace)
+        .args(args)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t: serde_json::Value = serde_json::from_str(&fs::read_to_string(&trace).unwrap()).unwrap();
+    let mut v: Vec<String> = t["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["args"]["cache"] == "executed")
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}

@@ -122,6 +122,11 @@ const GUEST_THREAD_STACK: usize = MAX_WASM_STACK + (8 << 20);
 pub(crate) fn engine() -> Result<Engine, String> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // C++ code built with wasm exceptions (`try_table`/`throw`, as the
+    // `cxx` toolchain emits them) needs the exceptions proposal; in
+    // wasmtime 48 it rests on the GC heap (the `gc` and `gc-drc` features).
+    // Components without exceptions are unaffected.
+    config.wasm_exceptions(true);
     // (wasmtime refuses a wasm stack larger than its async stack size, even
     // with async off.)
     config.async_stack_size(GUEST_THREAD_STACK);

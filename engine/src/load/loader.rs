@@ -47,6 +47,8 @@ pub const RULESET: &[(&str, &str)] = &[
         "provider.star",
         include_str!("../../../rules/provider.star"),
     ),
+    ("cc.star", include_str!("../../../rules/cc.star")),
+    ("fetch.star", include_str!("../../../rules/fetch.star")),
     ("cap.star", include_str!("../../../rules/cap.star")),
     ("compose.star", include_str!("../../../rules/compose.star")),
     ("cpython.star", include_str!("../../../rules/cpython.star")),
