@@ -593,7 +593,7 @@ fn example_pylon_end_to_end() {
         err.contains("//pylon/tests:caps_test") && err.contains("PASSED"),
         "{err}"
     );
-    assert!(err.contains("1 of 5 test targets failed"), "{err}");
+    assert!(err.contains("1 of 6 test targets failed"), "{err}");
     fs::write(a.join("pylon/tests/BUILD.star"), tests_build).unwrap();
     let run = |code_: &str| kiln(&a, &shared_cache, &["run", "//:pylon", "--", "-c", code_]);
     let (code, out, err) = run("import crc32c, id_mux, pylon_sqlite as s\n\
