@@ -1,7 +1,7 @@
 // DuckDB's C API behind the WIT interface `duckdb:component/database`.
 //
 // Every export catches whatever DuckDB (or the allocator) throws and
-// returns it as a WIT `error`: no C++ exception crosses the component
+// returns it as a WIT `failure`: no C++ exception crosses the component
 // boundary. Resources hold their parent (a statement or appender its
 // connection, a connection its database) by reference count, so dropping
 // handles in any order is safe.
@@ -25,7 +25,7 @@ typedef provider_string_t str_t;
 typedef exports_duckdb_component_database_value_t value_t;
 typedef exports_duckdb_component_database_list_value_t values_t;
 typedef exports_duckdb_component_database_list_list_value_t rows_t;
-typedef exports_duckdb_component_database_error_t error_t;
+typedef exports_duckdb_component_database_failure_t error_t;
 
 #define TAG(x) EXPORTS_DUCKDB_COMPONENT_DATABASE_VALUE_##x
 
@@ -431,6 +431,54 @@ void set_value(value_t *out, duckdb_result *res, duckdb_type type, duckdb_logica
     }
 }
 
+// A logical type as DuckDB writes it (`INTEGER`, `DECIMAL(12,2)`,
+// `VARCHAR[]`, `STRUCT(a INTEGER)`, ...).
+std::string type_name(duckdb_logical_type lt) {
+    static const char *const names[] = {
+        "INVALID", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "TIMESTAMP", "DATE", "TIME", "INTERVAL",
+        "HUGEINT", "VARCHAR", "BLOB", "DECIMAL", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "ENUM",
+        "LIST", "STRUCT", "MAP", "UUID", "UNION", "BIT", "TIME WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE",
+        "UHUGEINT", "ARRAY", "ANY", "BIGNUM", "\"NULL\"", "STRING_LITERAL", "INTEGER_LITERAL", "TIME_NS",
+        "GEOMETRY", "VARIANT", "TIMESTAMP_NS WITH TIME ZONE",
+    };
+    duckdb_type t = duckdb_get_type_id(lt);
+    auto child = [](duckdb_logical_type c) {
+        std::string n = type_name(c);
+        duckdb_destroy_logical_type(&c);
+        return n;
+    };
+    auto take_name = [](char *n) {
+        std::string out = n ? n : "";
+        duckdb_free(n);
+        return out;
+    };
+    switch (t) {
+    case DUCKDB_TYPE_DECIMAL:
+        return "DECIMAL(" + std::to_string(duckdb_decimal_width(lt)) + "," + std::to_string(duckdb_decimal_scale(lt)) + ")";
+    case DUCKDB_TYPE_LIST:
+        return child(duckdb_list_type_child_type(lt)) + "[]";
+    case DUCKDB_TYPE_ARRAY:
+        return child(duckdb_array_type_child_type(lt)) + "[" + std::to_string(duckdb_array_type_array_size(lt)) + "]";
+    case DUCKDB_TYPE_MAP:
+        return "MAP(" + child(duckdb_map_type_key_type(lt)) + ", " + child(duckdb_map_type_value_type(lt)) + ")";
+    case DUCKDB_TYPE_STRUCT:
+    case DUCKDB_TYPE_UNION: {
+        bool is_struct = t == DUCKDB_TYPE_STRUCT;
+        idx_t n = is_struct ? duckdb_struct_type_child_count(lt) : duckdb_union_type_member_count(lt);
+        std::string out = is_struct ? "STRUCT(" : "UNION(";
+        for (idx_t i = 0; i < n; i++) {
+            out += i ? ", " : "";
+            out += take_name(is_struct ? duckdb_struct_type_child_name(lt, i) : duckdb_union_type_member_name(lt, i));
+            out += " " + child(is_struct ? duckdb_struct_type_child_type(lt, i) : duckdb_union_type_member_type(lt, i));
+        }
+        return out + ")";
+    }
+    default:
+        return (size_t)t < sizeof names / sizeof *names ? names[t] : "UNKNOWN";
+    }
+}
+
 // Append one row; false with `err` set on failure (the row is then not
 // ended, and DuckDB's appender discards it at the next row).
 bool append_row(duckdb_appender app, values_t *row, error_t *err) {
@@ -623,6 +671,7 @@ bool exports_duckdb_component_database_method_prepared_statement_execute(exports
 }
 
 void exports_duckdb_component_database_method_query_result_columns(exports_duckdb_component_database_borrow_query_result_t self, exports_duckdb_component_database_list_column_t *ret) {
+    // (Allocation failure here has no error to return: abort.)
     idx_t n = duckdb_column_count(&self->res);
     ret->len = n;
     ret->ptr = static_cast<exports_duckdb_component_database_column_t *>(calloc(n ? n : 1, sizeof *ret->ptr));
@@ -633,9 +682,8 @@ void exports_duckdb_component_database_method_query_result_columns(exports_duckd
         const char *name = duckdb_column_name(&self->res, c);
         set_str(&ret->ptr[c].name, name ? name : "", name ? strlen(name) : 0);
         duckdb_logical_type lt = duckdb_column_logical_type(&self->res, c);
-        char *type = duckdb_logical_type_to_string(lt);
-        set_str(&ret->ptr[c].sql_type, type ? type : "", type ? strlen(type) : 0);
-        duckdb_free(type);
+        std::string type = type_name(lt);
+        set_str(&ret->ptr[c].sql_type, type.data(), type.size());
         duckdb_destroy_logical_type(&lt);
     }
 }
