@@ -138,7 +138,7 @@ fn duckdb_in_pylon_matches_the_pypi_package() {
     );
     for m in &mnemonics {
         assert!(
-            ["CcCompile", "CcLink", "Componentize", "Inspect", "Compose", "Strip"].contains(m),
+            ["CcCompile", "CcLink", "Componentize", "InspectComponent", "Compose", "StripCustomSections"].contains(m),
             "{ran:?}"
         );
     }

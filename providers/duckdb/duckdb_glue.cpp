@@ -11,12 +11,17 @@
 // bindings after they are lifted.
 
 #include <duckdb.h>
+// For the text of values the C API has no accessor for (UUID, ENUM, LIST,
+// STRUCT, ...): a `duckdb_vector` is a `duckdb::Vector`.
+#include "duckdb/common/types/value.hpp"
+#include "duckdb/common/types/vector.hpp"
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
+#include <set>
 #include <string>
 
 #include "provider.h"
@@ -49,7 +54,6 @@ struct exports_duckdb_component_database_query_result_t {
     duckdb_result res;
     idx_t chunk;      // the next chunk to read
     idx_t offset;     // rows of it already read
-    idx_t row;        // rows of the whole result already read
     idx_t chunks;
 };
 
@@ -90,17 +94,23 @@ void set_str(str_t *out, const char *data, size_t len) {
 }
 
 // DuckDB's messages start with "<Type> Error: "; the type is the kind.
-void fail(error_t *err, const std::string &message, const char *kind = nullptr) {
-    std::string k;
+// A message without that start (the appender's) gets `fallback`'s.
+void fail(error_t *err, const std::string &message, const char *kind = nullptr, const char *fallback = "Unknown") {
+    std::string k, m = message;
     if (kind) {
         k = kind;
     } else {
         size_t at = message.find(" Error: ");
         size_t nl = message.find('\n');
-        k = (at != std::string::npos && (nl == std::string::npos || at < nl)) ? message.substr(0, at) : "Unknown";
+        if (at != std::string::npos && (nl == std::string::npos || at < nl)) {
+            k = message.substr(0, at);
+        } else {
+            k = fallback;
+            m = k + " Error: " + message;
+        }
     }
     set_str(&err->kind, k.data(), k.size());
-    set_str(&err->message, message.data(), message.size());
+    set_str(&err->message, m.data(), m.size());
 }
 
 void fail_exception(error_t *err) {
@@ -248,9 +258,31 @@ duckdb_value to_duckdb(const value_t &v, error_t *err) {
 }
 
 bool bind_all(duckdb_prepared_statement stmt, values_t *params, error_t *err) {
+    // DuckDB's own messages for a count mismatch (as its C++ API and the
+    // PyPI package report them).
     idx_t want = duckdb_nparams(stmt);
-    if (params->len != want) {
-        fail(err, "Invalid Input Error: Prepared statement needs " + std::to_string(want) + " parameters, " + std::to_string(params->len) + " given", "Invalid Input");
+    if (want == 0 && params->len > 0) {
+        fail(err, "Binder Error: Parameter/argument count mismatch for prepared statement. Expected 0, got " + std::to_string(params->len), "Binder");
+        return false;
+    }
+    if (params->len > want) {
+        std::set<std::string> excess;
+        for (idx_t i = want + 1; i <= params->len; i++) {
+            excess.insert(std::to_string(i));
+        }
+        std::string list;
+        for (const auto &e : excess) {
+            list += (list.empty() ? "" : ", ") + e;
+        }
+        fail(err, "Invalid Input Error: Parameter argument/count mismatch, identifiers of the excess parameters: " + list, "Invalid Input");
+        return false;
+    }
+    if (params->len < want) {
+        std::string list;
+        for (idx_t i = params->len + 1; i <= want; i++) {
+            list += (list.empty() ? "" : ", ") + std::to_string(i);
+        }
+        fail(err, "Invalid Input Error: Values were not provided for the following parameters: " + list, "Invalid Input");
         return false;
     }
     for (size_t i = 0; i < params->len; i++) {
@@ -283,7 +315,7 @@ bool finish_query(duckdb_state st, duckdb_result *res, exports_duckdb_component_
     return true;
 }
 
-void set_value(value_t *out, duckdb_result *res, duckdb_type type, duckdb_logical_type lt, void *data, idx_t i, idx_t col, idx_t row) {
+void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical_type lt, void *data, idx_t i) {
     switch (type) {
     case DUCKDB_TYPE_BOOLEAN:
         out->tag = TAG(BOOLEAN);
@@ -422,10 +454,9 @@ void set_value(value_t *out, duckdb_result *res, duckdb_type type, duckdb_logica
         return;
     }
     default: {
-        char *s = duckdb_value_varchar(res, col, row);
+        std::string s = reinterpret_cast<duckdb::Vector *>(vec)->GetValue(i).ToString();
         out->tag = TAG(OTHER);
-        set_str(&out->val.other, s ? s : "", s ? strlen(s) : 0);
-        duckdb_free(s);
+        set_str(&out->val.other, s.data(), s.size());
         return;
     }
     }
@@ -515,13 +546,13 @@ bool append_row(duckdb_appender app, values_t *row, error_t *err) {
         }
         if (st != DuckDBSuccess) {
             const char *e = duckdb_appender_error(app);
-            fail(err, e ? e : "Invalid Input Error: cannot append the value");
+            fail(err, e ? e : "cannot append the value", nullptr, "Invalid Input");
             return false;
         }
     }
     if (duckdb_appender_end_row(app) != DuckDBSuccess) {
         const char *e = duckdb_appender_error(app);
-        fail(err, e ? e : "Invalid Input Error: cannot end the row");
+        fail(err, e ? e : "cannot end the row", nullptr, "Invalid Input");
         return false;
     }
     return true;
@@ -640,7 +671,7 @@ bool exports_duckdb_component_database_method_connection_appender(exports_duckdb
         duckdb_appender app;
         if (duckdb_appender_create(self->con, has_schema ? schema.c_str() : nullptr, t.c_str(), &app) != DuckDBSuccess) {
             const char *e = duckdb_appender_error(app);
-            fail(err, e ? e : "Catalog Error: cannot create an appender for the table");
+            fail(err, e ? e : "cannot create an appender for the table", nullptr, "Catalog");
             duckdb_appender_destroy(&app);
             return false;
         }
@@ -755,7 +786,7 @@ bool exports_duckdb_component_database_method_query_result_fetch(exports_duckdb_
                     if (validity && !duckdb_validity_row_is_valid(validity, i)) {
                         out->tag = TAG(NULL);
                     } else {
-                        set_value(out, &self->res, type, lt, data, i, c, self->row + r);
+                        set_value(out, vec, type, lt, data, i);
                     }
                 }
                 duckdb_destroy_logical_type(&lt);
@@ -763,7 +794,6 @@ bool exports_duckdb_component_database_method_query_result_fetch(exports_duckdb_
             duckdb_destroy_data_chunk(&chunk);
             ret->len += take_rows;
             self->offset += take_rows;
-            self->row += take_rows;
         }
         return true;
     } catch (...) {
@@ -807,7 +837,7 @@ bool exports_duckdb_component_database_method_appender_flush(exports_duckdb_comp
         }
         if (duckdb_appender_flush(self->app) != DuckDBSuccess) {
             const char *e = duckdb_appender_error(self->app);
-            fail(err, e ? e : "Invalid Input Error: cannot flush the appender");
+            fail(err, e ? e : "cannot flush the appender", nullptr, "Invalid Input");
             return false;
         }
         return true;
@@ -825,7 +855,7 @@ bool exports_duckdb_component_database_method_appender_close(exports_duckdb_comp
         self->closed = true;
         if (duckdb_appender_close(self->app) != DuckDBSuccess) {
             const char *e = duckdb_appender_error(self->app);
-            fail(err, e ? e : "Invalid Input Error: cannot close the appender");
+            fail(err, e ? e : "cannot close the appender", nullptr, "Invalid Input");
             return false;
         }
         return true;
