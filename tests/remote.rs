@@ -21,7 +21,6 @@ mod support;
 
 use support::{Tmp, example_workspace, repo};
 
-
 /// The tests of this file run one at a time: each starts servers on ports
 /// found free a moment before (two tests could be handed the same one), and
 /// each builds the pylon on a 2-core machine.
@@ -178,7 +177,6 @@ fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walk(&dir.join("kiln-out"), &dir.join("kiln-out"), &mut out);
     out
 }
-
 
 /// A workspace of `n` genrules that each take a little while.
 fn slow_workspace(to: &Path, n: usize) {

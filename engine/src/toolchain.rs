@@ -219,7 +219,12 @@ fn resolve_cxx() -> Result<Toolchain, String> {
     let zig_real = real(&zig).ok_or_else(|| missing(&zig))?;
     let record_real = real(&record).ok_or_else(|| missing(&record))?;
     let lib = format!("{ZIG_DIR}/ziglang/lib");
-    for d in ["libcxx/include", "libcxxabi/src", "libunwind/src", "libc/wasi"] {
+    for d in [
+        "libcxx/include",
+        "libcxxabi/src",
+        "libunwind/src",
+        "libc/wasi",
+    ] {
         if !Path::new(&lib).join(d).is_dir() {
             return Err(missing(&format!("{lib}/{d}")));
         }
@@ -235,7 +240,8 @@ fn resolve_cxx() -> Result<Toolchain, String> {
     );
     // zig keeps caches in $HOME and the working directory unless told:
     // point them into the action's private TMPDIR.
-    let env = "export ZIG_GLOBAL_CACHE_DIR=$TMPDIR/zig-global ZIG_LOCAL_CACHE_DIR=$TMPDIR/zig-local";
+    let env =
+        "export ZIG_GLOBAL_CACHE_DIR=$TMPDIR/zig-global ZIG_LOCAL_CACHE_DIR=$TMPDIR/zig-local";
     let entries = vec![
         ("zig".to_owned(), zig.clone()),
         ("lib".to_owned(), lib),
