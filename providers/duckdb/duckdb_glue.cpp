@@ -315,6 +315,15 @@ bool finish_query(duckdb_state st, duckdb_result *res, exports_duckdb_component_
     return true;
 }
 
+template <class T> int64_t int_at(void *data, idx_t i) {
+    return (int64_t) static_cast<T *>(data)[i];
+}
+
+void set_text(str_t *out, value_t *v, uint8_t tag, const std::string &s) {
+    v->tag = tag;
+    set_str(out, s.data(), s.size());
+}
+
 void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical_type lt, void *data, idx_t i) {
     switch (type) {
     case DUCKDB_TYPE_BOOLEAN:
@@ -322,51 +331,31 @@ void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical
         out->val.boolean = static_cast<bool *>(data)[i];
         return;
     case DUCKDB_TYPE_TINYINT:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<int8_t *>(data)[i];
-        return;
     case DUCKDB_TYPE_SMALLINT:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<int16_t *>(data)[i];
-        return;
     case DUCKDB_TYPE_INTEGER:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<int32_t *>(data)[i];
-        return;
     case DUCKDB_TYPE_BIGINT:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<int64_t *>(data)[i];
-        return;
     case DUCKDB_TYPE_UTINYINT:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<uint8_t *>(data)[i];
-        return;
     case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER: {
+        int64_t (*const at[])(void *, idx_t) = {
+            int_at<int8_t>, int_at<int16_t>, int_at<int32_t>, int_at<int64_t>,
+            int_at<uint8_t>, int_at<uint16_t>, int_at<uint32_t>,
+        };
         out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<uint16_t *>(data)[i];
-        return;
-    case DUCKDB_TYPE_UINTEGER:
-        out->tag = TAG(BIGINT);
-        out->val.bigint = static_cast<uint32_t *>(data)[i];
-        return;
-    case DUCKDB_TYPE_UBIGINT: {
-        std::string s = digits_u128(static_cast<uint64_t *>(data)[i]);
-        out->tag = TAG(HUGE);
-        set_str(&out->val.huge, s.data(), s.size());
+        out->val.bigint = at[type - DUCKDB_TYPE_TINYINT](data, i);
         return;
     }
+    case DUCKDB_TYPE_UBIGINT:
+        set_text(&out->val.huge, out, TAG(HUGE), digits_u128(static_cast<uint64_t *>(data)[i]));
+        return;
     case DUCKDB_TYPE_HUGEINT: {
         duckdb_hugeint h = static_cast<duckdb_hugeint *>(data)[i];
-        std::string s = digits_i128(((__int128)h.upper << 64) | h.lower);
-        out->tag = TAG(HUGE);
-        set_str(&out->val.huge, s.data(), s.size());
+        set_text(&out->val.huge, out, TAG(HUGE), digits_i128(((__int128)h.upper << 64) | h.lower));
         return;
     }
     case DUCKDB_TYPE_UHUGEINT: {
         duckdb_uhugeint h = static_cast<duckdb_uhugeint *>(data)[i];
-        std::string s = digits_u128(((unsigned __int128)h.upper << 64) | h.lower);
-        out->tag = TAG(HUGE);
-        set_str(&out->val.huge, s.data(), s.size());
+        set_text(&out->val.huge, out, TAG(HUGE), digits_u128(((unsigned __int128)h.upper << 64) | h.lower));
         return;
     }
     case DUCKDB_TYPE_FLOAT:
@@ -399,22 +388,20 @@ void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical
         __int128 v;
         switch (duckdb_decimal_internal_type(lt)) {
         case DUCKDB_TYPE_SMALLINT:
-            v = static_cast<int16_t *>(data)[i];
+            v = int_at<int16_t>(data, i);
             break;
         case DUCKDB_TYPE_INTEGER:
-            v = static_cast<int32_t *>(data)[i];
+            v = int_at<int32_t>(data, i);
             break;
         case DUCKDB_TYPE_BIGINT:
-            v = static_cast<int64_t *>(data)[i];
+            v = int_at<int64_t>(data, i);
             break;
         default: {
             duckdb_hugeint h = static_cast<duckdb_hugeint *>(data)[i];
             v = ((__int128)h.upper << 64) | h.lower;
         }
         }
-        std::string s = digits_i128(v);
-        out->tag = TAG(DECIMAL);
-        set_str(&out->val.decimal.unscaled, s.data(), s.size());
+        set_text(&out->val.decimal.unscaled, out, TAG(DECIMAL), digits_i128(v));
         out->val.decimal.width = duckdb_decimal_width(lt);
         out->val.decimal.scale = duckdb_decimal_scale(lt);
         return;
@@ -424,21 +411,16 @@ void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical
         out->val.date = static_cast<duckdb_date *>(data)[i].days;
         return;
     case DUCKDB_TYPE_TIMESTAMP:
-        out->tag = TAG(TIMESTAMP);
-        out->val.timestamp = static_cast<duckdb_timestamp *>(data)[i].micros;
-        return;
     case DUCKDB_TYPE_TIMESTAMP_S:
-        out->tag = TAG(TIMESTAMP);
-        out->val.timestamp = static_cast<int64_t *>(data)[i] * 1000000;
-        return;
     case DUCKDB_TYPE_TIMESTAMP_MS:
-        out->tag = TAG(TIMESTAMP);
-        out->val.timestamp = static_cast<int64_t *>(data)[i] * 1000;
-        return;
     case DUCKDB_TYPE_TIMESTAMP_NS: {
-        int64_t ns = static_cast<int64_t *>(data)[i];
+        // To microseconds (nanoseconds rounded down, as Python's datetime).
+        int64_t v = int_at<int64_t>(data, i);
         out->tag = TAG(TIMESTAMP);
-        out->val.timestamp = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
+        out->val.timestamp = type == DUCKDB_TYPE_TIMESTAMP_S    ? v * 1000000
+                             : type == DUCKDB_TYPE_TIMESTAMP_MS ? v * 1000
+                             : type == DUCKDB_TYPE_TIMESTAMP_NS ? v / 1000 - (v % 1000 < 0 ? 1 : 0)
+                                                                : v;
         return;
     }
     case DUCKDB_TYPE_TIME:
@@ -453,12 +435,9 @@ void set_value(value_t *out, duckdb_vector vec, duckdb_type type, duckdb_logical
         out->val.interval.micros = iv.micros;
         return;
     }
-    default: {
-        std::string s = reinterpret_cast<duckdb::Vector *>(vec)->GetValue(i).ToString();
-        out->tag = TAG(OTHER);
-        set_str(&out->val.other, s.data(), s.size());
+    default:
+        set_text(&out->val.other, out, TAG(OTHER), reinterpret_cast<duckdb::Vector *>(vec)->GetValue(i).ToString());
         return;
-    }
     }
 }
 

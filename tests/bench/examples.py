@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from example_ws import copy_example, timed_build
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -44,28 +46,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="kiln-examples-")
     try:
         ws = os.path.join(tmp, "ws")
-        os.makedirs(ws)
-        for d in ["caps", "providers", "pylon", "settings", "third_party"]:
-            shutil.copytree(os.path.join(REPO, d), os.path.join(ws, d))
-        for f in ["kiln.toml", "BUILD.star"]:
-            shutil.copy(os.path.join(REPO, f), ws)
+        copy_example(ws)
         cache = os.path.join(tmp, "cache")
         summary = os.path.join(tmp, "summary.json")
         trace = os.path.join(tmp, "trace.json")
 
         def build(profile=False):
-            cmd = [args.kiln, "build", "//:pylon", f"-j{args.j}", "--progress", "none", "--cache-dir", cache,
-                   "--summary-json", summary]
-            if profile:
-                cmd += ["--profile", trace]
-            t = time.perf_counter()
-            r = subprocess.run(cmd, cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            dt = time.perf_counter() - t
-            if r.returncode != 0:
-                sys.exit(f"kiln build failed:\n{r.stderr}")
-            with open(summary) as f:
-                s = json.load(f)["actions"]
-            return dt, s["executed"], s["total"]
+            return timed_build(args.kiln, ws, "//:pylon", args.j, cache, summary, trace if profile else None)
 
         rows = []
         dt, ran, total = build(profile=True)
