@@ -138,7 +138,7 @@ def main():
         print(f"//:pylon_duckdb, -j{args.j}, kiln {args.kiln}")
         print(f"{'scenario':<28} {'time':>9} {'executed':>9} {'of':>5}")
         for name, dt, ran, total in rows:
-            print(f"{name:<28} {dt:>8.1f}s {ran:>9} {total:>5}")
+            print(f"{name:<28} {dt:>8.3f}s {ran:>9} {total:>5}")
         if compiles:
             print(f"cold build: {len(compiles)} CcCompile actions, {busy:.0f}s of action time in all")
         print("slowest actions of the first build:")
