@@ -206,8 +206,9 @@ const LIBCXX_CONFIG: &[&str] = &[
 /// `ziglang` wheel from PyPI, installed by `.ci/setup` under [`ZIG_DIR`]).
 /// Its libc (wasi-libc), compiler-rt and C++ runtime are built by actions
 /// (`rules/cc.star`), never taken from zig's global cache. The files that
-/// key it: the zig binary, and the wheel's `RECORD` (the sha256 of every
-/// file the wheel installed, its headers and sources among them).
+/// key it: the zig binary, and `ziglang.sha256` (written by `.ci/setup`
+/// from the wheel's `RECORD`: the sha256 of every file under `ziglang/`,
+/// its headers and sources among them; the same on every machine).
 fn resolve_cxx() -> Result<Toolchain, String> {
     let missing = |what: &str| {
         format!(
@@ -215,7 +216,7 @@ fn resolve_cxx() -> Result<Toolchain, String> {
         )
     };
     let zig = format!("{ZIG_DIR}/ziglang/zig");
-    let record = format!("{ZIG_DIR}/ziglang-0.17.1.dist-info/RECORD");
+    let record = format!("{ZIG_DIR}/ziglang.sha256");
     let zig_real = real(&zig).ok_or_else(|| missing(&zig))?;
     let record_real = real(&record).ok_or_else(|| missing(&record))?;
     let lib = format!("{ZIG_DIR}/ziglang/lib");
