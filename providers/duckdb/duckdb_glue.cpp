@@ -125,37 +125,6 @@ void fail_exception(error_t *err) {
     }
 }
 
-// Run an export's body; whatever it throws becomes `err`.
-template <class F> bool guarded(error_t *err, F body) {
-    try {
-        return body();
-    } catch (...) {
-        fail_exception(err);
-        return false;
-    }
-}
-
-// Prepare `sql`; false with `err` set (DuckDB's message) if it does not.
-bool prepare(duckdb_connection con, const std::string &sql, duckdb_prepared_statement *stmt, error_t *err) {
-    if (duckdb_prepare(con, sql.c_str(), stmt) == DuckDBSuccess) {
-        return true;
-    }
-    const char *e = duckdb_prepare_error(*stmt);
-    fail(err, e ? e : "Parser Error: cannot prepare the statement");
-    duckdb_destroy_prepare(stmt);
-    return false;
-}
-
-// An appender call's state; on failure `err` holds the appender's message.
-bool appender_ok(duckdb_appender app, duckdb_state st, const char *what, error_t *err) {
-    if (st == DuckDBSuccess) {
-        return true;
-    }
-    const char *e = duckdb_appender_error(app);
-    fail(err, e ? e : what, nullptr, "Invalid Input");
-    return false;
-}
-
 std::string digits_u128(unsigned __int128 v) {
     char buf[48];
     int i = sizeof buf;
@@ -554,11 +523,18 @@ bool append_row(duckdb_appender app, values_t *row, error_t *err) {
             duckdb_destroy_value(&dv);
         }
         }
-        if (!appender_ok(app, st, "cannot append the value", err)) {
+        if (st != DuckDBSuccess) {
+            const char *e = duckdb_appender_error(app);
+            fail(err, e ? e : "cannot append the value", nullptr, "Invalid Input");
             return false;
         }
     }
-    return appender_ok(app, duckdb_appender_end_row(app), "cannot end the row", err);
+    if (duckdb_appender_end_row(app) != DuckDBSuccess) {
+        const char *e = duckdb_appender_error(app);
+        fail(err, e ? e : "cannot end the row", nullptr, "Invalid Input");
+        return false;
+    }
+    return true;
 }
 
 bool appender_usable(exports_duckdb_component_database_appender_t *a, error_t *err) {
@@ -574,7 +550,7 @@ bool appender_usable(exports_duckdb_component_database_appender_t *a, error_t *e
 extern "C" {
 
 bool exports_duckdb_component_database_static_database_open(str_t *path, bool read_only, exports_duckdb_component_database_own_database_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         std::string p = take(path);
         duckdb_config config;
         if (duckdb_create_config(&config) != DuckDBSuccess) {
@@ -595,11 +571,14 @@ bool exports_duckdb_component_database_static_database_open(str_t *path, bool re
         }
         *ret = exports_duckdb_component_database_database_new(new Db{db, 1});
         return true;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_database_connect(exports_duckdb_component_database_borrow_database_t self, exports_duckdb_component_database_own_connection_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         duckdb_connection con;
         if (duckdb_connect(self->db, &con) != DuckDBSuccess) {
             fail(err, "Connection Error: cannot connect to the database", "Connection");
@@ -608,11 +587,14 @@ bool exports_duckdb_component_database_method_database_connect(exports_duckdb_co
         self->refs++;
         *ret = exports_duckdb_component_database_connection_new(new Con{con, self, 1});
         return true;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_connection_execute(exports_duckdb_component_database_borrow_connection_t self, str_t *sql, values_t *params, exports_duckdb_component_database_own_query_result_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         std::string q = take(sql);
         duckdb_result res;
         bool ok;
@@ -620,7 +602,10 @@ bool exports_duckdb_component_database_method_connection_execute(exports_duckdb_
             ok = finish_query(duckdb_query(self->con, q.c_str(), &res), &res, ret, err);
         } else {
             duckdb_prepared_statement stmt;
-            if (!prepare(self->con, q, &stmt, err)) {
+            if (duckdb_prepare(self->con, q.c_str(), &stmt) != DuckDBSuccess) {
+                const char *e = duckdb_prepare_error(stmt);
+                fail(err, e ? e : "Parser Error: cannot prepare the statement");
+                duckdb_destroy_prepare(&stmt);
                 exports_duckdb_component_database_list_value_free(params);
                 return false;
             }
@@ -629,24 +614,33 @@ bool exports_duckdb_component_database_method_connection_execute(exports_duckdb_
         }
         exports_duckdb_component_database_list_value_free(params);
         return ok;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_connection_prepare(exports_duckdb_component_database_borrow_connection_t self, str_t *sql, exports_duckdb_component_database_own_prepared_statement_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         std::string q = take(sql);
         duckdb_prepared_statement stmt;
-        if (!prepare(self->con, q, &stmt, err)) {
+        if (duckdb_prepare(self->con, q.c_str(), &stmt) != DuckDBSuccess) {
+            const char *e = duckdb_prepare_error(stmt);
+            fail(err, e ? e : "Parser Error: cannot prepare the statement");
+            duckdb_destroy_prepare(&stmt);
             return false;
         }
         self->refs++;
         *ret = exports_duckdb_component_database_prepared_statement_new(new exports_duckdb_component_database_prepared_statement_t{stmt, self});
         return true;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_connection_appender(exports_duckdb_component_database_borrow_connection_t self, str_t *maybe_schema, str_t *table, exports_duckdb_component_database_own_appender_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         std::string schema;
         bool has_schema = maybe_schema != nullptr;
         if (has_schema) {
@@ -663,7 +657,10 @@ bool exports_duckdb_component_database_method_connection_appender(exports_duckdb
         self->refs++;
         *ret = exports_duckdb_component_database_appender_new(new exports_duckdb_component_database_appender_t{app, self, false});
         return true;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 uint32_t exports_duckdb_component_database_method_prepared_statement_parameter_count(exports_duckdb_component_database_borrow_prepared_statement_t self) {
@@ -671,13 +668,16 @@ uint32_t exports_duckdb_component_database_method_prepared_statement_parameter_c
 }
 
 bool exports_duckdb_component_database_method_prepared_statement_execute(exports_duckdb_component_database_borrow_prepared_statement_t self, values_t *params, exports_duckdb_component_database_own_query_result_t *ret, error_t *err) {
-    return guarded(err, [&] {
+    try {
         duckdb_clear_bindings(self->stmt);
         duckdb_result res;
         bool ok = bind_all(self->stmt, params, err) && finish_query(duckdb_execute_prepared(self->stmt, &res), &res, ret, err);
         exports_duckdb_component_database_list_value_free(params);
         return ok;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 void exports_duckdb_component_database_method_query_result_columns(exports_duckdb_component_database_borrow_query_result_t self, exports_duckdb_component_database_list_column_t *ret) {
@@ -785,41 +785,63 @@ bool exports_duckdb_component_database_method_query_result_fetch(exports_duckdb_
 }
 
 bool exports_duckdb_component_database_method_appender_append_row(exports_duckdb_component_database_borrow_appender_t self, values_t *row, error_t *err) {
-    return guarded(err, [&] {
+    try {
         bool ok = appender_usable(self, err) && append_row(self->app, row, err);
         exports_duckdb_component_database_list_value_free(row);
         return ok;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_appender_append_rows(exports_duckdb_component_database_borrow_appender_t self, rows_t *rows, error_t *err) {
-    return guarded(err, [&] {
+    try {
         bool ok = appender_usable(self, err);
         for (size_t i = 0; ok && i < rows->len; i++) {
             ok = append_row(self->app, &rows->ptr[i], err);
         }
         exports_duckdb_component_database_list_list_value_free(rows);
         return ok;
-    });
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_appender_flush(exports_duckdb_component_database_borrow_appender_t self, error_t *err) {
-    return guarded(err, [&] {
+    try {
         if (!appender_usable(self, err)) {
             return false;
         }
-        return appender_ok(self->app, duckdb_appender_flush(self->app), "cannot flush the appender", err);
-    });
+        if (duckdb_appender_flush(self->app) != DuckDBSuccess) {
+            const char *e = duckdb_appender_error(self->app);
+            fail(err, e ? e : "cannot flush the appender", nullptr, "Invalid Input");
+            return false;
+        }
+        return true;
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 bool exports_duckdb_component_database_method_appender_close(exports_duckdb_component_database_borrow_appender_t self, error_t *err) {
-    return guarded(err, [&] {
+    try {
         if (!appender_usable(self, err)) {
             return false;
         }
         self->closed = true;
-        return appender_ok(self->app, duckdb_appender_close(self->app), "cannot close the appender", err);
-    });
+        if (duckdb_appender_close(self->app) != DuckDBSuccess) {
+            const char *e = duckdb_appender_error(self->app);
+            fail(err, e ? e : "cannot close the appender", nullptr, "Invalid Input");
+            return false;
+        }
+        return true;
+    } catch (...) {
+        fail_exception(err);
+        return false;
+    }
 }
 
 void exports_duckdb_component_database_database_destructor(exports_duckdb_component_database_database_t *rep) {
