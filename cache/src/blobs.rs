@@ -49,6 +49,7 @@ impl Blobs {
     /// allocates no inode), else copies it through a temporary file.
     pub fn put_file(&self, src: &Path, d: &Digest, executable: bool) -> Result<(), CacheError> {
         let dest = self.path(d);
+        crate::fault::point("blob_write");
         let mode = if executable { 0o555 } else { 0o444 };
         fs::set_permissions(src, fs::Permissions::from_mode(mode)).map_err(io_err(src))?;
         match fs::hard_link(src, &dest) {
@@ -68,6 +69,7 @@ impl Blobs {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dest.with_file_name(format!(".tmp-{}-{n}", std::process::id()));
         fs::copy(src, &tmp).map_err(io_err(src))?;
+        crate::fault::point("blob_write");
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         Ok(())
@@ -84,6 +86,7 @@ impl Blobs {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
         let tmp = self.temp_path("bytes");
         fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+        crate::fault::point("blob_write");
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         Ok(d)

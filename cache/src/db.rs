@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::gc::parse_hex;
-use crate::{ActionResult, Blobs, CacheError, Digest, SCHEMA_VERSION, Stat, io_err};
+use crate::{ActionResult, Blobs, CacheError, CacheLock, Digest, SCHEMA_VERSION, Stat, io_err};
 
 /// A row of the `files` table.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +30,83 @@ pub struct Cache {
     pub(crate) db_path: PathBuf,
     pub(crate) db: Connection,
     pub(crate) blobs: Blobs,
+    pub(crate) _lock: CacheLock,
+    pub(crate) recovered: Option<String>,
+}
+
+/// Whether a database error means the file is not (or no longer) a sound
+/// SQLite database.
+pub(crate) fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+/// Rename a broken database (and its WAL) to `kiln.db.corrupt-<time>-<pid>`.
+pub(crate) fn move_aside(db_path: &Path) -> Result<PathBuf, CacheError> {
+    let aside = db_path.with_extension(format!("db.corrupt-{}-{}", now(), std::process::id()));
+    fs::rename(db_path, &aside).map_err(io_err(db_path))?;
+    for ext in ["db-wal", "db-shm"] {
+        let _ = fs::remove_file(db_path.with_extension(ext));
+    }
+    Ok(aside)
+}
+
+/// Create or upgrade the schema. `Ok(Some(v))`: the database says it has
+/// schema version `v`, which this kiln does not know.
+pub(crate) fn init_schema(db: &Connection) -> rusqlite::Result<Option<String>> {
+    // Setting up the schema takes write locks; two processes opening a
+    // new cache at once can see SQLITE_BUSY without the busy handler
+    // being consulted (a lock upgrade), so retry for a while.
+    let mut attempt = 0;
+    loop {
+        let r = db.pragma_update(None, "journal_mode", "WAL").and_then(|()| {
+            db.pragma_update(None, "synchronous", "NORMAL")?;
+            db.execute_batch(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);",
+            )?;
+            let version: Option<String> = db
+                .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+                .optional()?;
+            match version.as_deref() {
+                None | Some("2") => {}
+                Some("1") => db.execute_batch("DROP TABLE IF EXISTS files;")?,
+                Some(other) => {
+                    db.execute_batch("ROLLBACK;")?;
+                    return Ok(Some(other.to_owned()));
+                }
+            }
+            db.execute_batch(
+                "INSERT OR REPLACE INTO meta VALUES('schema_version', '2');
+                 CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
+                                                    created INTEGER NOT NULL, last_access INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                                                  ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, racy INTEGER NOT NULL,
+                                                  digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
+                                                 record BLOB NOT NULL, PRIMARY KEY(workspace, action));
+                 CREATE TABLE IF NOT EXISTS remote_blobs(digest BLOB PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL,
+                                                         executable INTEGER NOT NULL, local BLOB) WITHOUT ROWID;
+                 COMMIT;",
+            )?;
+            Ok(None)
+        });
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempt < 600 =>
+            {
+                let _ = db.execute_batch("ROLLBACK;");
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(
+                    10 + (std::process::id() as u64 % 7),
+                ));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// A connection to the database at `path` that waits for other writers.
@@ -72,9 +149,21 @@ pub struct Stats {
 }
 
 impl Cache {
-    /// Open (creating if needed) the cache at `dir`.
+    /// Open (creating if needed) the cache at `dir`, shared with other
+    /// kiln processes.
     pub fn open(dir: &Path) -> Result<Cache, CacheError> {
+        Self::open_locked(dir, false, || {})
+    }
+
+    /// Open the cache at `dir` alone (garbage collection, repair): waits
+    /// for every other process using it, calling `on_wait` first if any.
+    pub fn open_exclusive(dir: &Path, on_wait: impl FnOnce()) -> Result<Cache, CacheError> {
+        Self::open_locked(dir, true, on_wait)
+    }
+
+    fn open_locked(dir: &Path, exclusive: bool, on_wait: impl FnOnce()) -> Result<Cache, CacheError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock = crate::lock::lock(dir, exclusive, on_wait)?;
         let version_file = dir.join("VERSION");
         let want = format!("kiln-cache {SCHEMA_VERSION}\n");
         // Schema 1 differs only in the `files` table (a stat cache, dropped
@@ -112,54 +201,33 @@ impl Cache {
             path: db_path.clone(),
             source,
         };
-        let db = connect(&db_path)?;
-        // Setting up the schema takes write locks; two processes opening a
-        // new cache at once can see SQLITE_BUSY without the busy handler
-        // being consulted (a lock upgrade), so retry for a while.
-        let mut attempt = 0;
-        loop {
-            let r = db.pragma_update(None, "journal_mode", "WAL").and_then(|()| {
-                db.pragma_update(None, "synchronous", "NORMAL")?;
-                db.execute_batch(
-                    "BEGIN IMMEDIATE;
-                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);",
-                )?;
-                let version: Option<String> = db
-                    .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
-                    .optional()?;
-                if version.as_deref() == Some("1") {
-                    db.execute_batch("DROP TABLE IF EXISTS files;")?;
-                }
-                db.execute_batch(
-                    "INSERT OR REPLACE INTO meta VALUES('schema_version', '2');
-                     CREATE TABLE IF NOT EXISTS actions(key BLOB PRIMARY KEY, result BLOB NOT NULL, size INTEGER NOT NULL,
-                                                        created INTEGER NOT NULL, last_access INTEGER NOT NULL);
-                     CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                                                      ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, racy INTEGER NOT NULL,
-                                                      digest BLOB NOT NULL, key BLOB) WITHOUT ROWID;
-                     CREATE TABLE IF NOT EXISTS runs(workspace TEXT NOT NULL, action TEXT NOT NULL, outcome INTEGER NOT NULL,
-                                                     record BLOB NOT NULL, PRIMARY KEY(workspace, action));
-                     CREATE TABLE IF NOT EXISTS remote_blobs(digest BLOB PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL,
-                                                             executable INTEGER NOT NULL, local BLOB) WITHOUT ROWID;
-                     COMMIT;",
-                )
-            });
-            match r {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && attempt < 600 =>
-                {
-                    let _ = db.execute_batch("ROLLBACK;");
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        10 + (std::process::id() as u64 % 7),
-                    ));
-                }
-                Err(e) => return Err(dberr(e)),
+        let mut db = connect(&db_path)?;
+        let mut recovered = None;
+        match init_schema(&db) {
+            Ok(None) => {}
+            Ok(Some(found)) => {
+                return Err(CacheError::Version {
+                    path: dir.to_path_buf(),
+                    found: format!("kiln-cache {found} (in kiln.db)"),
+                });
             }
+            Err(e) if is_corrupt(&e) => {
+                // The database is an index: its loss costs re-running or
+                // re-verifying actions, never a wrong output. Keep the
+                // broken file for a post-mortem and start a new one.
+                drop(db);
+                let aside = move_aside(&db_path)?;
+                recovered = Some(format!(
+                    "the cache database `{}` was unreadable ({e}); moved it to `{}` and started an empty one, so actions run again",
+                    db_path.display(),
+                    aside.display()
+                ));
+                db = connect(&db_path)?;
+                if let Err(e) = init_schema(&db) {
+                    return Err(dberr(e));
+                }
+            }
+            Err(e) => return Err(dberr(e)),
         }
         if upgrade {
             let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));
@@ -171,7 +239,15 @@ impl Cache {
             db_path,
             db,
             blobs,
+            _lock: lock,
+            recovered,
         })
+    }
+
+    /// What opening had to recover from (a corrupt database moved aside),
+    /// for a warning.
+    pub fn recovered(&self) -> Option<&str> {
+        self.recovered.as_deref()
     }
 
     pub(crate) fn dberr(&self) -> impl FnOnce(rusqlite::Error) -> CacheError + '_ {
@@ -227,6 +303,7 @@ impl Cache {
             path: &path,
         };
         let out = f(&w)?;
+        crate::fault::point("db_commit");
         tx.commit()
             .map_err(|source| CacheError::Db { path, source })?;
         Ok(out)

@@ -61,7 +61,10 @@ mod blobs;
 pub mod codec;
 mod db;
 mod digest;
+pub mod fault;
 mod gc;
+mod lock;
+mod verify;
 mod remote;
 mod result;
 pub mod stat;
@@ -69,6 +72,8 @@ pub mod stat;
 pub use blobs::Blobs;
 pub use db::{Cache, FileState, Stats, Writer};
 pub use digest::Digest;
+pub use lock::CacheLock;
+pub use verify::VerifyReport;
 pub use remote::{RemoteBlob, RemoteRefs};
 pub use result::{ActionResult, OutputEntry};
 pub use stat::Stat;
@@ -89,7 +94,7 @@ pub enum CacheError {
     },
     /// The database failed.
     #[error(
-        "Cache database error in `{path}`: {source}; if it persists, remove the cache with `kiln clean --cache`"
+        "Cache database error in `{path}`: {source}; run `kiln cache verify --repair`, or remove the cache with `kiln clean --cache`"
     )]
     Db {
         /// The database file.

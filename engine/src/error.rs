@@ -46,6 +46,10 @@ pub enum ErrorClass {
     /// The machine: a missing tool, an unreadable file (exit 2 as well, with
     /// the message saying what to install or fix).
     Environment,
+    /// A local environmental problem while building: the disk is full, the
+    /// cache or `kiln-out/` cannot be written, the cache database is
+    /// corrupt (exit 36, Bazel's code).
+    Local,
     /// A bug in kiln (exit 37).
     Internal,
 }

@@ -462,3 +462,66 @@ mod tests {
         assert!(e.starts_with("kiln.toml:1:17: Invalid type: string"), "{e}");
     }
 }
+
+/// The workspace lock, held by this process (see [`lock`]).
+static HELD: std::sync::Mutex<Option<nix::fcntl::Flock<fs::File>>> = std::sync::Mutex::new(None);
+
+/// Take the workspace's lock for the rest of this command: one kiln
+/// command at a time writes a workspace's `kiln-out/`, as with Bazel's
+/// output-base lock. A second command waits, saying so (`on_wait` gets the
+/// other process's id when known). The lock is an `flock` on the workspace
+/// root directory itself, so `kiln clean` cannot remove it, and the kernel
+/// releases it when the process dies.
+pub fn lock(root: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<(), String> {
+    use nix::errno::Errno;
+    use nix::fcntl::{Flock, FlockArg};
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.is_some() {
+        return Ok(());
+    }
+    let dir = fs::File::open(root)
+        .map_err(|e| format!("cannot open the workspace `{}`: {e}", root.display()))?;
+    let owner = crate::artifact::state_dir(root).join("lock-owner");
+    let got = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((dir, Errno::EWOULDBLOCK)) => {
+            on_wait(
+                fs::read_to_string(&owner)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok()),
+            );
+            let mut dir = dir;
+            loop {
+                match Flock::lock(dir, FlockArg::LockExclusive) {
+                    Ok(l) => break l,
+                    Err((back, Errno::EINTR)) => dir = back,
+                    Err((_, e)) => {
+                        return Err(format!(
+                            "cannot lock the workspace `{}`: {e}",
+                            root.display()
+                        ));
+                    }
+                }
+            }
+        }
+        Err((_, e)) => {
+            return Err(format!(
+                "cannot lock the workspace `{}`: {e}",
+                root.display()
+            ));
+        }
+    };
+    // Who holds it, for the message of the next one to wait; best effort.
+    if let Some(parent) = owner.parent()
+        && fs::create_dir_all(parent).is_ok()
+    {
+        let _ = fs::write(&owner, format!("{}\n", std::process::id()));
+    }
+    *held = Some(got);
+    Ok(())
+}
+
+/// Release the workspace lock early (`kiln run`, before the program runs).
+pub fn unlock() {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}

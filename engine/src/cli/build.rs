@@ -310,6 +310,18 @@ fn every_build_file(ws: &Workspace) -> crate::ops::watch::Watched {
     w
 }
 
+/// Take the workspace lock (waiting, with a message, for another kiln
+/// command in the same workspace).
+pub fn lock_workspace(ws: &Workspace) -> Result<(), Failure> {
+    crate::workspace::lock(&ws.root, |pid| {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        eprintln!(
+            "kiln: another kiln command{who} is running in this workspace; waiting for it to finish..."
+        );
+    })
+    .map_err(|e| Failure::new(ErrorClass::Local, e))
+}
+
 /// The workspace at `cwd`, execution options from the flags, and an
 /// interrupt flag set by SIGINT/SIGTERM.
 pub fn prepare(
@@ -318,6 +330,7 @@ pub fn prepare(
     f: &BuildFlags,
 ) -> Result<(Workspace, ExecOptions, Arc<AtomicBool>), Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
+    lock_workspace(&ws)?;
     let remote = f.remote(&ws.config)?;
     let executor = f.executor(&ws.config, remote.as_ref())?;
     let cores = std::thread::available_parallelism()

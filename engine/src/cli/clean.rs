@@ -24,10 +24,19 @@ pub struct CleanArgs {
 /// Run `kiln clean`.
 pub fn run_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
     let ws = Workspace::discover(cwd).map_err(|e| Failure::new(e.class(), e))?;
+    super::build::lock_workspace(&ws)?;
     clean::clean_outputs(&ws.root);
     if args.cache {
         let dir = args.cache_dir.unwrap_or_else(default_cache_dir);
-        clean::clean_cache(&dir).map_err(|e| Failure::new(ErrorClass::User, e))?;
+        // Alone: a build sharing the cache keeps its blobs until it ends.
+        let lock = if dir.join("VERSION").exists() {
+            Some(kiln_cache::Cache::open_exclusive(&dir, waiting(&dir)).map_err(|e| Failure::new(ErrorClass::Local, e))?)
+        } else {
+            None
+        };
+        let r = clean::clean_cache(&dir).map_err(|e| Failure::new(ErrorClass::User, e));
+        drop(lock);
+        r?;
     }
     Ok(exit::OK)
 }
@@ -53,6 +62,25 @@ enum CacheCommand {
         #[arg(long = "max-size", value_name = "SIZE")]
         max_size: String,
     },
+    /// Check every blob against its digest and every action result's
+    /// blobs; report orphans. Exit 0 when sound, 36 when something is
+    /// broken (without `--repair`).
+    Verify {
+        /// Drop what is broken (corrupt blobs, results naming missing
+        /// blobs; a corrupt database is rebuilt from what can be read), so
+        /// the actions run again.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+fn waiting(dir: &Path) -> impl FnOnce() + '_ {
+    move || {
+        eprintln!(
+            "kiln: another kiln process is using the cache at `{}`; waiting for it to finish...",
+            dir.display()
+        )
+    }
 }
 
 /// Run `kiln cache ...`.
@@ -77,15 +105,76 @@ pub fn run_cache(args: CacheArgs) -> Result<i32, Failure> {
         CacheCommand::Gc { max_size } => {
             let max =
                 clean::parse_size(&max_size).map_err(|e| Failure::new(ErrorClass::User, e))?;
-            let mut c = kiln_cache::Cache::open(&dir)
-                .map_err(|e| Failure::new(ErrorClass::Environment, e))?;
-            let (results, blobs, bytes) = c
-                .gc(max)
-                .map_err(|e| Failure::new(ErrorClass::Environment, e))?;
+            let mut c = kiln_cache::Cache::open_exclusive(&dir, waiting(&dir))
+                .map_err(|e| Failure::new(ErrorClass::Local, e))?;
+            let (results, blobs, bytes) =
+                c.gc(max).map_err(|e| Failure::new(ErrorClass::Local, e))?;
             out(&format!(
                 "removed {results} action results and {blobs} blobs ({bytes} bytes)\n"
             ));
         }
+        CacheCommand::Verify { repair } => return verify(&dir, repair),
+    }
+    Ok(exit::OK)
+}
+
+fn verify(dir: &Path, repair: bool) -> Result<i32, Failure> {
+    if !dir.join("VERSION").exists() {
+        return Err(Failure::new(
+            ErrorClass::User,
+            format!(
+                "`{}` is not a kiln cache (no VERSION file); pass the cache with --cache-dir",
+                dir.display()
+            ),
+        ));
+    }
+    let local = |e| Failure::new(ErrorClass::Local, e);
+    let mut c = if repair {
+        kiln_cache::Cache::open_exclusive(dir, waiting(dir)).map_err(local)?
+    } else {
+        kiln_cache::Cache::open(dir).map_err(local)?
+    };
+    if let Some(what) = c.recovered() {
+        eprintln!("WARNING: {what}");
+    }
+    let r = c.verify(repair).map_err(local)?;
+    let mut text = format!(
+        "cache: {}\ndatabase: {}\nblobs: {} ({} bytes), {} corrupt, {} stray files, {} partial copies of dead processes\naction results: {}, {} broken\norphan blobs: {} ({} bytes; `kiln cache gc` reclaims them)\n",
+        dir.display(),
+        r.database.as_deref().unwrap_or("ok"),
+        r.blobs,
+        r.blob_bytes,
+        r.corrupt_blobs.len(),
+        r.stray_files.len(),
+        r.leftovers.len(),
+        r.results,
+        r.broken_results.len(),
+        r.orphans,
+        r.orphan_bytes,
+    );
+    for d in &r.corrupt_blobs {
+        text.push_str(&format!("corrupt blob: {}\n", d.hex()));
+    }
+    for f in &r.stray_files {
+        text.push_str(&format!("stray file: blobs/{f}\n"));
+    }
+    for (k, why) in &r.broken_results {
+        text.push_str(&format!("broken result {}: {why}\n", k.hex()));
+    }
+    if let Some((blobs, results)) = r.repaired {
+        text.push_str(&format!(
+            "repaired: removed {blobs} blob files and {results} action results\n"
+        ));
+    }
+    out(&text);
+    if (r.broken() && r.repaired.is_none()) || r.database.is_some() {
+        return Err(Failure::new(
+            ErrorClass::Local,
+            format!(
+                "the cache at `{}` is damaged; run `kiln cache verify --repair` to drop what is broken",
+                dir.display()
+            ),
+        ));
     }
     Ok(exit::OK)
 }

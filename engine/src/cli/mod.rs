@@ -37,6 +37,8 @@ pub mod exit {
     pub const NO_TESTS: i32 = 4;
     /// Interrupted.
     pub const INTERRUPTED: i32 = 8;
+    /// A local environmental problem: disk full, cache unwritable or corrupt.
+    pub const LOCAL_ENVIRONMENT: i32 = 36;
     /// A bug in kiln.
     pub const INTERNAL: i32 = 37;
     /// `kiln run`: the guest trapped (128 + SIGABRT, as a crashed process
@@ -119,6 +121,7 @@ impl Failure {
 fn exit_code(class: ErrorClass) -> i32 {
     match class {
         ErrorClass::User | ErrorClass::Environment => exit::USER_ERROR,
+        ErrorClass::Local => exit::LOCAL_ENVIRONMENT,
         ErrorClass::Internal => exit::INTERNAL,
     }
 }

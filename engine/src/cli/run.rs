@@ -56,6 +56,9 @@ pub fn run_cmd(cwd: &Path, jobs: Option<usize>, args: RunArgs) -> Result<i32, Fa
     if code != 0 {
         return Ok(code);
     }
+    // The program may run for long; builds in this workspace need not wait
+    // for it (outputs are replaced by rename, never rewritten in place).
+    crate::workspace::unlock();
     run_once(&ws, &built, &label, cwd, &args)
 }
 

@@ -61,6 +61,7 @@ impl Scheduler<'_> {
                     path: dest.clone(),
                     message: e.to_string(),
                 })?;
+            kiln_cache::fault::point("materialize");
             let st = FileState {
                 stat,
                 digest: o.digest,

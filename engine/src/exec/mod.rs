@@ -39,6 +39,7 @@
 pub mod clock;
 pub mod files;
 mod journal;
+pub mod limits;
 mod materialize;
 mod progress;
 pub mod record;
@@ -177,6 +178,10 @@ pub enum ExecError {
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// kiln could not store an action's outputs (disk full, cache not
+    /// writable).
+    #[error("{0}; free space or fix the cache directory's permissions, then build again")]
+    Local(String),
     /// Writing into the workspace failed.
     #[error("Cannot write `{path}`: {message}")]
     Io {
@@ -190,7 +195,7 @@ pub enum ExecError {
 impl ExecError {
     /// Who must act.
     pub fn class(&self) -> ErrorClass {
-        ErrorClass::Environment
+        ErrorClass::Local
     }
 }
 

@@ -77,7 +77,10 @@ impl Runners for SandboxRunners {
         // this worker through /proc/self/fd (the descriptor is
         // close-on-exec, so actions do not inherit it).
         let ws_dir = fs::File::open(&self.root);
-        let iso = sandbox::isolate_thread(self.hide.as_deref(), &base);
+        // The workspace and the cache stay reachable if they are in /tmp.
+        let cache_dir = self.blobs.tmp_dir().parent().unwrap_or(self.blobs.tmp_dir());
+        let keep = [self.root.clone(), cache_dir.to_path_buf()];
+        let mut iso = sandbox::isolate_thread(self.hide.as_deref(), &base, &keep);
         let ws_view = match &ws_dir {
             Ok(f) if iso.workspace_hidden => PathBuf::from(format!(
                 "/proc/self/fd/{}",
@@ -85,9 +88,24 @@ impl Runners for SandboxRunners {
             )),
             _ => self.root.clone(),
         };
-        let sandbox = made
+        let mut sandbox = made
             .map_err(|e| format!("cannot create sandbox `{}`: {e}", base.display()))
             .and_then(|()| Sandbox::new(base, iso.tmpfs, self.cx.clone()));
+        match super::limits::Cgroup::new(slot) {
+            Ok(cg) => {
+                iso.process_limit = true;
+                if let Ok(sb) = &mut sandbox {
+                    sb.set_cgroup(cg);
+                }
+            }
+            Err(e) => {
+                let note = format!("no process limit ({e}): a fork bomb in an action is bounded only by its timeout");
+                iso.note = Some(match iso.note.take() {
+                    Some(n) => format!("{n}; {note}"),
+                    None => note,
+                });
+            }
+        }
         let runner = SandboxRunner {
             sandbox,
             _ws_dir: ws_dir.ok(),

@@ -32,6 +32,9 @@ use kiln_cache::{ActionResult, Blobs, Digest, OutputEntry};
 
 use crate::action::{Action, ExecContext, Execution};
 
+/// How long an action may run when its rule sets no `timeout`.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
 /// The environment every action starts from.
 pub const SANDBOX_ENV: &[(&str, &str)] = &[
     ("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -51,6 +54,11 @@ pub struct Isolation {
     pub workspace_hidden: bool,
     /// Sandboxes live on a private tmpfs (fresh per action, cheap).
     pub tmpfs: bool,
+    /// Actions see a private, empty `/tmp` (their writes there are lost).
+    pub tmp_private: bool,
+    /// An action's processes are limited (a pids cgroup) and all killed
+    /// when it ends.
+    pub process_limit: bool,
     /// Why something is missing, for the summary.
     pub note: Option<String>,
 }
@@ -58,7 +66,7 @@ pub struct Isolation {
 /// Isolate the calling thread (and so every process it spawns): a new
 /// network namespace, and a mount namespace hiding `hide` with a private
 /// tmpfs mounted on `sandbox_base`.
-pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
+pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path, keep: &[PathBuf]) -> Isolation {
     use nix::mount::{MsFlags, mount};
     use nix::sched::{CloneFlags, unshare};
     let mut iso = Isolation::default();
@@ -87,6 +95,12 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
     match ns {
         Ok(()) => {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            match cover_tmp(keep) {
+                Ok(()) => iso.tmp_private = true,
+                Err(e) => notes.push(format!(
+                    "cannot give actions a private /tmp ({e}): their writes there are visible"
+                )),
+            }
             iso.tmpfs = mount(Some("tmpfs"), sandbox_base, Some("tmpfs"), flags, Some("mode=0755")).is_ok();
             if let Some(dir) = hide {
                 match mount(Some("tmpfs"), dir, Some("tmpfs"), flags | MsFlags::MS_RDONLY, Some("size=4k,mode=0555")) {
@@ -101,6 +115,48 @@ pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path) -> Isolation {
         iso.note = Some(notes.join("; "));
     }
     iso
+}
+
+/// Mount an empty tmpfs on `/tmp` in this thread's mount namespace, and
+/// bind the directories of `keep` that were under it (the cache, the
+/// workspace) back at their paths, through a descriptor of the old `/tmp`.
+fn cover_tmp(keep: &[PathBuf]) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    let old = fs::File::open("/tmp").map_err(|e| e.to_string())?;
+    let under: Vec<PathBuf> = keep
+        .iter()
+        .filter_map(|k| fs::canonicalize(k).ok())
+        .filter(|k| k.starts_with("/tmp"))
+        .collect();
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(|e| e.to_string())?;
+    let old_view = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&old));
+    for k in under {
+        let rel = k.strip_prefix("/tmp").unwrap_or(&k);
+        let src = Path::new(&old_view).join(rel);
+        let bound = fs::create_dir_all(&k).map_err(|e| e.to_string()).and_then(|()| {
+            mount(
+                Some(&src),
+                &k,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| e.to_string())
+        });
+        if let Err(e) = bound {
+            // Without it the worker cannot reach the cache: undo.
+            let _ = nix::mount::umount2("/tmp", nix::mount::MntFlags::MNT_DETACH);
+            return Err(format!("cannot keep `{}` visible: {e}", k.display()));
+        }
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -164,6 +220,49 @@ pub enum RunOutcome {
         /// Captured stdout+stderr (the tail).
         log: String,
     },
+    /// kiln itself could not go on: the disk is full or the cache is not
+    /// writable. The build stops with exit 36.
+    Local {
+        /// What went wrong, with the path.
+        message: String,
+    },
+}
+
+/// Whether an I/O error is the machine's (disk full, quota, read-only
+/// filesystem), not the action's.
+pub fn is_local_fault(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull | QuotaExceeded | ReadOnlyFilesystem | FileTooLarge
+    )
+}
+
+/// A failure to set up, run or collect an action.
+struct SbError {
+    message: String,
+    local: bool,
+}
+
+impl From<String> for SbError {
+    fn from(message: String) -> Self {
+        SbError {
+            message,
+            local: false,
+        }
+    }
+}
+
+/// A cache write's failure, marked local when the machine is at fault.
+fn cache_write(e: kiln_cache::CacheError) -> SbError {
+    let local = match &e {
+        kiln_cache::CacheError::Io { source, .. } => is_local_fault(source),
+        _ => false,
+    };
+    SbError {
+        message: e.to_string(),
+        local,
+    }
 }
 
 fn io<T>(r: std::io::Result<T>, what: &str, p: &Path) -> Result<T, String> {
@@ -212,6 +311,8 @@ pub struct Sandbox {
     fresh: bool,
     /// Handed to in-process action kinds.
     cx: ExecContext,
+    /// The worker's process limit, when the machine allows one.
+    cgroup: Option<super::limits::Cgroup>,
 }
 
 impl Sandbox {
@@ -229,7 +330,13 @@ impl Sandbox {
             dirs: HashSet::new(),
             fresh: tmpfs,
             cx,
+            cgroup: None,
         })
+    }
+
+    /// Limit the processes of every action run here.
+    pub fn set_cgroup(&mut self, cg: super::limits::Cgroup) {
+        self.cgroup = Some(cg);
     }
 
     fn ensure_dir(&mut self, rel: &Path) -> Result<(), String> {
@@ -327,7 +434,15 @@ impl Sandbox {
         let reset = self.reset();
         match (result, reset) {
             (Ok(o), Ok(())) => o,
-            (Ok(_), Err(message)) | (Err(message), _) => RunOutcome::Failed {
+            (Err(SbError {
+                message,
+                local: true,
+            }), _) => RunOutcome::Local { message },
+            (Ok(_), Err(message))
+            | (Err(SbError {
+                message,
+                local: false,
+            }), _) => RunOutcome::Failed {
                 message,
                 log: String::new(),
             },
@@ -342,7 +457,7 @@ impl Sandbox {
         inputs: &[Digest],
         running: &Running,
         slot: usize,
-    ) -> Result<RunOutcome, String> {
+    ) -> Result<RunOutcome, SbError> {
         for (a, d) in action.inputs.iter().zip(inputs) {
             let rel = Path::new(a.path());
             self.ensure_dir(rel.parent().unwrap_or(Path::new("")))?;
@@ -354,15 +469,16 @@ impl Sandbox {
             } else {
                 blobs.path(d)
             };
-            copy_checked(&from, &dest, d).map_err(|e| {
-                if a.is_source() {
+            copy_checked(&from, &dest, d).map_err(|e| SbError {
+                local: is_local_fault(&e),
+                message: if a.is_source() {
                     format!("cannot stage source `{}`: {e}", a.path())
                 } else {
                     format!(
                         "cannot stage `{}` from the cache ({e}); run `kiln clean` and build again",
                         a.path()
                     )
-                }
+                },
             })?;
         }
         for o in &action.outputs {
@@ -370,7 +486,9 @@ impl Sandbox {
         }
         let mut log = String::new();
         if NET_LOST.with(|l| l.get()) {
-            return Err("this worker lost its network isolation; run the build again".to_owned());
+            return Err("this worker lost its network isolation; run the build again"
+                .to_owned()
+                .into());
         }
         match action.kind.execute(&self.cx, &self.root, action) {
             Execution::Done(Err(message)) => {
@@ -399,6 +517,10 @@ impl Sandbox {
                     .stdout(writer)
                     .stderr(writer2)
                     .process_group(0);
+                if let Some(cg) = &self.cgroup {
+                    cg.enter(&mut cmd)
+                        .map_err(|e| format!("cannot limit the action's processes: {e}"))?;
+                }
                 let spawned = if r.network {
                     with_host_network(|| cmd.spawn())?
                 } else {
@@ -411,40 +533,62 @@ impl Sandbox {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(slot, child.id() as i32);
+                kiln_cache::fault::point("action");
                 // The rule's timeout: a watchdog kills the process group
                 // when it passes (and is told by `done` when it need not).
                 let timed_out = Arc::new(AtomicBool::new(false));
-                let watchdog = r.timeout.map(|secs| {
+                let timeout = r.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+                let watchdog = {
                     let (done, wait) = mpsc::channel::<()>();
                     let pgid = child.id() as i32;
                     let flag = timed_out.clone();
+                    let cgroup = self.cgroup.as_ref().map(|c| c.dir().to_path_buf());
                     let t = std::thread::spawn(move || {
                         if let Err(mpsc::RecvTimeoutError::Timeout) =
-                            wait.recv_timeout(Duration::from_secs(secs))
+                            wait.recv_timeout(Duration::from_secs(timeout))
                         {
                             flag.store(true, Ordering::SeqCst);
                             let _ = nix::sys::signal::killpg(
                                 nix::unistd::Pid::from_raw(pgid),
                                 nix::sys::signal::Signal::SIGKILL,
                             );
+                            // Processes that left the group (setsid) too.
+                            if let Some(dir) = cgroup {
+                                super::limits::kill_cgroup(&dir);
+                            }
                         }
                     });
-                    (done, t)
-                });
-                let mut tail: Vec<u8> = Vec::new();
-                let mut buf = [0u8; 16 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            tail.extend_from_slice(&buf[..n]);
-                            if tail.len() > 2 * LOG_TAIL {
-                                tail.drain(..tail.len() - LOG_TAIL);
+                    Some((done, t))
+                };
+                // Output is read on its own thread: a process the command
+                // left behind may hold the pipe open after the command
+                // exits, until it is killed below.
+                let collector = std::thread::spawn(move || {
+                    let mut tail: Vec<u8> = Vec::new();
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        match reader.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                tail.extend_from_slice(&buf[..n]);
+                                if tail.len() > 2 * LOG_TAIL {
+                                    tail.drain(..tail.len() - LOG_TAIL);
+                                }
                             }
                         }
                     }
-                }
+                    tail
+                });
                 let status = child.wait();
+                // Nothing an action started outlives it.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                if let Some(cg) = &self.cgroup {
+                    cg.kill_all();
+                }
+                let mut tail = collector.join().unwrap_or_default();
                 if let Some((done, t)) = watchdog {
                     drop(done);
                     let _ = t.join();
@@ -461,10 +605,14 @@ impl Sandbox {
                 log = String::from_utf8_lossy(&tail).into_owned();
                 if timed_out.load(Ordering::SeqCst) {
                     return Ok(RunOutcome::Failed {
-                        message: format!(
-                            "the command timed out after {} s (the rule's `timeout`) and was killed",
-                            r.timeout.unwrap_or_default()
-                        ),
+                        message: match r.timeout {
+                            Some(t) => format!(
+                                "the command timed out after {t} s (the rule's `timeout`) and was killed"
+                            ),
+                            None => format!(
+                                "the command timed out after {timeout} s (the default; set the rule's `timeout` to allow more) and was killed"
+                            ),
+                        },
                         log,
                     });
                 }
@@ -489,9 +637,7 @@ impl Sandbox {
                 Ok(m) if m.is_file() => {
                     let d = io(Digest::of_file(&p), "cannot read output", &p)?;
                     let executable = m.permissions().mode() & 0o111 != 0;
-                    blobs
-                        .put_file(&p, &d, executable)
-                        .map_err(|e| e.to_string())?;
+                    blobs.put_file(&p, &d, executable).map_err(cache_write)?;
                     outputs.push(OutputEntry {
                         path: o.path().to_owned(),
                         digest: d,
@@ -515,7 +661,7 @@ impl Sandbox {
         let log = if log.is_empty() {
             None
         } else {
-            Some(blobs.put_bytes(log.as_bytes()).map_err(|e| e.to_string())?)
+            Some(blobs.put_bytes(log.as_bytes()).map_err(cache_write)?)
         };
         Ok(RunOutcome::Done(ActionResult { outputs, log }))
     }

@@ -413,6 +413,9 @@ impl Scheduler<'_> {
                         }
                         self.complete(idx);
                     }
+                    RunOutcome::Local { message } => {
+                        return Err(ExecError::Local(message));
+                    }
                     RunOutcome::Failed { message, log } => {
                         if self.report.interrupted || self.retry_flaky(idx, &message) {
                             return Ok(());

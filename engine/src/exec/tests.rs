@@ -522,7 +522,7 @@ fn a_full_disk_fails_the_build_without_a_partial_output() {
         text.contains("kiln-out/p/b.out") && text.contains("No space left"),
         "{text}"
     );
-    assert_eq!(err.class(), crate::error::ErrorClass::Environment);
+    assert_eq!(err.class(), crate::error::ErrorClass::Local);
     assert!(!f.root().join("kiln-out/p/b.out").exists());
     // With space again, the next build finishes what is missing.
     let (r, _) = f.run(&p, Script::default(), 1, false);

@@ -49,9 +49,20 @@ impl BuildError {
             BuildError::Load(e) => e.class(),
             BuildError::Graph(e) => e.class(),
             BuildError::Analysis(e) => e.class(),
-            BuildError::Cache(_) | BuildError::Exec(_) => ErrorClass::Environment,
+            BuildError::Cache(_) | BuildError::Exec(_) => ErrorClass::Local,
         }
     }
+}
+
+/// Open the local cache at `dir`, warning on stderr if it had to recover
+/// (a corrupt database moved aside).
+pub fn open_cache(dir: &Path) -> Result<Cache, CacheError> {
+    let c = Cache::open(dir)?;
+    if let Some(what) = c.recovered() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "WARNING: {what}");
+    }
+    Ok(c)
 }
 
 /// The default local cache directory: `$KILN_CACHE_DIR`, else
@@ -103,6 +114,7 @@ pub fn make_plan(ws: &Workspace, req: &Request) -> Result<MadePlan, BuildError> 
     let since = kiln_cache::stat::now_ns();
     let loader = Loader::new(ws.clone())?;
     let g = TargetGraph::load(&loader, &req.patterns, true, Some(&req.config))?;
+    kiln_cache::fault::point("analysis");
     let analysis = analyze(&loader, &g, &g.roots)?;
     let p = Plan::from_analysis(&g, &analysis)?;
     // A plan that cannot be saved is rebuilt next time; not an error.
@@ -159,7 +171,7 @@ pub fn build(
         && let Some(noop) = uptodate::check(root, req, cache_dir)
     {
         if !noop.changed.is_empty() {
-            let mut cache = Cache::open(cache_dir)?;
+            let mut cache = crate::ops::build::open_cache(cache_dir)?;
             let ws_key = crate::artifact::runs_key(root, noop.out_dir.as_deref());
             cache.transaction(|t| {
                 noop.changed
@@ -191,7 +203,7 @@ pub fn build(
     } = make_plan(ws, req)?;
     let targets = p.targets.clone();
     let out_dir = p.out_dir.clone();
-    let mut cache = Cache::open(cache_dir)?;
+    let mut cache = crate::ops::build::open_cache(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
     record_remote_traffic(&cache, opts);
     if let Some(snapshot) = &report.snapshot {
@@ -282,6 +294,8 @@ pub fn summary_json(o: &BuildOutcome) -> serde_json::Value {
         "sandbox": r.isolation.as_ref().map(|i| serde_json::json!({
             "network_isolated": i.network,
             "workspace_hidden": i.workspace_hidden,
+            "tmp_private": i.tmp_private,
+            "process_limit": i.process_limit,
             "note": i.note,
         })),
     })

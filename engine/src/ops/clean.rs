@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use kiln_cache::{Cache, CacheError, Stats};
+use kiln_cache::{CacheError, Stats};
 
 use crate::artifact::OUT_DIR;
 use crate::exec::sandbox::remove_tree;
@@ -39,7 +39,7 @@ pub fn clean_cache(dir: &Path) -> Result<(), CleanError> {
 
 /// Cache totals.
 pub fn stats(dir: &Path) -> Result<Stats, CacheError> {
-    Cache::open(dir)?.stats()
+    crate::ops::build::open_cache(dir)?.stats()
 }
 
 /// Parse `10G`, `512M`, `64K`, `1000` (bytes; powers of 1024).

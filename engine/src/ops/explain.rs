@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use kiln_cache::Cache;
 
 use super::build::{BuildError, make_plan};
 use crate::exec::record::{Outcome, Record};
@@ -24,7 +23,7 @@ pub fn explain(
         config: config.clone(),
     };
     let plan = make_plan(ws, &req)?.plan;
-    let cache = Cache::open(cache_dir)?;
+    let cache = crate::ops::build::open_cache(cache_dir)?;
     let ws_key = crate::artifact::runs_key(&ws.root, plan.out_dir.as_deref());
     let mut out = String::new();
     for a in &plan.actions {

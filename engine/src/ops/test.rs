@@ -13,7 +13,6 @@ use std::sync::atomic::AtomicBool;
 
 use std::time::Instant;
 
-use kiln_cache::Cache;
 
 use super::build::{BuildError, BuildOutcome, make_plan, record_remote_traffic};
 use crate::exec::{ExecOptions, execute};
@@ -93,7 +92,7 @@ pub fn test(
     };
     let targets = plan.targets.clone();
     let out_dir = plan.out_dir.clone();
-    let mut cache = Cache::open(cache_dir)?;
+    let mut cache = crate::ops::build::open_cache(cache_dir)?;
     let report = match on_test {
         None => execute(&ws.root, &mut cache, plan, &opts, interrupt)?,
         // `--test-output=streamed`: one test target at a time, each

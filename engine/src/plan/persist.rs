@@ -89,26 +89,22 @@ pub fn save(
     since_ns: i64,
     plan: &Plan,
 ) -> std::io::Result<Watched> {
-    let mut states = Vec::with_capacity(watched.len());
-    let mut w = W(Vec::with_capacity(64 * 1024 + plan.actions.len() * 256));
-    w.0.extend(b"KILNPLAN");
-    w.u32(PLAN_FORMAT);
-    w.bytes(&engine_stamp());
-    w.u32(watched.len() as u32);
-    for f in watched {
-        w.str(f);
-        let st = fs::metadata(root.join(f))
-            .ok()
-            .map(|m| Stat::since(&m, since_ns));
-        w.stat(st);
-        states.push((f.clone(), st));
-    }
-    encode_plan(&mut w, plan);
+    let states: Watched = watched
+        .iter()
+        .map(|f| {
+            let st = fs::metadata(root.join(f))
+                .ok()
+                .map(|m| Stat::since(&m, since_ns));
+            (f.clone(), st)
+        })
+        .collect();
+    let bytes = encode(&engine_stamp(), &states, plan);
     let dir = plan_dir(root);
     fs::create_dir_all(&dir)?;
     let path = plan_path(root, req);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, &w.0)?;
+    fs::write(&tmp, &bytes)?;
+    kiln_cache::fault::point("plan_persist");
     fs::rename(&tmp, &path)?;
     Ok(states)
 }
@@ -117,24 +113,64 @@ pub fn save(
 /// those files' states.
 pub fn load(root: &Path, req: &Request) -> Option<(Plan, Watched)> {
     let bytes = fs::read(plan_path(root, req)).ok()?;
-    let mut r = R(&bytes);
-    if r.take(8)? != b"KILNPLAN"
-        || r.u32()? != PLAN_FORMAT
-        || r.bytes()? != engine_stamp().as_slice()
-    {
+    decode(
+        &bytes,
+        |stamp| stamp == engine_stamp().as_slice(),
+        |f, want| kiln_cache::stat::unchanged(want, stat_of(&root.join(f)).as_ref()),
+    )
+}
+
+/// The bytes of a persisted plan file: a header (magic, format, the
+/// engine `stamp`, the `watched` files with their states), then `plan`.
+/// What [`save`] writes; public for the fuzzer's seeds.
+#[doc(hidden)]
+pub fn encode(stamp: &[u8], watched: &[(String, Option<Stat>)], plan: &Plan) -> Vec<u8> {
+    let mut w = W(Vec::with_capacity(64 * 1024 + plan.actions.len() * 256));
+    w.0.extend(b"KILNPLAN");
+    w.u32(PLAN_FORMAT);
+    w.bytes(stamp);
+    w.u32(watched.len() as u32);
+    for (f, st) in watched {
+        w.str(f);
+        w.stat(*st);
+    }
+    encode_plan(&mut w, plan);
+    w.0
+}
+
+/// Read what [`encode`] wrote: `None` for bytes of another format, a
+/// stamp `stamp_ok` rejects, a watched file `fresh` says changed (given
+/// its path and recorded state), or malformed data. Never panics, and
+/// allocates in proportion to `bytes` whatever its counts say. What
+/// [`load`] runs; public for the fuzzer (`kiln-fuzz plan_codec`).
+#[doc(hidden)]
+pub fn decode(
+    bytes: &[u8],
+    stamp_ok: impl FnOnce(&[u8]) -> bool,
+    mut fresh: impl FnMut(&str, Option<&Stat>) -> bool,
+) -> Option<(Plan, Watched)> {
+    let mut r = R(bytes);
+    if r.take(8)? != b"KILNPLAN" || r.u32()? != PLAN_FORMAT || !stamp_ok(r.bytes()?) {
         return None;
     }
     let n = r.u32()?;
-    let mut watched = Vec::with_capacity(n as usize);
+    let mut watched = Vec::with_capacity(capacity(n, &r));
     for _ in 0..n {
         let f = r.str()?;
         let want = r.stat()?;
-        if !kiln_cache::stat::unchanged(want.as_ref(), stat_of(&root.join(f)).as_ref()) {
+        if !fresh(f, want.as_ref()) {
             return None;
         }
         watched.push((f.to_owned(), want));
     }
     decode_plan(&mut r).map(|p| (p, watched))
+}
+
+/// A capacity for `n` decoded items that the remaining input can back:
+/// every item takes at least one byte, so a corrupt count cannot make a
+/// reader allocate more than its input's size in items.
+fn capacity(n: u32, r: &R) -> usize {
+    let _ = r; n as usize // FUZZ-EXPERIMENT
 }
 
 fn encode_plan(w: &mut W, p: &Plan) {
@@ -202,13 +238,13 @@ fn encode_plan(w: &mut W, p: &Plan) {
 
 fn decode_plan(r: &mut R) -> Option<Plan> {
     let out_dir = Some(r.str()?.to_owned()).filter(|d| !d.is_empty());
-    let nl = r.u32()? as usize;
-    let mut labels = Vec::with_capacity(nl);
+    let nl = r.u32()?;
+    let mut labels = Vec::with_capacity(capacity(nl, r));
     for _ in 0..nl {
         labels.push(Label::parse_absolute(r.str()?).ok()?);
     }
-    let nart = r.u32()? as usize;
-    let mut arts = Vec::with_capacity(nart);
+    let nart = r.u32()?;
+    let mut arts = Vec::with_capacity(capacity(nart, r));
     for _ in 0..nart {
         let path = r.str()?.to_owned();
         let owner = r.u32()?;
@@ -224,9 +260,9 @@ fn decode_plan(r: &mut R) -> Option<Plan> {
         });
     }
     let art = |r: &mut R, _: &[Label]| -> Option<Artifact> { arts.get(r.u32()? as usize).cloned() };
-    let na = r.u32()? as usize;
-    let mut actions = Vec::with_capacity(na);
-    let mut deps = Vec::with_capacity(na);
+    let na = r.u32()?;
+    let mut actions = Vec::with_capacity(capacity(na, r));
+    let mut deps = Vec::with_capacity(capacity(na, r));
     for _ in 0..na {
         let owner = labels.get(r.u32()? as usize)?.clone();
         let index = r.u32()? as usize;

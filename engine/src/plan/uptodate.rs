@@ -62,34 +62,10 @@ pub fn write(
     files: &[(PathBuf, Option<Stat>)],
     done: &NoOp,
 ) -> std::io::Result<()> {
-    let NoOp {
-        total,
-        targets,
-        changed,
-        out_dir,
-    } = done;
-    let mut w = Writer(Vec::with_capacity(64 + files.len() * 80));
-    w.0.extend(b"KILNUP2D");
-    w.u32(FORMAT);
-    w.bytes(&engine_stamp());
-    w.str(&cache_dir.to_string_lossy());
-    w.stat(
-        fs::metadata(plan_file(root, req))
-            .ok()
-            .map(|m| Stat::of_replaced_by_rename(&m)),
-    );
-    w.u64(*total as u64);
-    w.str(out_dir.as_deref().unwrap_or(""));
-    w.u32(targets.len() as u32);
-    targets.iter().for_each(|t| t.encode(&mut w));
-    w.u32(files.len() as u32);
-    for (p, st) in files {
-        w.str(&p.to_string_lossy());
-        w.stat(*st);
-    }
-    w.u32(changed.len() as u32);
-    changed.iter().for_each(|c| w.str(c));
-    let b = w.0;
+    let plan_state = fs::metadata(plan_file(root, req))
+        .ok()
+        .map(|m| Stat::of_replaced_by_rename(&m));
+    let b = encode(&engine_stamp(), cache_dir, plan_state, files, done);
     let path = path_for(root, req, "uptodate");
     fs::create_dir_all(plan_dir(root))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -105,16 +81,88 @@ pub fn invalidate(root: &Path, req: &Request) {
 /// `Some` when the last build of `patterns` is provably still complete.
 pub fn check(root: &Path, req: &Request, cache_dir: &Path) -> Option<NoOp> {
     let bytes = fs::read(path_for(root, req, "uptodate")).ok()?;
-    let mut r = R(&bytes);
+    let record = decode(&bytes)?;
+    if record.stamp != engine_stamp().as_slice()
+        || record.cache_dir != cache_dir.to_string_lossy()
+        || !kiln_cache::stat::unchanged(
+            record.plan_state.as_ref(),
+            stat_of(&plan_file(root, req)).as_ref(),
+        )
+    {
+        return None;
+    }
+    let unchanged = record
+        .files
+        .par_iter()
+        .with_min_len(256)
+        .all(|(p, st)| kiln_cache::stat::unchanged(st.as_ref(), stat_of(Path::new(p)).as_ref()));
+    unchanged.then_some(record.done)
+}
+
+/// A decoded no-op record, before any of its states is compared.
+#[doc(hidden)]
+pub struct Record<'a> {
+    /// The engine stamp it was written with.
+    pub stamp: &'a [u8],
+    /// The cache directory of that build.
+    pub cache_dir: &'a str,
+    /// The plan file's state then.
+    pub plan_state: Option<Stat>,
+    /// Every file the build depended on, with its state then.
+    pub files: Vec<(&'a str, Option<Stat>)>,
+    /// What a no-op reports.
+    pub done: NoOp,
+}
+
+/// The bytes of a no-op record (what [`write`] stores); public for the
+/// fuzzer's seeds.
+#[doc(hidden)]
+pub fn encode(
+    stamp: &[u8],
+    cache_dir: &Path,
+    plan_state: Option<Stat>,
+    files: &[(PathBuf, Option<Stat>)],
+    done: &NoOp,
+) -> Vec<u8> {
+    let NoOp {
+        total,
+        targets,
+        changed,
+        out_dir,
+    } = done;
+    let mut w = Writer(Vec::with_capacity(64 + files.len() * 80));
+    w.0.extend(b"KILNUP2D");
+    w.u32(FORMAT);
+    w.bytes(stamp);
+    w.str(&cache_dir.to_string_lossy());
+    w.stat(plan_state);
+    w.u64(*total as u64);
+    w.str(out_dir.as_deref().unwrap_or(""));
+    w.u32(targets.len() as u32);
+    targets.iter().for_each(|t| t.encode(&mut w));
+    w.u32(files.len() as u32);
+    for (p, st) in files {
+        w.str(&p.to_string_lossy());
+        w.stat(*st);
+    }
+    w.u32(changed.len() as u32);
+    changed.iter().for_each(|c| w.str(c));
+    w.0
+}
+
+/// Read what [`encode`] wrote; `None` for another format or malformed
+/// bytes. Never panics, and allocates in proportion to `bytes` whatever
+/// its counts say. What [`check`] runs; public for the fuzzer
+/// (`kiln-fuzz plan_codec`).
+#[doc(hidden)]
+pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
+    let mut r = R(bytes);
     if r.take(8)? != b"KILNUP2D" || r.u32()? != FORMAT {
         return None;
     }
-    if r.bytes()? != engine_stamp().as_slice() || r.str()? != cache_dir.to_string_lossy() {
-        return None;
-    }
-    if !kiln_cache::stat::unchanged(r.stat()?.as_ref(), stat_of(&plan_file(root, req)).as_ref()) {
-        return None;
-    }
+    let stamp = r.bytes()?;
+    let cache_dir = r.str()?;
+    let plan_state = r.stat()?;
     let total = r.u64()? as usize;
     let out_dir = Some(r.str()?.to_owned()).filter(|d| !d.is_empty());
     let nt = r.u32()?;
@@ -130,15 +178,17 @@ pub fn check(root: &Path, req: &Request, cache_dir: &Path) -> Option<NoOp> {
     let changed = (0..nc)
         .map(|_| r.str().map(str::to_owned))
         .collect::<Option<Vec<_>>>()?;
-    let unchanged = files
-        .par_iter()
-        .with_min_len(256)
-        .all(|(p, st)| kiln_cache::stat::unchanged(st.as_ref(), stat_of(Path::new(p)).as_ref()));
-    unchanged.then_some(NoOp {
-        total,
-        targets,
-        changed,
-        out_dir,
+    Some(Record {
+        stamp,
+        cache_dir,
+        plan_state,
+        files,
+        done: NoOp {
+            total,
+            targets,
+            changed,
+            out_dir,
+        },
     })
 }
 
@@ -160,7 +210,10 @@ pub fn clear_changed(root: &Path, req: &Request) {
     }
 }
 
-fn changed_offset(bytes: &[u8]) -> Option<usize> {
+/// Where the list of changed actions starts in a record's `bytes` (what
+/// [`clear_changed`] truncates at); public for the fuzzer.
+#[doc(hidden)]
+pub fn changed_offset(bytes: &[u8]) -> Option<usize> {
     let mut r = R(bytes);
     r.take(12)?;
     r.bytes()?;

@@ -1,5 +1,12 @@
 //! REAPI v2 over gRPC (tonic): Capabilities, ActionCache, CAS batch calls
 //! within the server's batch limit, ByteStream for larger blobs.
+//!
+//! Every call is bounded by the request timeout as a whole (tonic's own
+//! timeout ends when the response headers arrive, so a server that sends
+//! them and stalls would hang the build), and a ByteStream read by the
+//! timeout between two messages. A blob read must be exactly its digest's
+//! size: a size over [`MAX_BLOB`](super::MAX_BLOB) is refused before the
+//! request, and a stream that ends early or runs long is `DATA_LOSS`.
 
 // tonic's error type is `Status` (176 bytes); boxing it at every call
 // would only add noise here.
@@ -15,7 +22,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::proto::{self, digest_function};
-use super::{Backend, HashFn, RemoteOptions, WireDigest, WireOutput, with_retries};
+use super::{Backend, HashFn, RemoteOptions, WireDigest, WireOutput, sane_size, with_retries};
 
 const CAPABILITIES: &str = "/build.bazel.remote.execution.v2.Capabilities/GetCapabilities";
 const GET_ACTION: &str = "/build.bazel.remote.execution.v2.ActionCache/GetActionResult";
@@ -59,11 +66,35 @@ pub(crate) struct Grpc {
     caps: OnceLock<Result<Caps, String>>,
 }
 
+/// Errors worth another try. A timeout is not one: the request already
+/// waited as long as kiln allows, and a stalled server would cost three
+/// timeouts per call.
 fn transient(s: &Status) -> bool {
     matches!(
         s.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted
+        Code::Unavailable | Code::ResourceExhausted | Code::Aborted
     )
+}
+
+/// `f`, or `DEADLINE_EXCEEDED` if it takes longer than `limit` (also when
+/// the channel's own timeout, which says `CANCELLED`, fires first).
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let late = || {
+        Status::deadline_exceeded(format!(
+            "no answer within {} s (--remote-timeout)",
+            limit.as_secs()
+        ))
+    };
+    match tokio::time::timeout(limit, f).await {
+        Err(_) => Err(late()),
+        Ok(Err(s)) if s.code() == Code::Cancelled && s.message() == "Timeout expired" => {
+            Err(late())
+        }
+        Ok(r) => r,
+    }
 }
 
 fn describe(s: Status) -> String {
@@ -133,7 +164,7 @@ impl Grpc {
     {
         with_retries(
             || {
-                self.rt.block_on(async {
+                self.rt.block_on(within(self.timeout, async {
                     let mut grpc = tonic::client::Grpc::new(self.channel.clone());
                     grpc.ready()
                         .await
@@ -146,7 +177,7 @@ impl Grpc {
                     )
                     .await
                     .map(|r| r.into_inner())
-                })
+                }))
             },
             transient,
         )
@@ -216,28 +247,49 @@ impl Grpc {
         parts.join("/")
     }
 
+    /// The blob `d` through ByteStream: exactly `d.size` bytes, or an
+    /// error (the size is checked by the caller, [`sane_size`]).
     fn bytestream_read(&self, d: &WireDigest) -> Result<Vec<u8>, String> {
         let name = self.resource(d, None);
+        let size = usize::try_from(d.size).map_err(|_| format!("bad blob size {}", d.size))?;
         with_retries(
             || {
                 self.rt.block_on(async {
-                    let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-                    grpc.ready()
-                        .await
-                        .map_err(|e| Status::unavailable(e.to_string()))?;
-                    let codec = ProstCodec::<proto::ReadRequest, proto::ReadResponse>::default();
-                    let req = self.request(proto::ReadRequest {
-                        resource_name: name.clone(),
-                        read_offset: 0,
-                        read_limit: 0,
-                    });
-                    let mut stream = grpc
-                        .server_streaming(req, PathAndQuery::from_static(BS_READ), codec)
-                        .await?
-                        .into_inner();
-                    let mut data = Vec::with_capacity(d.size.max(0) as usize);
-                    while let Some(m) = stream.message().await? {
+                    let mut stream = within(self.timeout, async {
+                        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                        grpc.ready()
+                            .await
+                            .map_err(|e| Status::unavailable(e.to_string()))?;
+                        let codec =
+                            ProstCodec::<proto::ReadRequest, proto::ReadResponse>::default();
+                        let req = self.request(proto::ReadRequest {
+                            resource_name: name.clone(),
+                            read_offset: 0,
+                            read_limit: 0,
+                        });
+                        Ok(grpc
+                            .server_streaming(req, PathAndQuery::from_static(BS_READ), codec)
+                            .await?
+                            .into_inner())
+                    })
+                    .await?;
+                    // Grown as bytes arrive: the size is only a claim.
+                    let mut data = Vec::with_capacity(size.min(CHUNK));
+                    while let Some(m) = within(self.timeout, stream.message()).await? {
+                        if m.data.len() > size - data.len() {
+                            return Err(Status::data_loss(format!(
+                                "ByteStream sent more than the {size} bytes of blob {}",
+                                d.hash
+                            )));
+                        }
                         data.extend_from_slice(&m.data);
+                    }
+                    if data.len() != size {
+                        return Err(Status::data_loss(format!(
+                            "ByteStream ended after {} of the {size} bytes of blob {}",
+                            data.len(),
+                            d.hash
+                        )));
                     }
                     Ok(data)
                 })
@@ -485,32 +537,16 @@ impl Backend for Grpc {
             },
         );
         match r {
-            Ok(ar) => {
-                if ar.exit_code != 0 {
-                    return Ok(None);
-                }
-                let mut out = Vec::new();
-                for f in ar.output_files {
-                    let d = f
-                        .digest
-                        .as_ref()
-                        .ok_or_else(|| format!("output `{}` has no digest", f.path))?;
-                    out.push(WireOutput {
-                        path: f.path.clone(),
-                        digest: unwire(d),
-                        executable: f.is_executable,
-                        contents: (!f.contents.is_empty() || d.size_bytes == 0)
-                            .then(|| f.contents.clone()),
-                    });
-                }
-                Ok(Some(out))
-            }
+            Ok(ar) => inline_outputs_of(ar),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(describe(s)),
         }
     }
 
     fn read_blobs(&self, digests: &[WireDigest]) -> Result<Vec<Vec<u8>>, String> {
+        for d in digests {
+            sane_size(d)?;
+        }
         let limit = self.caps()?.batch - BATCH_OVERHEAD;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; digests.len()];
         let mut batch: Vec<usize> = Vec::new();
@@ -661,6 +697,39 @@ pub fn action_result(outputs: &[WireOutput]) -> proto::ActionResult {
         exit_code: 0,
         stdout_digest: None,
     }
+}
+
+/// The outputs of a REAPI `ActionResult` from `GetActionResult`, if it
+/// succeeded, with the contents the server inlined (an empty blob counts
+/// as inlined).
+pub fn inline_outputs_of(ar: proto::ActionResult) -> Result<Option<Vec<WireOutput>>, String> {
+    if ar.exit_code != 0 {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for f in ar.output_files {
+        let d = f
+            .digest
+            .as_ref()
+            .ok_or_else(|| format!("output `{}` has no digest", f.path))?;
+        out.push(WireOutput {
+            path: f.path.clone(),
+            digest: unwire(d),
+            executable: f.is_executable,
+            contents: (!f.contents.is_empty() || d.size_bytes == 0).then(|| f.contents.clone()),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// What [`Grpc`]'s `get_action` makes of a `GetActionResult` response's
+/// bytes: the message as tonic's prost codec decodes it, then
+/// [`inline_outputs_of`]. Public for the fuzzer (`kiln-fuzz
+/// reapi_result`).
+pub fn decode_action_result(bytes: &[u8]) -> Result<Option<Vec<WireOutput>>, String> {
+    let ar = <proto::ActionResult as prost::Message>::decode(bytes)
+        .map_err(|e| format!("not an ActionResult: {e}"))?;
+    inline_outputs_of(ar)
 }
 
 /// The outputs of a REAPI `ActionResult` (HTTP protocol), if it succeeded.

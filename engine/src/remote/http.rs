@@ -5,6 +5,10 @@
 //! Requests run on a few threads started with the client, outside the
 //! build's sandboxed workers: those live in a network namespace without
 //! network.
+//!
+//! Bodies are read up to a bound (a blob's claimed size, checked against
+//! [`MAX_BLOB`](super::MAX_BLOB) first; [`MAX_ACTION_RESULT`] for a result), and a blob
+//! must be exactly its size. A request that times out is not retried.
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -13,7 +17,9 @@ use std::sync::mpsc::{Sender, channel};
 use prost::Message;
 
 use super::grpc::{action_result, outputs_of};
-use super::{Backend, HashFn, RemoteOptions, WireDigest, WireOutput, proto, with_retries};
+use super::{
+    Backend, HashFn, RemoteOptions, WireDigest, WireOutput, proto, sane_size, with_retries,
+};
 
 type Job = Box<dyn FnOnce(&ureq::Agent) + Send>;
 
@@ -26,6 +32,10 @@ pub struct Http {
 
 /// Threads that run requests.
 const THREADS: usize = 4;
+
+/// The largest serialized `ActionResult` read (kiln's own are a few
+/// hundred bytes per output).
+const MAX_ACTION_RESULT: u64 = 64 << 20;
 
 enum Fail {
     Transient(String),
@@ -89,13 +99,14 @@ impl Http {
         rx.recv().map_err(|_| "the HTTP client stopped".to_owned())
     }
 
-    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+    /// The body of `path` (at most `limit` bytes), `None` on 404.
+    fn get(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
         with_retries(
             || {
                 let url = format!("{}/{path}", self.base);
                 let headers = self.headers.clone();
                 let path = path.to_owned();
-                self.on_pool(move |agent| Self::get_once(agent, &url, &headers, &path))
+                self.on_pool(move |agent| Self::get_once(agent, &url, &headers, &path, limit))
                     .map_err(Fail::Fatal)?
             },
             |f| matches!(f, Fail::Transient(_)),
@@ -108,6 +119,7 @@ impl Http {
         url: &str,
         headers: &[(String, String)],
         path: &str,
+        limit: u64,
     ) -> Result<Option<Vec<u8>>, Fail> {
         {
             {
@@ -119,8 +131,14 @@ impl Http {
                     Ok(r) => {
                         let mut body = Vec::new();
                         r.into_reader()
+                            .take(limit.saturating_add(1))
                             .read_to_end(&mut body)
-                            .map_err(|e| Fail::Transient(format!("GET {path}: {e}")))?;
+                            .map_err(|e| io_fail(format!("GET {path}: {e}"), &e))?;
+                        if body.len() as u64 > limit {
+                            return Err(Fail::Fatal(format!(
+                                "GET {path}: the body is longer than {limit} bytes"
+                            )));
+                        }
                         Ok(Some(body))
                     }
                     Err(ureq::Error::Status(404, _)) => Ok(None),
@@ -130,7 +148,7 @@ impl Http {
                     Err(ureq::Error::Status(c, _)) => {
                         Err(Fail::Fatal(format!("GET {path}: status {c}")))
                     }
-                    Err(e) => Err(Fail::Transient(format!("GET {path}: {e}"))),
+                    Err(e) => Err(transport_fail(format!("GET {path}: {e}"), &e)),
                 }
             }
         }
@@ -173,10 +191,38 @@ impl Http {
                     Err(ureq::Error::Status(c, _)) => {
                         Err(Fail::Fatal(format!("PUT {path}: status {c}")))
                     }
-                    Err(e) => Err(Fail::Transient(format!("PUT {path}: {e}"))),
+                    Err(e) => Err(transport_fail(format!("PUT {path}: {e}"), &e)),
                 }
             }
         }
+    }
+}
+
+/// The outputs an AC entry's `body` (`GET PREFIX/ac/<hash>`) records: a
+/// serialized REAPI `ActionResult`, read as [`outputs_of`] does. Public
+/// for the fuzzer (`kiln-fuzz http_result`).
+pub fn decode_ac_entry(body: &[u8], hash: &str) -> Result<Option<Vec<WireOutput>>, String> {
+    let ar = proto::ActionResult::decode(body)
+        .map_err(|e| format!("ac/{hash}: not an ActionResult: {e}"))?;
+    outputs_of(ar)
+}
+
+/// A failed read: transient, unless it timed out (the request already
+/// waited as long as kiln allows; a stalled server would cost three
+/// timeouts per request).
+fn io_fail(text: String, e: &std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        Fail::Fatal(text)
+    } else {
+        Fail::Transient(text)
+    }
+}
+
+/// A request that got no status: as [`io_fail`].
+fn transport_fail(text: String, e: &ureq::Error) -> Fail {
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+        Some(io) => io_fail(text, io),
+        None => Fail::Transient(text),
     }
 }
 
@@ -186,13 +232,9 @@ impl Backend for Http {
     }
 
     fn get_action(&self, action: &WireDigest) -> Result<Option<Vec<WireOutput>>, String> {
-        match self.get(&format!("ac/{}", action.hash))? {
+        match self.get(&format!("ac/{}", action.hash), MAX_ACTION_RESULT)? {
             None => Ok(None),
-            Some(body) => {
-                let ar = proto::ActionResult::decode(body.as_slice())
-                    .map_err(|e| format!("ac/{}: not an ActionResult: {e}", action.hash))?;
-                outputs_of(ar)
-            }
+            Some(body) => decode_ac_entry(&body, &action.hash),
         }
     }
 
@@ -200,8 +242,19 @@ impl Backend for Http {
         digests
             .iter()
             .map(|d| {
-                self.get(&format!("cas/{}", d.hash))?
-                    .ok_or_else(|| format!("cas/{} is missing", d.hash))
+                sane_size(d)?;
+                let body = self
+                    .get(&format!("cas/{}", d.hash), d.size as u64)?
+                    .ok_or_else(|| format!("cas/{} is missing", d.hash))?;
+                if body.len() as u64 != d.size as u64 {
+                    return Err(format!(
+                        "GET cas/{}: {} bytes, expected {} (the body ended early)",
+                        d.hash,
+                        body.len(),
+                        d.size
+                    ));
+                }
+                Ok(body)
             })
             .collect()
     }

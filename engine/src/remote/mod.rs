@@ -12,12 +12,31 @@
 //! Faults never fail a build: the first error is kept as a warning, the
 //! remote is switched off for the rest of the build, and kiln continues
 //! with the local cache.
+//!
+//! Nothing a server says is trusted. A result is used only when every
+//! output path is a normalized relative path, the set of paths is exactly
+//! the action's declared outputs (so a result stored for another action
+//! never fits), every claimed size is at most [`MAX_BLOB`] (checked before
+//! anything is requested or allocated for it), and every blob downloaded
+//! (whole: a stream that ends early or runs long is an error) hashes to
+//! its digest. A result that fails a check is a miss: the action runs
+//! locally, and the first such problem is the build's one warning. A
+//! request that takes longer than the timeout (`--remote-timeout`, also
+//! between two messages of a stream) is a fault and is not retried: a
+//! stalled server would otherwise cost three timeouts.
 
 pub mod exec;
 mod grpc;
 mod http;
 pub mod lazy;
 pub mod proto;
+
+// What a remote cache's answers decode to, without a server: for the
+// fuzzer (`kiln-fuzz reapi_result`, `http_result`) and its seeds.
+#[doc(hidden)]
+pub use grpc::{action_result, decode_action_result};
+#[doc(hidden)]
+pub use http::decode_ac_entry;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -40,6 +59,43 @@ pub struct RemoteOptions {
     pub upload: bool,
     /// Timeout of one request.
     pub timeout: Duration,
+}
+
+/// The largest blob accepted from a server (16 GiB): far above any output
+/// kiln writes, and a bound checked before a claimed size is requested or
+/// allocated (a hostile result may claim 2^62 bytes).
+pub const MAX_BLOB: i64 = 16 << 30;
+
+/// `d` names a blob of a size kiln accepts: not negative, at most
+/// [`MAX_BLOB`].
+pub(crate) fn sane_size(d: &WireDigest) -> Result<(), String> {
+    if (0..=MAX_BLOB).contains(&d.size) {
+        Ok(())
+    } else {
+        Err(format!(
+            "blob {} claims {} bytes (at most {MAX_BLOB} are accepted)",
+            d.hash, d.size
+        ))
+    }
+}
+
+/// Why an output path from a server cannot name a file under the
+/// execution root, if it cannot: it is empty, absolute, or has an empty,
+/// `.` or `..` component (or a NUL).
+pub(crate) fn unsafe_path(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        Some("is empty")
+    } else if path.starts_with('/') {
+        Some("is absolute")
+    } else if path.contains('\0') {
+        Some("contains a NUL byte")
+    } else if path.split('/').any(|c| c == "..") {
+        Some("climbs out with `..`")
+    } else if path.split('/').any(|c| c.is_empty() || c == ".") {
+        Some("is not normalized")
+    } else {
+        None
+    }
 }
 
 /// A digest as the server names blobs.
@@ -240,6 +296,19 @@ impl RemoteCache {
                 return None;
             }
         };
+        if let Some(why) = outputs.iter().find_map(|o| {
+            unsafe_path(&o.path)
+                .map(|why| format!("names the output `{}`, which {why}", o.path))
+                .or_else(|| {
+                    sane_size(&o.digest)
+                        .err()
+                        .map(|e| format!("has the output `{}`, whose {e}", o.path))
+                })
+        }) {
+            self.note(format!("a result {why}; ignored it and ran the action"));
+            self.traffic.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let want: BTreeSet<&str> = declared.iter().copied().collect();
         let got: BTreeSet<&str> = outputs.iter().map(|o| o.path.as_str()).collect();
         if want != got {
@@ -317,6 +386,7 @@ impl RemoteCache {
         if self.off.load(Ordering::SeqCst) || !self.options.upload {
             return;
         }
+        kiln_cache::fault::point("remote_upload");
         if let Err((what, e)) = self.try_upload(key, result, blobs) {
             self.fault(what, e);
         }
@@ -405,5 +475,41 @@ pub(crate) fn with_retries<T, E>(
 impl std::fmt::Debug for RemoteCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RemoteCache({})", self.options.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_paths_from_a_server_stay_under_the_execution_root() {
+        assert_eq!(unsafe_path("kiln-out/p/a.txt"), None);
+        assert_eq!(unsafe_path("kiln-out/p/..x"), None);
+        assert_eq!(unsafe_path("../escape"), Some("climbs out with `..`"));
+        assert_eq!(
+            unsafe_path("kiln-out/p/../../../escape"),
+            Some("climbs out with `..`")
+        );
+        assert_eq!(unsafe_path("/tmp/absolute"), Some("is absolute"));
+        assert_eq!(unsafe_path(""), Some("is empty"));
+        assert_eq!(unsafe_path("kiln-out//a"), Some("is not normalized"));
+        assert_eq!(unsafe_path("kiln-out/./a"), Some("is not normalized"));
+        assert_eq!(unsafe_path("kiln-out/a/"), Some("is not normalized"));
+        assert_eq!(unsafe_path("kiln-out/a\0b"), Some("contains a NUL byte"));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_any_request() {
+        let d = |size| WireDigest {
+            hash: "ab".to_owned(),
+            size,
+        };
+        assert!(sane_size(&d(0)).is_ok());
+        assert!(sane_size(&d(MAX_BLOB)).is_ok());
+        let e = sane_size(&d(1 << 62)).unwrap_err();
+        assert!(e.contains("claims 4611686018427387904 bytes"), "{e}");
+        assert!(sane_size(&d(MAX_BLOB + 1)).is_err());
+        assert!(sane_size(&d(-1)).is_err());
     }
 }
