@@ -161,7 +161,11 @@ impl Cache {
         Self::open_locked(dir, true, on_wait)
     }
 
-    fn open_locked(dir: &Path, exclusive: bool, on_wait: impl FnOnce()) -> Result<Cache, CacheError> {
+    fn open_locked(
+        dir: &Path,
+        exclusive: bool,
+        on_wait: impl FnOnce(),
+    ) -> Result<Cache, CacheError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock = crate::lock::lock(dir, exclusive, on_wait)?;
         let version_file = dir.join("VERSION");

@@ -64,19 +64,19 @@ mod digest;
 pub mod fault;
 mod gc;
 mod lock;
-mod verify;
 mod remote;
 mod result;
 pub mod stat;
+mod verify;
 
 pub use blobs::Blobs;
 pub use db::{Cache, FileState, Stats, Writer};
 pub use digest::Digest;
 pub use lock::CacheLock;
-pub use verify::VerifyReport;
 pub use remote::{RemoteBlob, RemoteRefs};
 pub use result::{ActionResult, OutputEntry};
 pub use stat::Stat;
+pub use verify::VerifyReport;
 
 /// The schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 2;

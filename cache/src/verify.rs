@@ -121,7 +121,10 @@ impl Cache {
                     if let Some(l) = r.log {
                         named.insert(l);
                         if !present.contains(&l) {
-                            why.get_or_insert(format!("log blob {} is missing or corrupt", l.hex()));
+                            why.get_or_insert(format!(
+                                "log blob {} is missing or corrupt",
+                                l.hex()
+                            ));
                         }
                     }
                     why

@@ -74,3 +74,8 @@ pub mod plan;
 pub mod remote;
 pub mod toolchain;
 pub mod workspace;
+
+/// The system allocator, with Starlark evaluation held to a memory limit
+/// (see `load/guard.rs`).
+#[global_allocator]
+static ALLOCATOR: load::guard::Guard = load::guard::Guard;

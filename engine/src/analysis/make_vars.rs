@@ -249,7 +249,23 @@ fn location_paths(
             fs.len()
         )));
     }
-    Ok(fs.iter().map(|a| style.of(a)).collect::<Vec<_>>().join(" "))
+    Ok(fs
+        .iter()
+        .map(|a| shell_quote(&style.of(a)))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// `p` as one shell word: unchanged when it holds only characters the
+/// shell leaves alone, else single-quoted (a file name with a space, a
+/// quote or a `$`).
+pub fn shell_quote(p: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./+=@%,:".contains(c);
+    if !p.is_empty() && p.chars().all(safe) {
+        p.to_owned()
+    } else {
+        format!("'{}'", p.replace('\'', "'\\''"))
+    }
 }
 
 /// An expansion error with the attribute it happened in, raised by

@@ -30,7 +30,10 @@ pub fn run_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
         let dir = args.cache_dir.unwrap_or_else(default_cache_dir);
         // Alone: a build sharing the cache keeps its blobs until it ends.
         let lock = if dir.join("VERSION").exists() {
-            Some(kiln_cache::Cache::open_exclusive(&dir, waiting(&dir)).map_err(|e| Failure::new(ErrorClass::Local, e))?)
+            Some(
+                kiln_cache::Cache::open_exclusive(&dir, waiting(&dir))
+                    .map_err(|e| Failure::new(ErrorClass::Local, e))?,
+            )
         } else {
             None
         };

@@ -147,16 +147,25 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    if let Some(j) = cli.jobs {
-        if j == 0 {
-            eprintln!("ERROR: `--jobs` must be at least 1");
-            return exit::USER_ERROR;
+    // A panic inside Starlark evaluation becomes a located error
+    // (`load::guard`); others are kiln's bugs and are printed as usual.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !crate::load::guard::quiet_panics() {
+            default_hook(info);
         }
-        // Fails only if a pool exists already, which cannot happen this early.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(j)
-            .build_global();
+    }));
+    if cli.jobs == Some(0) {
+        eprintln!("ERROR: `--jobs` must be at least 1");
+        return exit::USER_ERROR;
     }
+    // Starlark recursion (loading runs on this pool) needs more than the
+    // default 2 MiB of stack. Fails only if a pool exists already, which
+    // cannot happen this early.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cli.jobs.unwrap_or(0))
+        .stack_size(64 << 20)
+        .build_global();
     // `None`: the default, which depends on whether actions run remotely.
     let jobs = cli.jobs;
     let cwd = match cli

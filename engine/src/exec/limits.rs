@@ -22,7 +22,9 @@ pub struct Cgroup {
 
 fn pids_root() -> Option<PathBuf> {
     let v2 = Path::new("/sys/fs/cgroup");
-    if fs::read_to_string(v2.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|c| c == "pids")) {
+    if fs::read_to_string(v2.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"))
+    {
         return Some(v2.to_path_buf());
     }
     let v1 = Path::new("/sys/fs/cgroup/pids");

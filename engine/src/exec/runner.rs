@@ -78,7 +78,11 @@ impl Runners for SandboxRunners {
         // close-on-exec, so actions do not inherit it).
         let ws_dir = fs::File::open(&self.root);
         // The workspace and the cache stay reachable if they are in /tmp.
-        let cache_dir = self.blobs.tmp_dir().parent().unwrap_or(self.blobs.tmp_dir());
+        let cache_dir = self
+            .blobs
+            .tmp_dir()
+            .parent()
+            .unwrap_or(self.blobs.tmp_dir());
         let keep = [self.root.clone(), cache_dir.to_path_buf()];
         let mut iso = sandbox::isolate_thread(self.hide.as_deref(), &base, &keep);
         let ws_view = match &ws_dir {
@@ -99,7 +103,9 @@ impl Runners for SandboxRunners {
                 }
             }
             Err(e) => {
-                let note = format!("no process limit ({e}): a fork bomb in an action is bounded only by its timeout");
+                let note = format!(
+                    "no process limit ({e}): a fork bomb in an action is bounded only by its timeout"
+                );
                 iso.note = Some(match iso.note.take() {
                     Some(n) => format!("{n}; {note}"),
                     None => note,

@@ -140,16 +140,18 @@ fn cover_tmp(keep: &[PathBuf]) -> Result<(), String> {
     for k in under {
         let rel = k.strip_prefix("/tmp").unwrap_or(&k);
         let src = Path::new(&old_view).join(rel);
-        let bound = fs::create_dir_all(&k).map_err(|e| e.to_string()).and_then(|()| {
-            mount(
-                Some(&src),
-                &k,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
+        let bound = fs::create_dir_all(&k)
             .map_err(|e| e.to_string())
-        });
+            .and_then(|()| {
+                mount(
+                    Some(&src),
+                    &k,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|e| e.to_string())
+            });
         if let Err(e) = bound {
             // Without it the worker cannot reach the cache: undo.
             let _ = nix::mount::umount2("/tmp", nix::mount::MntFlags::MNT_DETACH);
@@ -434,15 +436,21 @@ impl Sandbox {
         let reset = self.reset();
         match (result, reset) {
             (Ok(o), Ok(())) => o,
-            (Err(SbError {
-                message,
-                local: true,
-            }), _) => RunOutcome::Local { message },
+            (
+                Err(SbError {
+                    message,
+                    local: true,
+                }),
+                _,
+            ) => RunOutcome::Local { message },
             (Ok(_), Err(message))
-            | (Err(SbError {
-                message,
-                local: false,
-            }), _) => RunOutcome::Failed {
+            | (
+                Err(SbError {
+                    message,
+                    local: false,
+                }),
+                _,
+            ) => RunOutcome::Failed {
                 message,
                 log: String::new(),
             },
@@ -486,9 +494,11 @@ impl Sandbox {
         }
         let mut log = String::new();
         if NET_LOST.with(|l| l.get()) {
-            return Err("this worker lost its network isolation; run the build again"
-                .to_owned()
-                .into());
+            return Err(
+                "this worker lost its network isolation; run the build again"
+                    .to_owned()
+                    .into(),
+            );
         }
         match action.kind.execute(&self.cx, &self.root, action) {
             Execution::Done(Err(message)) => {

@@ -520,7 +520,7 @@ impl Builder<'_> {
             self.g.graph.update_edge(n, rule, ());
             return Some(n);
         }
-        if allow_files && self.loader.workspace().path(&l.file_path()).is_file() {
+        if allow_files && source_problem(&self.loader.workspace().root, &l.file_path()).is_none() {
             return Some(self.add(l.clone(), NodeKind::Source));
         }
         None
@@ -575,8 +575,10 @@ impl Builder<'_> {
                 }
                 let Some(m) = self.resolve(l, spec.allow_files) else {
                     let msg = if spec.allow_files {
+                        let why = source_problem(&self.loader.workspace().root, &l.file_path())
+                            .unwrap_or_else(|| "the file does not exist".to_owned());
                         format!(
-                            "Missing source file `{}`: attribute `{attr_name}` of `{}` names `{l}`, but `{}` declares no such target and the file does not exist",
+                            "Missing source file `{}`: attribute `{attr_name}` of `{}` names `{l}`, but `{}` declares no such target and {why}",
                             l.file_path(),
                             node.label,
                             Workspace::build_file(&l.package)
@@ -676,4 +678,48 @@ impl Builder<'_> {
             ),
         })
     }
+}
+
+/// Why the workspace file `rel` cannot be a source (`None`: it can): a
+/// source is a regular file inside the workspace, or a symlink to one.
+fn source_problem(root: &std::path::Path, rel: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let p = root.join(rel);
+    let lm = match std::fs::symlink_metadata(&p) {
+        Ok(m) => m,
+        Err(_) => return Some("the file does not exist".to_owned()),
+    };
+    if lm.file_type().is_symlink() {
+        let (Ok(target), Ok(root)) = (std::fs::canonicalize(&p), std::fs::canonicalize(root))
+        else {
+            return Some("the file is a dangling symlink; fix or remove it".to_owned());
+        };
+        if !target.starts_with(&root) {
+            return Some(format!(
+                "the file is a symlink to `{}`, outside the workspace; copy that file into the workspace (sources must be inside it)",
+                target.display()
+            ));
+        }
+    }
+    let m = match std::fs::metadata(&p) {
+        Ok(m) => m,
+        Err(_) => return Some("the file does not exist".to_owned()),
+    };
+    let t = m.file_type();
+    let kind = if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Some(format!(
+        "the path is {kind}, not a file; name regular files as sources"
+    ))
 }

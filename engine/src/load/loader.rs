@@ -325,17 +325,23 @@ impl Loader {
         Ok(label.file_path())
     }
 
-    fn read_source(&self, file: &str) -> Option<Result<String, String>> {
+    fn read_source(&self, file: &str) -> Option<Result<String, LoadError>> {
         if let Some(name) = file.strip_prefix(BUILTIN_PREFIX) {
             return RULESET
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, src)| Ok((*src).to_owned()));
         }
-        match fs::read_to_string(self.ws.path(file)) {
-            Ok(s) => Some(Ok(s)),
+        match fs::read(self.ws.path(file)) {
+            Ok(b) => Some(
+                super::limits::check_source(file, b)
+                    .map_err(|(location, message)| LoadError::Located { location, message }),
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(Err(e.to_string())),
+            Err(e) => Some(Err(LoadError::Io {
+                path: file.to_owned(),
+                message: e.to_string(),
+            })),
         }
     }
 
@@ -394,6 +400,17 @@ impl Loader {
         if let Some(r) = cache.modules.get(file) {
             return r.clone();
         }
+        if stack.len() >= super::limits::MAX_LOAD_DEPTH {
+            let message = format!(
+                "`load()` chain deeper than {} files (from `{}`); flatten it",
+                super::limits::MAX_LOAD_DEPTH,
+                display_file(&stack[0])
+            );
+            return Err(match from {
+                Some(location) => LoadError::Located { location, message },
+                None => LoadError::Starlark(message),
+            });
+        }
         if let Some(pos) = stack.iter().position(|f| f == file) {
             let mut chain: Vec<String> = stack[pos..].iter().map(|f| display_file(f)).collect();
             chain.push(display_file(file));
@@ -408,11 +425,9 @@ impl Loader {
         }
         let src = match self.read_source(file) {
             Some(Ok(s)) => s,
-            Some(Err(message)) => {
-                return Err(LoadError::Io {
-                    path: file.to_owned(),
-                    message,
-                });
+            Some(Err(e)) => {
+                cache.modules.insert(file.to_owned(), Err(e.clone()));
+                return Err(e);
             }
             None => {
                 let message = format!(
@@ -445,7 +460,12 @@ impl Loader {
                         let ml = MapLoader(&loads);
                         let mut eval = Evaluator::new(&module);
                         eval.set_loader(&ml);
-                        eval.eval_module(ast, &self.globals)?;
+                        super::guard::hook(&mut eval);
+                        super::guard::guarded(file, || eval.eval_module(ast, &self.globals))
+                            .map_err(|(location, message)| LoadError::Located {
+                                location,
+                                message,
+                            })??;
                     }
                     module.freeze().map_err(|e| {
                         LoadError::Starlark(format!(
@@ -478,8 +498,9 @@ impl Loader {
     /// Evaluate one package's BUILD.star.
     pub fn load_package(&self, pkg: &PackagePath) -> Result<Package, LoadError> {
         let build_file = Workspace::build_file(pkg);
-        let src = match fs::read_to_string(self.ws.path(&build_file)) {
-            Ok(s) => s,
+        let src = match fs::read(self.ws.path(&build_file)) {
+            Ok(b) => super::limits::check_source(&build_file, b)
+                .map_err(|(location, message)| LoadError::Located { location, message })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LoadError::NoPackage(pkg.clone(), build_file));
             }
@@ -518,7 +539,9 @@ impl Loader {
             let mut eval = Evaluator::new(&module);
             eval.set_loader(&ml);
             eval.extra = Some(&ctx);
-            eval.eval_module(ast, &self.globals)?;
+            super::guard::hook(&mut eval);
+            super::guard::guarded(&build_file, || eval.eval_module(ast, &self.globals))
+                .map_err(|(location, message)| LoadError::Located { location, message })??;
             Ok(())
         })?;
         let declared = ctx.declared.into_inner();

@@ -10,6 +10,8 @@
 
 pub mod attr;
 pub mod build_file;
+pub mod guard;
+pub mod limits;
 pub mod loader;
 pub mod provider;
 pub mod rule;

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-
 use super::build::{BuildError, make_plan};
 use crate::exec::record::{Outcome, Record};
 use crate::graph::config::ConfigRequest;

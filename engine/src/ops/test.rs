@@ -13,7 +13,6 @@ use std::sync::atomic::AtomicBool;
 
 use std::time::Instant;
 
-
 use super::build::{BuildError, BuildOutcome, make_plan, record_remote_traffic};
 use crate::exec::{ExecOptions, execute};
 use crate::label::Label;

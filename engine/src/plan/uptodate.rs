@@ -91,11 +91,10 @@ pub fn check(root: &Path, req: &Request, cache_dir: &Path) -> Option<NoOp> {
     {
         return None;
     }
-    let unchanged = record
-        .files
-        .par_iter()
-        .with_min_len(256)
-        .all(|(p, st)| kiln_cache::stat::unchanged(st.as_ref(), stat_of(Path::new(p)).as_ref()));
+    let unchanged =
+        record.files.par_iter().with_min_len(256).all(|(p, st)| {
+            kiln_cache::stat::unchanged(st.as_ref(), stat_of(Path::new(p)).as_ref())
+        });
     unchanged.then_some(record.done)
 }
 
@@ -169,8 +168,10 @@ pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
     let targets = (0..nt)
         .map(|_| PlanTarget::decode(&mut r))
         .collect::<Option<Vec<_>>>()?;
-    let nf = r.u32()? as usize;
-    let mut files = Vec::with_capacity(nf);
+    let nf = r.u32()?;
+    // Each file takes bytes: a corrupt count cannot allocate more than
+    // the record's size in entries.
+    let mut files = Vec::with_capacity((nf as usize).min(r.0.len()));
     for _ in 0..nf {
         files.push((r.str()?, r.stat()?));
     }
