@@ -61,6 +61,19 @@ pub(crate) fn init_schema(db: &Connection) -> rusqlite::Result<Option<String>> {
     loop {
         let r = db.pragma_update(None, "journal_mode", "WAL").and_then(|()| {
             db.pragma_update(None, "synchronous", "NORMAL")?;
+            // A current schema needs no write (a full disk then fails at
+            // the first real write, with its own message).
+            let current: i64 = db.query_row(
+                "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                         AND name IN ('meta', 'actions', 'files', 'runs', 'remote_blobs'))
+                      + (SELECT count(*) FROM sqlite_master WHERE name = 'meta'
+                         AND (SELECT value FROM meta WHERE key = 'schema_version') = '2')",
+                [],
+                |r| r.get(0),
+            ).or_else(|e| if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::Unknown) { Ok(0) } else { Err(e) })?;
+            if current == 6 {
+                return Ok(None);
+            }
             db.execute_batch(
                 "BEGIN IMMEDIATE;
                  CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);",
@@ -205,9 +218,16 @@ impl Cache {
             path: db_path.clone(),
             source,
         };
-        let mut db = connect(&db_path)?;
         let mut recovered = None;
-        match init_schema(&db) {
+        let (mut db, first) = match connect(&db_path) {
+            Ok(db) => {
+                let r = init_schema(&db);
+                (Some(db), r)
+            }
+            Err(CacheError::Db { source, .. }) => (None, Err(source)),
+            Err(e) => return Err(e),
+        };
+        match first {
             Ok(None) => {}
             Ok(Some(found)) => {
                 return Err(CacheError::Version {
@@ -219,20 +239,27 @@ impl Cache {
                 // The database is an index: its loss costs re-running or
                 // re-verifying actions, never a wrong output. Keep the
                 // broken file for a post-mortem and start a new one.
-                drop(db);
+                drop(db.take());
                 let aside = move_aside(&db_path)?;
                 recovered = Some(format!(
                     "the cache database `{}` was unreadable ({e}); moved it to `{}` and started an empty one, so actions run again",
                     db_path.display(),
                     aside.display()
                 ));
-                db = connect(&db_path)?;
-                if let Err(e) = init_schema(&db) {
+                let fresh = connect(&db_path)?;
+                if let Err(e) = init_schema(&fresh) {
                     return Err(dberr(e));
                 }
+                db = Some(fresh);
             }
             Err(e) => return Err(dberr(e)),
         }
+        let Some(db) = db else {
+            return Err(CacheError::Version {
+                path: dir.to_path_buf(),
+                found: "unreadable".to_owned(),
+            });
+        };
         if upgrade {
             let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));
             fs::write(&tmp, &want).map_err(io_err(&tmp))?;
@@ -246,6 +273,12 @@ impl Cache {
             _lock: lock,
             recovered,
         })
+    }
+
+    /// Move a damaged database aside (to `kiln.db.corrupt-*`) so the next
+    /// [`Cache::open`] starts a new one; returns where it went.
+    pub fn quarantine(dir: &Path) -> Result<PathBuf, CacheError> {
+        move_aside(&dir.join("kiln.db"))
     }
 
     /// What opening had to recover from (a corrupt database moved aside),

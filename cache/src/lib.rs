@@ -114,6 +114,22 @@ pub enum CacheError {
     },
 }
 
+impl CacheError {
+    /// Whether the database file is damaged (not a database, malformed):
+    /// moving it aside ([`Cache::quarantine`]) and building again recovers.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, CacheError::Db { source, .. } if db::is_corrupt(source))
+    }
+
+    /// Whether a database write failed in a way a full disk causes
+    /// (SQLite reports `SQLITE_FULL`, or an I/O error when the WAL's
+    /// shared memory cannot grow).
+    pub fn may_be_disk_full(&self) -> bool {
+        matches!(self, CacheError::Db { source: rusqlite::Error::SqliteFailure(f, _), .. }
+            if matches!(f.code, rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure))
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
     move |source| CacheError::Io {
         path: path.to_path_buf(),

@@ -86,3 +86,32 @@ pub fn executed(ws: &Path, cache: &Path, args: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The benchmark graph's shape, `p` packages of `t` genrules: `//pK:tI`
+/// reads `sI.txt` and the outputs of `(K-1, I)` and `(K-1, (7I+3) mod t)`.
+pub fn graph_workspace(to: &Path, p: usize, t: usize) {
+    fs::create_dir_all(to).unwrap();
+    fs::write(to.join("kiln.toml"), "").unwrap();
+    fs::write(to.join("BUILD.star"), "").unwrap();
+    for k in 0..p {
+        let dir = to.join(format!("p{k}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut b = String::new();
+        for i in 0..t {
+            fs::write(dir.join(format!("s{i}.txt")), format!("source {k} {i}\n")).unwrap();
+            let mut srcs = vec![format!("\"s{i}.txt\"")];
+            if k > 0 {
+                srcs.push(format!("\"//p{}:t{i}\"", k - 1));
+                let j = (7 * i + 3) % t;
+                if j != i {
+                    srcs.push(format!("\"//p{}:t{j}\"", k - 1));
+                }
+            }
+            b.push_str(&format!(
+                "genrule(name = \"t{i}\", srcs = [{}], outs = [\"t{i}.out\"], cmd = \"cat $(SRCS) | cksum > $@; echo {k}.{i} >> $@\")\n",
+                srcs.join(", ")
+            ));
+        }
+        fs::write(dir.join("BUILD.star"), b).unwrap();
+    }
+}

@@ -165,6 +165,47 @@ pub fn build(
     opts: &ExecOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<BuildOutcome, BuildError> {
+    match build_once(ws, req, cache_dir, opts, interrupt.clone()) {
+        // The database is an index of the blobs: a damaged one is moved
+        // aside and the build runs again with a new one (actions run again;
+        // nothing wrong is ever read from it).
+        Err(BuildError::Cache(e) | BuildError::Exec(ExecError::Cache(e))) if e.is_corrupt() => {
+            let aside = Cache::quarantine(cache_dir)?;
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "WARNING: {e}\nWARNING: moved the damaged database to `{}`; building again with a new one",
+                aside.display()
+            );
+            uptodate::invalidate(&ws.root, req);
+            build_once(ws, req, cache_dir, opts, interrupt)
+        }
+        Err(BuildError::Cache(e) | BuildError::Exec(ExecError::Cache(e)))
+            if e.may_be_disk_full() && disk_full(cache_dir) =>
+        {
+            Err(BuildError::Exec(ExecError::Local(format!(
+                "{e}\nNo space left on device: the filesystem of the cache `{}` is full",
+                cache_dir.display()
+            ))))
+        }
+        r => r,
+    }
+}
+
+/// Whether the filesystem holding `dir` has (almost) no space left.
+fn disk_full(dir: &Path) -> bool {
+    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| {
+        (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64) < (1 << 20)
+    })
+}
+
+fn build_once(
+    ws: &Workspace,
+    req: &Request,
+    cache_dir: &Path,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<BuildOutcome, BuildError> {
     let t0 = Instant::now();
     let root = &ws.root;
     if opts.profile.is_none()

@@ -76,8 +76,10 @@ fn transient(s: &Status) -> bool {
     )
 }
 
-/// `f`, or `DEADLINE_EXCEEDED` if it takes longer than `limit` (also when
-/// the channel's own timeout, which says `CANCELLED`, fires first).
+/// `f`, or `DEADLINE_EXCEEDED` saying so if it takes longer than `limit`.
+/// Whichever of the three clocks fires first (this one, the channel's
+/// timeout, which says `CANCELLED`, or the server's, which got the
+/// deadline in `grpc-timeout`), the error is the same.
 async fn within<T>(
     limit: Duration,
     f: impl std::future::Future<Output = Result<T, Status>>,
@@ -90,7 +92,10 @@ async fn within<T>(
     };
     match tokio::time::timeout(limit, f).await {
         Err(_) => Err(late()),
-        Ok(Err(s)) if s.code() == Code::Cancelled && s.message() == "Timeout expired" => {
+        Ok(Err(s))
+            if s.code() == Code::DeadlineExceeded
+                || (s.code() == Code::Cancelled && s.message() == "Timeout expired") =>
+        {
             Err(late())
         }
         Ok(r) => r,
@@ -722,10 +727,10 @@ pub fn inline_outputs_of(ar: proto::ActionResult) -> Result<Option<Vec<WireOutpu
     Ok(Some(out))
 }
 
-/// What [`Grpc`]'s `get_action` makes of a `GetActionResult` response's
-/// bytes: the message as tonic's prost codec decodes it, then
-/// [`inline_outputs_of`]. Public for the fuzzer (`kiln-fuzz
-/// reapi_result`).
+/// What the gRPC client's `get_action` makes of a `GetActionResult`
+/// response's bytes: the message as tonic's prost codec decodes it, then
+/// its outputs with their inlined contents. Public for the fuzzer
+/// (`kiln-fuzz reapi_result`).
 pub fn decode_action_result(bytes: &[u8]) -> Result<Option<Vec<WireOutput>>, String> {
     let ar = <proto::ActionResult as prost::Message>::decode(bytes)
         .map_err(|e| format!("not an ActionResult: {e}"))?;
