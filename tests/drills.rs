@@ -31,7 +31,9 @@ const T: usize = 20;
 
 fn tmp(name: &str) -> Tmp {
     let d = std::env::temp_dir().join(format!("kiln-drill-{name}-{}", std::process::id()));
-    drop(Tmp(d.clone()));
+    if d.exists() {
+        drop(Tmp(d.clone()));
+    }
     fs::create_dir_all(&d).unwrap();
     Tmp(d)
 }
