@@ -11,8 +11,9 @@
 //! namespace of their own (`unshare`, then `nsenter` for each command), so
 //! nothing outside the test sees them; they need root, as CI has.
 
-// Integration tests drive the `kiln` binary and system tools directly.
-#![allow(clippy::disallowed_methods)]
+// Integration tests drive the `kiln` binary and system tools directly; a
+// drill that fails prints what kiln said before the tally's assertion.
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -53,8 +53,10 @@ impl Cache {
     /// Check the whole cache; with `repair`, drop what is broken. Open the
     /// cache with [`Cache::open_exclusive`] to repair.
     pub fn verify(&mut self, repair: bool) -> Result<VerifyReport, CacheError> {
-        let mut rep = VerifyReport::default();
-        rep.database = self.integrity();
+        let mut rep = VerifyReport {
+            database: self.integrity(),
+            ..Default::default()
+        };
         if repair && rep.database.is_some() {
             self.rebuild_database()?;
             rep.database = self.integrity();

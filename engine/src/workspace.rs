@@ -406,63 +406,6 @@ pub fn parse_config(text: &str) -> Result<Config, WorkspaceError> {
     Ok(config)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config() {
-        assert!(!parse_config("# nothing\n").unwrap().default_private);
-        assert!(
-            parse_config("default_visibility = \"private\"\n")
-                .unwrap()
-                .default_private
-        );
-        let e = parse_config("\nbogus = 1\n").unwrap_err().to_string();
-        assert!(
-            e.starts_with(
-                "kiln.toml:2:1: Unknown field `bogus`, expected one of `default_visibility`"
-            ),
-            "{e}"
-        );
-        let e = parse_config("remote_timeout = 0\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "kiln.toml:1:18: `remote_timeout` must be a positive number of seconds, found `0`"
-        );
-        let e = parse_config("remote_cache = \"unterminated\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("kiln.toml:1:"), "{e}");
-        let c = parse_config("remote_header = [\"a=1\", \"b = 2\"]\n").unwrap();
-        assert_eq!(
-            c.remote_headers,
-            [
-                ("a".to_owned(), "1".to_owned()),
-                ("b".to_owned(), "2".to_owned())
-            ]
-        );
-        let c = parse_config(
-            "remote_cache = \"grpc://127.0.0.1:9\"\nremote_instance_name = \"main\"\nremote_upload = false\nremote_header = \"authorization=Bearer x\"\nremote_timeout = 5\n",
-        )
-        .unwrap();
-        assert_eq!(c.remote_cache.as_deref(), Some("grpc://127.0.0.1:9"));
-        assert_eq!(c.remote_instance_name.as_deref(), Some("main"));
-        assert_eq!(c.remote_upload, Some(false));
-        assert_eq!(
-            c.remote_headers,
-            [("authorization".to_owned(), "Bearer x".to_owned())]
-        );
-        assert_eq!(c.remote_timeout, Some(5));
-        let e = parse_config("remote_upload = \"maybe\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("kiln.toml:1:17: Invalid type: string"), "{e}");
-    }
-}
-
 /// The workspace lock, held by this process (see [`lock`]).
 static HELD: std::sync::Mutex<Option<nix::fcntl::Flock<fs::File>>> = std::sync::Mutex::new(None);
 
@@ -524,4 +467,62 @@ pub fn lock(root: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<(), String
 /// Release the workspace lock early (`kiln run`, before the program runs).
 pub fn unlock() {
     *HELD.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config() {
+        assert!(!parse_config("# nothing\n").unwrap().default_private);
+        assert!(
+            parse_config("default_visibility = \"private\"\n")
+                .unwrap()
+                .default_private
+        );
+        let e = parse_config("\nbogus = 1\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "kiln.toml:2:1: Unknown field `bogus`, expected one of `default_visibility`"
+            ),
+            "{e}"
+        );
+        let e = parse_config("remote_timeout = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "kiln.toml:1:18: `remote_timeout` must be a positive number of seconds, found `0`"
+        );
+        let e = parse_config("remote_cache = \"unterminated\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("kiln.toml:1:"), "{e}");
+        let c = parse_config("remote_header = [\"a=1\", \"b = 2\"]\n").unwrap();
+        assert_eq!(
+            c.remote_headers,
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
+        let c = parse_config(
+            "remote_cache = \"grpc://127.0.0.1:9\"\nremote_instance_name = \"main\"\nremote_upload = false\nremote_header = \"authorization=Bearer x\"\nremote_timeout = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.remote_cache.as_deref(), Some("grpc://127.0.0.1:9"));
+        assert_eq!(c.remote_instance_name.as_deref(), Some("main"));
+        assert_eq!(c.remote_upload, Some(false));
+        assert_eq!(
+            c.remote_headers,
+            [("authorization".to_owned(), "Bearer x".to_owned())]
+        );
+        assert_eq!(c.remote_timeout, Some(5));
+        let e = parse_config("remote_upload = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("kiln.toml:1:17: Invalid type: string"), "{e}");
+    }
 }
