@@ -25,18 +25,13 @@ use std::time::{Duration, Instant};
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, graph_workspace, repo};
+use support::{Tmp, fresh_tmp, graph_workspace, repo, tree_files};
 
 const P: usize = 20;
 const T: usize = 20;
 
 fn tmp(name: &str) -> Tmp {
-    let d = std::env::temp_dir().join(format!("kiln-drill-{name}-{}", std::process::id()));
-    if d.exists() {
-        drop(Tmp(d.clone()));
-    }
-    fs::create_dir_all(&d).unwrap();
-    Tmp(d)
+    fresh_tmp(&format!("drill-{name}"))
 }
 
 /// `kiln ARGS` in `ws` with `cache`, optionally inside the mount namespace
@@ -87,25 +82,7 @@ fn text(o: &Output) -> String {
 
 /// Every file under `kiln-out/` (state directory left out) and its bytes.
 fn snapshot(ws: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            if rel == ".kiln" {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                walk(&p, base, out);
-            } else {
-                out.insert(rel, fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let base = ws.join("kiln-out");
-    walk(&base, &base, &mut out);
-    out
+    tree_files(&ws.join("kiln-out"))
 }
 
 /// The outputs of a clean build of the drill graph (built once).

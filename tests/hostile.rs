@@ -16,15 +16,10 @@ use std::time::{Duration, Instant};
 #[path = "support/fs.rs"]
 mod support;
 
-use support::Tmp;
+use support::{Tmp, fresh_tmp};
 
 fn tmp(name: &str) -> Tmp {
-    let d = std::env::temp_dir().join(format!("kiln-hostile-{name}-{}", std::process::id()));
-    if d.exists() {
-        drop(Tmp(d.clone()));
-    }
-    fs::create_dir_all(&d).unwrap();
-    Tmp(d)
+    fresh_tmp(&format!("hostile-{name}"))
 }
 
 fn kiln(ws: &Path, args: &[&str]) -> Output {

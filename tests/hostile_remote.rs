@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, repo};
+use support::{Tmp, kiln_build, repo, tree_files};
 
 /// The hostile modes of the server, each tested against a fresh build,
 /// and what kiln's warning says for each (gRPC, HTTP).
@@ -185,51 +185,12 @@ fn workspace(to: &Path) {
 
 /// `kiln build ARGS` in `ws` with cache `cache`; (exit code, summary, stderr).
 fn build(ws: &Path, cache: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let summary = cache.with_extension("summary.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("build")
-        .args(args)
-        .args(["--progress", "none", "--remote-timeout"])
-        .arg(TIMEOUT.to_string())
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("--summary-json")
-        .arg(&summary)
-        .current_dir(ws)
-        .output()
-        .unwrap();
-    let s = fs::read_to_string(&summary)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    (
-        o.status.code().unwrap_or(-1),
-        s,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    kiln_build(ws, cache, args, &["--remote-timeout", &TIMEOUT.to_string()])
 }
 
 /// Every file under `dir` (relative path -> bytes), `kiln-out/.kiln` excluded.
 fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = fs::read_dir(d) else { return };
-        for e in entries {
-            let e = e.unwrap();
-            let p = e.path();
-            if p.ends_with("kiln-out/.kiln") {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+    tree_files(dir)
 }
 
 /// Fill a fresh server honestly, check that it serves hits, then build a

@@ -19,7 +19,17 @@ use std::time::{Duration, Instant};
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, example_workspace, graph_workspace, repo};
+use support::{Tmp, example_workspace, graph_workspace, kiln_build, repo, tree_files};
+
+/// `kiln build ARGS` in `ws` with cache `cache`; (exit code, summary, stderr).
+fn build(ws: &Path, cache: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+    kiln_build(ws, cache, args, &[])
+}
+
+/// Every file under `dir/kiln-out` (relative path -> bytes), `.kiln` excluded.
+fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    tree_files(&dir.join("kiln-out"))
+}
 
 /// The tests of this file run one at a time: each starts servers on ports
 /// found free a moment before (two tests could be handed the same one), and
@@ -130,52 +140,6 @@ fn buildbox(bind: &str) -> Server {
         .expect("tests/support/remote/buildbox.sh (run .ci/setup)");
     wait_listening(port, "buildbox-casd");
     Server(child, port, log)
-}
-
-/// `kiln build ARGS` in `ws` with cache `cache`; (exit code, summary, stderr).
-fn build(ws: &Path, cache: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let summary = cache.with_extension("summary.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("build")
-        .args(args)
-        .args(["--progress", "none", "--cache-dir"])
-        .arg(cache)
-        .arg("--summary-json")
-        .arg(&summary)
-        .current_dir(ws)
-        .output()
-        .unwrap();
-    let s = fs::read_to_string(&summary)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    (
-        o.status.code().unwrap_or(-1),
-        s,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// Every file under `dir/kiln-out` (relative path -> bytes), `.kiln` excluded.
-fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for e in fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            if e.file_name() == ".kiln" {
-                continue;
-            }
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(&dir.join("kiln-out"), &dir.join("kiln-out"), &mut out);
-    out
 }
 
 /// A workspace of `n` genrules that each take a little while.

@@ -594,4 +594,18 @@ impl Writer<'_> {
             .map_err(self.err())?;
         Ok(())
     }
+
+    /// Drop the action results keyed by `keys`, and every output's
+    /// recorded state (they may name a dropped result).
+    pub(crate) fn drop_results(&self, keys: &[Vec<u8>]) -> Result<(), CacheError> {
+        for k in keys {
+            self.tx
+                .execute("DELETE FROM actions WHERE key = ?1", params![k])
+                .map_err(self.err())?;
+        }
+        self.tx
+            .execute("DELETE FROM files WHERE key IS NOT NULL", [])
+            .map_err(self.err())?;
+        Ok(())
+    }
 }

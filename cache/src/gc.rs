@@ -73,13 +73,7 @@ impl Cache {
         }
         let removed_results = drop_keys.len() as u64;
         self.transaction(|w| {
-            for k in &drop_keys {
-                w.tx.execute("DELETE FROM actions WHERE key = ?1", params![k])
-                    .map_err(|source| CacheError::Db {
-                        path: w.path.to_path_buf(),
-                        source,
-                    })?;
-            }
+            w.drop_results(&drop_keys)?;
             for d in remote.keys().filter(|d| !keep_blobs.contains(*d)) {
                 w.tx.execute(
                     "DELETE FROM remote_blobs WHERE digest = ?1",
@@ -90,11 +84,6 @@ impl Cache {
                     source,
                 })?;
             }
-            w.tx.execute("DELETE FROM files WHERE key IS NOT NULL", [])
-                .map_err(|source| CacheError::Db {
-                    path: w.path.to_path_buf(),
-                    source,
-                })?;
             Ok(())
         })?;
         let mut removed_blobs = 0;

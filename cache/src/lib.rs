@@ -267,6 +267,60 @@ mod tests {
     }
 
     #[test]
+    fn verify_finds_and_repair_drops_what_is_broken() {
+        let dir = tempdir("verify");
+        let mut c = Cache::open(&dir).unwrap();
+        let good = c.blobs().put_bytes(b"good").unwrap();
+        let bad = c.blobs().put_bytes(b"bad").unwrap();
+        let orphan = c.blobs().put_bytes(b"orphan").unwrap();
+        let result = |d: Digest| ActionResult {
+            outputs: vec![OutputEntry {
+                path: "kiln-out/x".into(),
+                digest: d,
+                size: 3,
+                executable: false,
+            }],
+            log: None,
+        };
+        let (k1, k2) = (Digest::of(b"k1"), Digest::of(b"k2"));
+        c.transaction(|w| {
+            w.put_action(&k1, &result(good))?;
+            w.put_action(&k2, &result(bad))
+        })
+        .unwrap();
+        let r = c.verify(false).unwrap();
+        assert!(!r.broken(), "{r:?}");
+        assert_eq!((r.blobs, r.results, r.orphans), (3, 2, 1));
+        let p = c.blobs().path(&bad);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&p, b"BAD").unwrap();
+        // A partial copy of a process that no longer exists.
+        let shard = c.blobs().path(&orphan).parent().unwrap().to_path_buf();
+        fs::write(shard.join(".tmp-4194304999-0"), b"partial").unwrap();
+        let r = c.verify(false).unwrap();
+        assert!(r.broken());
+        assert_eq!(r.corrupt_blobs, vec![bad]);
+        assert_eq!(r.broken_results.len(), 1);
+        assert_eq!(r.broken_results[0].0, k2);
+        assert_eq!(r.leftovers.len(), 1);
+        let r = c.verify(true).unwrap();
+        assert_eq!(r.repaired, Some((2, 1)));
+        let r = c.verify(false).unwrap();
+        assert!(!r.broken() && r.leftovers.is_empty(), "{r:?}");
+        assert!(c.get_action(&k1).unwrap().is_some());
+        assert!(c.get_action(&k2).unwrap().is_none());
+        drop(c);
+        // A database that is not one is moved aside on open.
+        fs::write(dir.join("kiln.db"), vec![0x5a; 8192]).unwrap();
+        let _ = fs::remove_file(dir.join("kiln.db-wal"));
+        let _ = fs::remove_file(dir.join("kiln.db-shm"));
+        let c = Cache::open(&dir).unwrap();
+        assert!(c.recovered().is_some_and(|w| w.contains("moved it to")));
+        assert!(c.get_action(&k1).unwrap().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn gc_keeps_recent_results_and_their_blobs() {
         let dir = tempdir("gc");
         let mut c = Cache::open(&dir).unwrap();

@@ -170,24 +170,9 @@ impl Cache {
                 }
             }
             let results_removed = broken_keys.len() as u64;
-            self.transaction(|w| {
-                for k in &broken_keys {
-                    w.tx.execute("DELETE FROM actions WHERE key = ?1", params![k])
-                        .map_err(|source| CacheError::Db {
-                            path: w.path.to_path_buf(),
-                            source,
-                        })?;
-                }
-                // Outputs' recorded states may name dropped results.
-                if !broken_keys.is_empty() {
-                    w.tx.execute("DELETE FROM files WHERE key IS NOT NULL", [])
-                        .map_err(|source| CacheError::Db {
-                            path: w.path.to_path_buf(),
-                            source,
-                        })?;
-                }
-                Ok(())
-            })?;
+            if !broken_keys.is_empty() {
+                self.transaction(|w| w.drop_results(&broken_keys))?;
+            }
             rep.repaired = Some((blobs_removed, results_removed));
         }
         Ok(rep)

@@ -115,3 +115,68 @@ pub fn graph_workspace(to: &Path, p: usize, t: usize) {
         fs::write(dir.join("BUILD.star"), b).unwrap();
     }
 }
+
+/// Every file under `dir` (path relative to `dir` -> bytes), leaving out
+/// any directory named `.kiln` (kiln's state, not outputs).
+pub fn tree_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = fs::read_dir(d) else { return };
+        for e in entries.flatten() {
+            if e.file_name() == ".kiln" {
+                continue;
+            }
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A fresh, empty directory `<tmp>/kiln-<name>-<pid>`, removed on drop.
+pub fn fresh_tmp(name: &str) -> Tmp {
+    let d = std::env::temp_dir().join(format!("kiln-{name}-{}", std::process::id()));
+    if d.exists() {
+        drop(Tmp(d.clone()));
+    }
+    fs::create_dir_all(&d).unwrap();
+    Tmp(d)
+}
+
+/// `kiln build ARGS EXTRA...` in `ws` with cache `cache` and
+/// `--progress none`; (exit code, `--summary-json` document or null,
+/// stderr).
+pub fn kiln_build(
+    ws: &Path,
+    cache: &Path,
+    args: &[&str],
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let summary = cache.with_extension("summary.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .args(args)
+        .args(extra)
+        .args(["--progress", "none", "--cache-dir"])
+        .arg(cache)
+        .arg("--summary-json")
+        .arg(&summary)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    let s = fs::read_to_string(&summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        o.status.code().unwrap_or(-1),
+        s,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
