@@ -245,12 +245,27 @@ impl TargetPattern {
             return Ok(TargetPattern::Recursive(p));
         }
         if let Some((pkg, name)) = rest.split_once(':')
-            && (name == "all" || name == "*" || name == "all-targets")
+            && Self::is_wildcard(name)
         {
             let p = PackagePath::new(pkg).map_err(|e| err(s, e.reason))?;
             return Ok(TargetPattern::AllInPackage(p));
         }
-        Label::split(s, rest).map(TargetPattern::Single)
+        // `//pkg/all` names `//pkg/all:all`, which is the wildcard: a
+        // target called `all` (`*`, `all-targets`) cannot be named alone,
+        // and a pattern must print as text that parses back to it (its
+        // text keys persisted plans).
+        let l = Label::split(s, rest)?;
+        Ok(if Self::is_wildcard(l.name.as_str()) {
+            TargetPattern::AllInPackage(l.package)
+        } else {
+            TargetPattern::Single(l)
+        })
+    }
+
+    /// Whether a target name in a pattern means every target of the
+    /// package.
+    fn is_wildcard(name: &str) -> bool {
+        matches!(name, "all" | "*" | "all-targets")
     }
 }
 
@@ -365,6 +380,19 @@ mod tests {
             "//a/..."
         );
         assert!(TargetPattern::parse("//a/.../b").is_err());
+        // Regression (found by `kiln-fuzz pattern`): `//x/all` parsed as
+        // the single target `//x/all:all` but printed as `//x/all:all`,
+        // the wildcard, so the two shared a persisted plan.
+        for (short, long) in [
+            ("//x/all", "//x/all:all"),
+            ("//*", "//*:*"),
+            ("all-targets", "//all-targets:all-targets"),
+        ] {
+            let p = TargetPattern::parse(short).unwrap();
+            assert!(matches!(p, TargetPattern::AllInPackage(_)), "{short}");
+            assert_eq!(p, TargetPattern::parse(long).unwrap());
+            assert_eq!(TargetPattern::parse(&p.to_string()).unwrap(), p);
+        }
     }
 
     #[test]

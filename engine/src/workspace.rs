@@ -469,7 +469,6 @@ pub fn unlock() {
     *HELD.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

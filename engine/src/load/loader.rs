@@ -498,30 +498,35 @@ impl Loader {
     /// Evaluate one package's BUILD.star.
     pub fn load_package(&self, pkg: &PackagePath) -> Result<Package, LoadError> {
         let build_file = Workspace::build_file(pkg);
-        let src = match fs::read(self.ws.path(&build_file)) {
-            Ok(b) => super::limits::check_source(&build_file, b)
-                .map_err(|(location, message)| LoadError::Located { location, message })?,
+        match fs::read(self.ws.path(&build_file)) {
+            Ok(b) => self.load_package_bytes(pkg, b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(LoadError::NoPackage(pkg.clone(), build_file));
+                Err(LoadError::NoPackage(pkg.clone(), build_file))
             }
-            Err(e) => {
-                return Err(LoadError::Io {
-                    path: build_file,
-                    message: e.to_string(),
-                });
-            }
-        };
-        self.load_package_source(pkg, src)
+            Err(e) => Err(LoadError::Io {
+                path: build_file,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Evaluate `src` as the BUILD.star of `pkg` (an editor's unsaved
-    /// text, for `kiln lsp`; files it loads come from disk).
+    /// text, for `kiln lsp`; files it loads come from disk), checked as a
+    /// file on disk is.
     pub fn load_package_source(
         &self,
         pkg: &PackagePath,
         src: String,
     ) -> Result<Package, LoadError> {
+        self.load_package_bytes(pkg, src.into_bytes())
+    }
+
+    /// [`Loader::load_package`] of these bytes: checked (`limits.rs`),
+    /// then evaluated.
+    fn load_package_bytes(&self, pkg: &PackagePath, bytes: Vec<u8>) -> Result<Package, LoadError> {
         let build_file = Workspace::build_file(pkg);
+        let src = super::limits::check_source(&build_file, bytes)
+            .map_err(|(location, message)| LoadError::Located { location, message })?;
         let ast = AstModule::parse(&build_file, src, &build_dialect())
             .map_err(|e| build_syntax_error(&e))?;
         let (loads, loaded) = if ast.loads().is_empty() {
@@ -621,5 +626,25 @@ mod tests {
                 .collect();
             assert!(lints.is_empty(), "{name}: {lints:#?}");
         }
+    }
+
+    /// Regression (found by `kiln-fuzz build_file`): an editor's unsaved
+    /// text (`kiln lsp`) skipped the checks a BUILD file on disk gets, so
+    /// deep nesting overflowed the stack and a NUL byte was accepted.
+    #[test]
+    fn unsaved_text_is_checked_like_a_file() {
+        let loader = Loader::new(Workspace {
+            root: "/nonexistent-kiln-workspace".into(),
+            config: Default::default(),
+        })
+        .unwrap();
+        let pkg = PackagePath::new("app").unwrap();
+        let deep = format!("x = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = loader.load_package_source(&pkg, deep).unwrap_err();
+        assert!(e.to_string().contains("nested more than"), "{e}");
+        let e = loader
+            .load_package_source(&pkg, "x = 1\0\n".to_owned())
+            .unwrap_err();
+        assert!(e.to_string().contains("NUL byte"), "{e}");
     }
 }

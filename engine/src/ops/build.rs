@@ -194,9 +194,8 @@ pub fn build(
 
 /// Whether the filesystem holding `dir` has (almost) no space left.
 fn disk_full(dir: &Path) -> bool {
-    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| {
-        s.blocks_available().saturating_mul(s.fragment_size()) < (1 << 20)
-    })
+    nix::sys::statvfs::statvfs(dir)
+        .is_ok_and(|s| s.blocks_available().saturating_mul(s.fragment_size()) < (1 << 20))
 }
 
 fn build_once(

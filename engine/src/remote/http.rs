@@ -199,7 +199,7 @@ impl Http {
 }
 
 /// The outputs an AC entry's `body` (`GET PREFIX/ac/<hash>`) records: a
-/// serialized REAPI `ActionResult`, read as [`outputs_of`] does. Public
+/// serialized REAPI `ActionResult`, read as `outputs_of` does. Public
 /// for the fuzzer (`kiln-fuzz http_result`).
 pub fn decode_ac_entry(body: &[u8], hash: &str) -> Result<Option<Vec<WireOutput>>, String> {
     let ar = proto::ActionResult::decode(body)

@@ -91,9 +91,18 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// How deep a query may nest: each parenthesis, function call, `let` and
+/// each operator of a chain (`a + b + c` is two levels deep: operators
+/// are left-associative) is a level. The parser, the checks and the
+/// evaluator recurse once per level; deeper queries are refused rather
+/// than allowed to exhaust the stack. `let` splits a long chain.
+pub const MAX_DEPTH: usize = 1000;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Levels (see [`MAX_DEPTH`]) around the token being parsed.
+    depth: usize,
 }
 
 const FUNCTIONS: &[&str] = &[
@@ -117,7 +126,33 @@ impl Parser {
         self.toks.get(self.pos)
     }
 
+    /// One level deeper for `f`.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        self.deeper()?;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep (parentheses, function calls, `let`s and chained operators each count); split it with `let NAME = EXPR in ...`"
+            ));
+        }
+        Ok(())
+    }
+
     fn expr(&mut self) -> Result<Expr, String> {
+        // Each operator of the chain is a level, for the rest of it.
+        let entry = self.depth;
+        let r = self.chain();
+        self.depth = entry;
+        r
+    }
+
+    fn chain(&mut self) -> Result<Expr, String> {
         let mut lhs = self.term()?;
         loop {
             let op = match self.peek() {
@@ -136,6 +171,7 @@ impl Parser {
                 _ => return Ok(lhs),
             };
             self.pos += 1;
+            self.deeper()?;
             let rhs = self.term()?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
         }
@@ -145,9 +181,11 @@ impl Parser {
         match self.toks.get(self.pos).cloned() {
             Some(Tok::Open) => {
                 self.pos += 1;
-                let e = self.expr()?;
-                self.expect_close()?;
-                Ok(e)
+                self.nested(|p| {
+                    let e = p.expr()?;
+                    p.expect_close()?;
+                    Ok(e)
+                })
             }
             Some(Tok::Word(w)) if w == "let" => {
                 self.pos += 1;
@@ -161,15 +199,17 @@ impl Parser {
                     return Err(format!("{usage}: expected ` = ` after `let {name}`"));
                 }
                 self.pos += 1;
-                let value = self.expr()?;
-                if self.peek() != Some(&Tok::Word("in".to_owned())) {
-                    return Err(format!(
-                        "{usage}: expected `in` after the value of `{name}`"
-                    ));
-                }
-                self.pos += 1;
-                let body = self.expr()?;
-                Ok(Expr::Let(name, Box::new(value), Box::new(body)))
+                self.nested(|p| {
+                    let value = p.expr()?;
+                    if p.peek() != Some(&Tok::Word("in".to_owned())) {
+                        return Err(format!(
+                            "{usage}: expected `in` after the value of `{name}`"
+                        ));
+                    }
+                    p.pos += 1;
+                    let body = p.expr()?;
+                    Ok(Expr::Let(name, Box::new(value), Box::new(body)))
+                })
             }
             Some(Tok::Word(w)) if w.starts_with('$') => {
                 self.pos += 1;
@@ -188,12 +228,15 @@ impl Parser {
                         ));
                     }
                     self.pos += 1;
-                    let mut args = vec![self.arg()?];
-                    while self.peek() == Some(&Tok::Comma) {
-                        self.pos += 1;
-                        args.push(self.arg()?);
-                    }
-                    self.expect_close()?;
+                    let args = self.nested(|p| {
+                        let mut args = vec![p.arg()?];
+                        while p.peek() == Some(&Tok::Comma) {
+                            p.pos += 1;
+                            args.push(p.arg()?);
+                        }
+                        p.expect_close()?;
+                        Ok(args)
+                    })?;
                     return Ok(Expr::Call(w, args));
                 }
                 Ok(Expr::Word(w))
@@ -238,7 +281,11 @@ pub fn parse(expr: &str) -> Result<Expr, QueryError> {
         message,
     };
     let toks = tokenize(expr).map_err(syntax)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.expr().map_err(syntax)?;
     if p.pos != p.toks.len() {
         return Err(syntax(if p.peek() == Some(&Tok::Word("in".to_owned())) {
@@ -426,5 +473,35 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
+    }
+
+    /// Regression (found by `kiln-fuzz query`): a long operator chain or
+    /// deep parentheses overflowed the stack instead of failing.
+    #[test]
+    fn depth_is_bounded() {
+        let chain = |n: usize| vec!["//a:b"; n + 1].join(" + ");
+        let parens = |n: usize| format!("{}//a:b{}", "(".repeat(n), ")".repeat(n));
+        let calls = |n: usize| format!("{}//a:b{}", "deps(".repeat(n), ")".repeat(n));
+        // Checking and dropping recurse once per level: a stack like the
+        // one kiln runs on, whatever this build's frame sizes.
+        let ok = std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || {
+                for q in [chain(MAX_DEPTH), parens(MAX_DEPTH), calls(MAX_DEPTH)] {
+                    assert!(parse(&q).is_ok(), "{} levels parse", MAX_DEPTH);
+                }
+                for q in [
+                    chain(MAX_DEPTH + 1),
+                    parens(MAX_DEPTH + 1),
+                    calls(MAX_DEPTH + 1),
+                ] {
+                    let e = parse(&q).unwrap_err().to_string();
+                    assert!(e.contains("nests more than 1000 levels deep"), "{e}");
+                }
+                let e = parse(&chain(200_000)).unwrap_err().to_string();
+                assert!(e.contains("split it with `let"), "{e}");
+            })
+            .and_then(|t| t.join().map_err(|_| std::io::Error::other("panicked")));
+        assert!(ok.is_ok());
     }
 }
