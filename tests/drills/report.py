@@ -39,7 +39,7 @@ def drills():
 
 def fuzz(seconds, seed):
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "kiln-fuzz"],
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     binary = os.path.join(ROOT, "target", "release", "kiln-fuzz")
     listed = subprocess.run([binary, "--list"], cwd=ROOT, check=True,
                             stdout=subprocess.PIPE, text=True).stdout
@@ -47,7 +47,8 @@ def fuzz(seconds, seed):
     for line in listed.splitlines():
         target = line.split()[0]
         r = subprocess.run([binary, target, "--seconds", str(seconds), "--seed", str(seed), "--json"],
-                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                           cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     return rows
 
@@ -58,6 +59,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rows, status = drills()
+    targets = fuzz(a.fuzz_seconds, a.seed)
     print("| drill | runs | survived | outputs wrong | data lost |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -65,7 +67,6 @@ def main():
     total = [sum(r[k] for r in rows) for k in ("runs", "survived", "outputs_wrong", "data_lost")]
     print(f"| **all** | {total[0]} | {total[1]} | {total[2]} | {total[3]} |")
     print()
-    targets = fuzz(a.fuzz_seconds, a.seed)
     print(f"| fuzz target ({a.fuzz_seconds} s each, seed {a.seed}) | executions | crashes |")
     print("|---|---|---|")
     for t in targets:
