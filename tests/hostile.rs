@@ -235,16 +235,22 @@ fn actions_that_misbehave() {
     // A runaway command: its timeout kills the whole tree, and processes it
     // left behind (even in a session of their own) die with it.
     rule(&format!(
-        "genrule(name = \"g\", outs = [\"g.out\"], cmd = \"(setsid sleep 300 {marker} &); sleep 300\", timeout = 2)\n"
+        "genrule(name = \"g\", outs = [\"g.out\"], cmd = \"(setsid sh -c 'sleep 300; true' {marker} &); sleep 300\", timeout = 2)\n"
     ));
     let t0 = Instant::now();
     expect(&ws, "runaway", 1, &["timed out after 2 s"]);
     assert!(t0.elapsed() < Duration::from_secs(30));
-    let left = Command::new("pgrep")
-        .args(["-f", &marker])
-        .output()
-        .unwrap();
-    assert!(left.stdout.is_empty(), "processes survived their action");
+    let survivors: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker) && c.contains("sleep 300"))
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "processes survived their action: {survivors:?}"
+    );
 
     // Gigabytes of output: the log is cut to its tail, kiln stays small.
     rule(

@@ -103,7 +103,9 @@ impl Drop for Cgroup {
     }
 }
 
-/// Remove cgroups of kiln processes that died (named `kiln-<pid>-<slot>`).
+/// Kill what is left of the actions of kiln processes that died (killed
+/// mid-build, their commands may still run) and remove their cgroups
+/// (named `kiln-<pid>-<slot>`).
 pub fn remove_stale() {
     let Some(root) = pids_root() else {
         return;
@@ -120,6 +122,7 @@ pub fn remove_stale() {
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
+            kill_cgroup(&e.path());
             let _ = fs::remove_dir(e.path());
         }
     }

@@ -420,6 +420,7 @@ pub fn execute_with(
         cache,
     };
     remove_stale_temporaries(&s.blobs);
+    limits::remove_stale();
     fs::create_dir_all(crate::artifact::state_dir(root).join("tmp")).map_err(|e| {
         ExecError::Io {
             path: crate::artifact::state_dir(root),
