@@ -85,6 +85,28 @@ fn essence(o: &[WireOutput]) -> Vec<(&str, &str, i64, bool)> {
         .collect()
 }
 
+/// Decode `b` with `decode`; what decodes must decode the same after
+/// kiln's own encoding. Returns whether `b` was accepted.
+fn survives_encoding<E: PartialEq + std::fmt::Debug>(
+    b: &[u8],
+    decode: impl Fn(&[u8]) -> Result<Option<Vec<WireOutput>>, E>,
+) -> bool {
+    match decode(b) {
+        Ok(Some(outputs)) => {
+            let back = decode(&action_result(&outputs).encode_to_vec());
+            let back = back.map(|o| o.map(|o| format!("{:?}", essence(&o))));
+            assert_eq!(
+                back,
+                Ok(Some(format!("{:?}", essence(&outputs)))),
+                "outputs survive kiln's encoding"
+            );
+            true
+        }
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
 /// `reapi_result`: `remote::decode_action_result`.
 pub const REAPI_RESULT: Target = Target {
     name: "reapi_result",
@@ -92,22 +114,7 @@ pub const REAPI_RESULT: Target = Target {
     max_len: 64 * 1024,
     dict: PROTO_DICT,
     seeds: || result_seeds("reapi_result"),
-    setup: || {
-        Box::new(|b| match decode_action_result(b) {
-            Ok(Some(outputs)) => {
-                let back = decode_action_result(&action_result(&outputs).encode_to_vec());
-                let back = back.map(|o| o.map(|o| format!("{:?}", essence(&o))));
-                assert_eq!(
-                    back,
-                    Ok(Some(format!("{:?}", essence(&outputs)))),
-                    "outputs survive kiln's encoding"
-                );
-                true
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        })
-    },
+    setup: || Box::new(|b| survives_encoding(b, decode_action_result)),
 };
 
 /// `http_result`: `remote::decode_ac_entry`.
@@ -120,20 +127,7 @@ pub const HTTP_RESULT: Target = Target {
     setup: || {
         Box::new(|b| {
             let hash = "0".repeat(64);
-            match decode_ac_entry(b, &hash) {
-                Ok(Some(outputs)) => {
-                    let back = decode_ac_entry(&action_result(&outputs).encode_to_vec(), &hash);
-                    let back = back.map(|o| o.map(|o| format!("{:?}", essence(&o))));
-                    assert_eq!(
-                        back,
-                        Ok(Some(format!("{:?}", essence(&outputs)))),
-                        "outputs survive kiln's encoding"
-                    );
-                    true
-                }
-                Ok(None) => true,
-                Err(_) => false,
-            }
+            survives_encoding(b, |b| decode_ac_entry(b, &hash))
         })
     },
 };
