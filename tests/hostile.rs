@@ -144,6 +144,9 @@ fn sources_and_outputs_stay_in_the_workspace() {
     fs::write(t.0.join("outside.txt"), "secret\n").unwrap();
     std::os::unix::fs::symlink(t.0.join("outside.txt"), p.join("link.txt")).unwrap();
     std::os::unix::fs::symlink("/dev/null", p.join("null")).unwrap();
+    fs::create_dir_all(t.0.join("elsewhere")).unwrap();
+    fs::write(t.0.join("elsewhere/passwd"), "secret\n").unwrap();
+    std::os::unix::fs::symlink(t.0.join("elsewhere"), p.join("linkdir")).unwrap();
     fs::create_dir(p.join("dir")).unwrap();
     assert!(
         Command::new("mkfifo")
@@ -170,6 +173,7 @@ fn sources_and_outputs_stay_in_the_workspace() {
         ("/etc/passwd", "must not start or end with `/`"),
         ("link.txt", "outside the workspace"),
         ("null", "outside the workspace"),
+        ("linkdir/passwd", "is a symlink to"),
         ("dir", "is a directory"),
         ("fifo", "is a FIFO"),
         ("new\\nline.txt", "not allowed"),

@@ -685,6 +685,23 @@ impl Builder<'_> {
 fn source_problem(root: &std::path::Path, rel: &str) -> Option<String> {
     use std::os::unix::fs::FileTypeExt;
     let p = root.join(rel);
+    // A directory on the way that is a symlink out of the workspace.
+    let parts: Vec<_> = std::path::Path::new(rel).components().collect();
+    let mut dir = root.to_path_buf();
+    for c in parts.iter().take(parts.len().saturating_sub(1)) {
+        dir.push(c);
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+            && let (Ok(target), Ok(root)) =
+                (std::fs::canonicalize(&dir), std::fs::canonicalize(root))
+            && !target.starts_with(&root)
+        {
+            return Some(format!(
+                "its directory `{}` is a symlink to `{}`, outside the workspace; copy the files into the workspace (sources must be inside it)",
+                dir.strip_prefix(&root).unwrap_or(&dir).display(),
+                target.display()
+            ));
+        }
+    }
     let lm = match std::fs::symlink_metadata(&p) {
         Ok(m) => m,
         Err(_) => return Some("the file does not exist".to_owned()),
