@@ -68,7 +68,12 @@ impl Blobs {
         // writers in different shards do not contend), then rename.
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dest.with_file_name(format!(".tmp-{}-{n}", std::process::id()));
-        fs::copy(src, &tmp).map_err(io_err(src))?;
+        // A failure is the copy's write (a full disk) far more often than
+        // its read: name the blob.
+        if let Err(e) = fs::copy(src, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&dest)(e));
+        }
         crate::fault::point("blob_write");
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;

@@ -63,15 +63,21 @@ pub(crate) fn init_schema(db: &Connection) -> rusqlite::Result<Option<String>> {
             db.pragma_update(None, "synchronous", "NORMAL")?;
             // A current schema needs no write (a full disk then fails at
             // the first real write, with its own message).
-            let current: i64 = db.query_row(
-                "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'
-                         AND name IN ('meta', 'actions', 'files', 'runs', 'remote_blobs'))
-                      + (SELECT count(*) FROM sqlite_master WHERE name = 'meta'
-                         AND (SELECT value FROM meta WHERE key = 'schema_version') = '2')",
+            let tables: i64 = db.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                 AND name IN ('meta', 'actions', 'files', 'runs', 'remote_blobs')",
                 [],
                 |r| r.get(0),
-            ).or_else(|e| if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::Unknown) { Ok(0) } else { Err(e) })?;
-            if current == 6 {
+            )?;
+            if tables == 5
+                && db
+                    .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?
+                    .as_deref()
+                    == Some("2")
+            {
                 return Ok(None);
             }
             db.execute_batch(
@@ -219,27 +225,22 @@ impl Cache {
             source,
         };
         let mut recovered = None;
-        let (mut db, first) = match connect(&db_path) {
-            Ok(db) => {
-                let r = init_schema(&db);
-                (Some(db), r)
-            }
-            Err(CacheError::Db { source, .. }) => (None, Err(source)),
-            Err(e) => return Err(e),
-        };
-        match first {
-            Ok(None) => {}
-            Ok(Some(found)) => {
+        let opened = connect(&db_path).and_then(|db| match init_schema(&db) {
+            Ok(found) => Ok((db, found)),
+            Err(e) => Err(dberr(e)),
+        });
+        let db = match opened {
+            Ok((db, None)) => db,
+            Ok((_, Some(found))) => {
                 return Err(CacheError::Version {
                     path: dir.to_path_buf(),
                     found: format!("kiln-cache {found} (in kiln.db)"),
                 });
             }
-            Err(e) if is_corrupt(&e) => {
+            Err(CacheError::Db { source: e, .. }) if is_corrupt(&e) => {
                 // The database is an index: its loss costs re-running or
                 // re-verifying actions, never a wrong output. Keep the
                 // broken file for a post-mortem and start a new one.
-                drop(db.take());
                 let aside = move_aside(&db_path)?;
                 recovered = Some(format!(
                     "the cache database `{}` was unreadable ({e}); moved it to `{}` and started an empty one, so actions run again",
@@ -247,18 +248,10 @@ impl Cache {
                     aside.display()
                 ));
                 let fresh = connect(&db_path)?;
-                if let Err(e) = init_schema(&fresh) {
-                    return Err(dberr(e));
-                }
-                db = Some(fresh);
+                init_schema(&fresh).map_err(dberr)?;
+                fresh
             }
-            Err(e) => return Err(dberr(e)),
-        }
-        let Some(db) = db else {
-            return Err(CacheError::Version {
-                path: dir.to_path_buf(),
-                found: "unreadable".to_owned(),
-            });
+            Err(e) => return Err(e),
         };
         if upgrade {
             let tmp = dir.join(format!("VERSION.tmp{}", std::process::id()));

@@ -26,22 +26,7 @@ impl Cache {
                 .map_err(self.dberr())?;
             rows.collect::<Result<_, _>>().map_err(self.dberr())?
         };
-        // Outputs left in a remote CAS: their local copies, once fetched.
-        let remote: HashMap<Digest, Option<Digest>> = {
-            let mut stmt = self
-                .db
-                .prepare("SELECT digest, local FROM remote_blobs")
-                .map_err(self.dberr())?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
-                })
-                .map_err(self.dberr())?;
-            let digest = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(Digest);
-            rows.filter_map(Result::ok)
-                .filter_map(|(d, l)| Some((digest(&d)?, l.and_then(|l| digest(&l)))))
-                .collect()
-        };
+        let remote = self.remote_refs()?;
         // Newest first: keep results while their blobs fit.
         rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
         let mut keep_blobs: std::collections::HashSet<Digest> = std::collections::HashSet::new();
@@ -98,6 +83,27 @@ impl Cache {
             }
         }
         Ok((removed_results, removed_blobs, freed))
+    }
+}
+
+impl Cache {
+    /// Outputs left in a remote CAS (their references) and their local
+    /// copies, once fetched.
+    pub(crate) fn remote_refs(&self) -> Result<HashMap<Digest, Option<Digest>>, CacheError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT digest, local FROM remote_blobs")
+            .map_err(self.dberr())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .map_err(self.dberr())?;
+        let digest = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(Digest);
+        Ok(rows
+            .filter_map(Result::ok)
+            .filter_map(|(d, l)| Some((digest(&d)?, l.and_then(|l| digest(&l)))))
+            .collect())
     }
 }
 

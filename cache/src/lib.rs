@@ -72,7 +72,7 @@ mod verify;
 pub use blobs::Blobs;
 pub use db::{Cache, FileState, Stats, Writer};
 pub use digest::Digest;
-pub use lock::CacheLock;
+pub use lock::{CacheLock, flock_waiting};
 pub use remote::{RemoteBlob, RemoteRefs};
 pub use result::{ActionResult, OutputEntry};
 pub use stat::Stat;

@@ -35,28 +35,39 @@ pub fn lock(dir: &Path, exclusive: bool, on_wait: impl FnOnce()) -> Result<Cache
             .open(&path)
             .map_err(io_err(&path))
     };
+    flock_waiting(open()?, exclusive, on_wait)
+        .map(|l| CacheLock { _lock: l })
+        .map_err(|e| CacheError::Io {
+            path: path.clone(),
+            source: std::io::Error::from(e),
+        })
+}
+
+/// `flock` `file` (shared or exclusive), calling `on_wait` once if another
+/// process holds it the other way, then waiting for it (through EINTR).
+pub fn flock_waiting(
+    file: File,
+    exclusive: bool,
+    on_wait: impl FnOnce(),
+) -> Result<Flock<File>, Errno> {
     let (now, wait) = if exclusive {
         (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive)
     } else {
         (FlockArg::LockSharedNonblock, FlockArg::LockShared)
     };
-    let errno = |e: Errno| CacheError::Io {
-        path: path.clone(),
-        source: std::io::Error::from(e),
-    };
-    match Flock::lock(open()?, now) {
-        Ok(l) => Ok(CacheLock { _lock: l }),
+    match Flock::lock(file, now) {
+        Ok(l) => Ok(l),
         Err((f, Errno::EWOULDBLOCK)) => {
             on_wait();
             let mut f = f;
             loop {
                 match Flock::lock(f, wait) {
-                    Ok(l) => return Ok(CacheLock { _lock: l }),
+                    Ok(l) => return Ok(l),
                     Err((back, Errno::EINTR)) => f = back,
-                    Err((_, e)) => return Err(errno(e)),
+                    Err((_, e)) => return Err(e),
                 }
             }
         }
-        Err((_, e)) => Err(errno(e)),
+        Err((_, e)) => Err(e),
     }
 }

@@ -77,18 +77,7 @@ impl Cache {
         }
         (rep.stray_files, rep.leftovers) = self.stray_files()?;
         // Outputs left in a remote CAS are references, not blobs.
-        let remote: HashSet<Digest> = {
-            let mut stmt = self
-                .db
-                .prepare("SELECT digest FROM remote_blobs")
-                .map_err(self.dberr())?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(self.dberr())?;
-            rows.filter_map(Result::ok)
-                .filter_map(|b| <[u8; 32]>::try_from(&b[..]).ok().map(Digest))
-                .collect()
-        };
+        let remote = self.remote_refs()?;
         let rows: Vec<(Vec<u8>, Vec<u8>)> = {
             let mut stmt = self
                 .db
@@ -112,7 +101,7 @@ impl Cache {
                     let mut why = None;
                     for o in &r.outputs {
                         named.insert(o.digest);
-                        if !present.contains(&o.digest) && !remote.contains(&o.digest) {
+                        if !present.contains(&o.digest) && !remote.contains_key(&o.digest) {
                             why.get_or_insert(format!(
                                 "output `{}` (blob {}) is missing or corrupt",
                                 o.path,
@@ -138,19 +127,7 @@ impl Cache {
             }
         }
         // A remote reference's local copy is named through the reference.
-        {
-            let mut stmt = self
-                .db
-                .prepare("SELECT local FROM remote_blobs WHERE local IS NOT NULL")
-                .map_err(self.dberr())?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(self.dberr())?;
-            named.extend(
-                rows.filter_map(Result::ok)
-                    .filter_map(|b| <[u8; 32]>::try_from(&b[..]).ok().map(Digest)),
-            );
-        }
+        named.extend(remote.values().flatten());
         for (d, size) in &sizes {
             if !named.contains(d) {
                 rep.orphans += 1;

@@ -416,8 +416,6 @@ static HELD: std::sync::Mutex<Option<nix::fcntl::Flock<fs::File>>> = std::sync::
 /// root directory itself, so `kiln clean` cannot remove it, and the kernel
 /// releases it when the process dies.
 pub fn lock(root: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<(), String> {
-    use nix::errno::Errno;
-    use nix::fcntl::{Flock, FlockArg};
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     if held.is_some() {
         return Ok(());
@@ -425,35 +423,14 @@ pub fn lock(root: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<(), String
     let dir = fs::File::open(root)
         .map_err(|e| format!("cannot open the workspace `{}`: {e}", root.display()))?;
     let owner = crate::artifact::state_dir(root).join("lock-owner");
-    let got = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((dir, Errno::EWOULDBLOCK)) => {
-            on_wait(
-                fs::read_to_string(&owner)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok()),
-            );
-            let mut dir = dir;
-            loop {
-                match Flock::lock(dir, FlockArg::LockExclusive) {
-                    Ok(l) => break l,
-                    Err((back, Errno::EINTR)) => dir = back,
-                    Err((_, e)) => {
-                        return Err(format!(
-                            "cannot lock the workspace `{}`: {e}",
-                            root.display()
-                        ));
-                    }
-                }
-            }
-        }
-        Err((_, e)) => {
-            return Err(format!(
-                "cannot lock the workspace `{}`: {e}",
-                root.display()
-            ));
-        }
-    };
+    let got = kiln_cache::flock_waiting(dir, true, || {
+        on_wait(
+            fs::read_to_string(&owner)
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
+        )
+    })
+    .map_err(|e| format!("cannot lock the workspace `{}`: {e}", root.display()))?;
     // Who holds it, for the message of the next one to wait; best effort.
     if let Some(parent) = owner.parent()
         && fs::create_dir_all(parent).is_ok()

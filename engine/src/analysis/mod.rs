@@ -370,28 +370,28 @@ fn analyze_one(
             let f = def.as_ref().implementation.to_value();
             let mut eval = Evaluator::new(&module);
             eval.extra = Some(&actx);
-            crate::load::guard::hook(&mut eval);
-            let ret =
-                crate::load::guard::guarded(&decl.rule.file, || eval.eval_function(f, &[ctx], &[]))
-                    .map_err(|(location, message)| AnalysisError::Located { location, message })?
-                    .map_err(|e| {
-                        // A make-variable error is the BUILD file's, as in Bazel.
-                        if let starlark::ErrorKind::Native(n) = e.kind()
-                            && let Some(x) = n.downcast_ref::<make_vars::AttributeExpansionError>()
-                        {
-                            return AnalysisError::Located {
-                                location: decl.location.clone(),
-                                message: format!(
-                                    "in the `{}` attribute of {} `{}`: {}",
-                                    x.attribute,
-                                    decl.rule.kind(),
-                                    node.label,
-                                    x.error
-                                ),
-                            };
-                        }
-                        rule_err(format_starlark_error(&e))
-                    })?;
+            let ret = crate::load::guard::guarded(&decl.rule.file, &mut eval, |e| {
+                e.eval_function(f, &[ctx], &[])
+            })
+            .map_err(|(location, message)| AnalysisError::Located { location, message })?
+            .map_err(|e| {
+                // A make-variable error is the BUILD file's, as in Bazel.
+                if let starlark::ErrorKind::Native(n) = e.kind()
+                    && let Some(x) = n.downcast_ref::<make_vars::AttributeExpansionError>()
+                {
+                    return AnalysisError::Located {
+                        location: decl.location.clone(),
+                        message: format!(
+                            "in the `{}` attribute of {} `{}`: {}",
+                            x.attribute,
+                            decl.rule.kind(),
+                            node.label,
+                            x.error
+                        ),
+                    };
+                }
+                rule_err(format_starlark_error(&e))
+            })?;
             returned_providers(ret, decl.rule.kind())
                 .map_err(|m| rule_err(format!("{}: {m}", decl.rule.file)))
         })?;

@@ -6,14 +6,19 @@
 //! as in the workspace: `pkg/file`, `kiln-out/pkg/file`), the
 //! parent directories of its outputs, and a private `TMPDIR`. The command
 //! runs there with a scrubbed environment (`SANDBOX_ENV` plus the action's
-//! own), stdin closed, stdout and stderr captured to one log, in its own
-//! process group (so an interrupt kills the whole tree).
+//! own), stdin closed, stdout and stderr captured to one log (its tail
+//! kept), in its own process group (so an interrupt kills the whole tree)
+//! and in its worker's pids cgroup (`limits.rs`: a bounded number of
+//! processes, all killed when the command ends or times out). Every
+//! command has a timeout: its rule's, else [`DEFAULT_TIMEOUT_SECS`].
 //!
 //! Worker threads isolate themselves once, when they start: a new network
 //! namespace (no network), and a new mount namespace in which an empty
 //! read-only tmpfs covers the workspace root, so an action cannot read an
-//! undeclared file by its absolute path either. Where the kernel refuses
-//! (no privilege), `Isolation` says so and the build summary reports it.
+//! undeclared file by its absolute path either, and an empty tmpfs covers
+//! `/tmp` (the cache and workspace bound back if they live there). Where
+//! the kernel refuses (no privilege), `Isolation` says so and the build
+//! summary reports it.
 //! Materializing outputs into `kiln-out/` is done by the scheduler
 //! (`mod.rs`), outside these namespaces.
 
@@ -64,8 +69,9 @@ pub struct Isolation {
 }
 
 /// Isolate the calling thread (and so every process it spawns): a new
-/// network namespace, and a mount namespace hiding `hide` with a private
-/// tmpfs mounted on `sandbox_base`.
+/// network namespace, and a mount namespace hiding `hide`, with a private
+/// tmpfs mounted on `sandbox_base` and another on `/tmp` (under which the
+/// directories of `keep` stay visible).
 pub fn isolate_thread(hide: Option<&Path>, sandbox_base: &Path, keep: &[PathBuf]) -> Isolation {
     use nix::mount::{MsFlags, mount};
     use nix::sched::{CloneFlags, unshare};
@@ -544,11 +550,12 @@ impl Sandbox {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(slot, child.id() as i32);
                 kiln_cache::fault::point("action");
-                // The rule's timeout: a watchdog kills the process group
-                // when it passes (and is told by `done` when it need not).
+                // The rule's timeout (or the default): a watchdog kills the
+                // process group and the cgroup when it passes (and is told
+                // by `done` when it need not).
                 let timed_out = Arc::new(AtomicBool::new(false));
                 let timeout = r.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
-                let watchdog = {
+                let (done, watchdog) = {
                     let (done, wait) = mpsc::channel::<()>();
                     let pgid = child.id() as i32;
                     let flag = timed_out.clone();
@@ -568,7 +575,7 @@ impl Sandbox {
                             }
                         }
                     });
-                    Some((done, t))
+                    (done, t)
                 };
                 // Output is read on its own thread: a process the command
                 // left behind may hold the pipe open after the command
@@ -599,10 +606,8 @@ impl Sandbox {
                     cg.kill_all();
                 }
                 let mut tail = collector.join().unwrap_or_default();
-                if let Some((done, t)) = watchdog {
-                    drop(done);
-                    let _ = t.join();
-                }
+                drop(done);
+                let _ = watchdog.join();
                 running
                     .0
                     .lock()

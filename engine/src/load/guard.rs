@@ -152,11 +152,6 @@ impl<'e> BeforeStmtFuncDyn<'e> for Hook {
     }
 }
 
-/// Install the statement hook on `eval` (before it evaluates anything).
-pub fn hook(eval: &mut Evaluator<'_, '_, '_>) {
-    eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(Hook)));
-}
-
 thread_local! {
     static QUIET: Cell<bool> = const { Cell::new(false) };
 }
@@ -167,9 +162,15 @@ pub fn quiet_panics() -> bool {
     QUIET.try_with(Cell::get).unwrap_or(false)
 }
 
-/// Run `f` (which evaluates Starlark of `file`) under the memory budget;
-/// a panic becomes `Err` with the last statement's location (or `file`).
-pub fn guarded<T>(file: &str, f: impl FnOnce() -> T) -> Result<T, (Location, String)> {
+/// Run `f` (which evaluates Starlark of `file` with `eval`) under the
+/// memory budget, with the statement hook installed on `eval`; a panic
+/// becomes `Err` with the last statement's location (or `file`).
+pub fn guarded<'v, 'a, 'e, T>(
+    file: &str,
+    eval: &mut Evaluator<'v, 'a, 'e>,
+    f: impl FnOnce(&mut Evaluator<'v, 'a, 'e>) -> T,
+) -> Result<T, (Location, String)> {
+    eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(Hook)));
     let outer = BUDGET.with(Cell::get);
     let outer_where = WHERE.with(|w| w.borrow_mut().take());
     let outer_file = FILE.with(|f| std::mem::replace(&mut *f.borrow_mut(), file.to_owned()));
@@ -178,7 +179,7 @@ pub fn guarded<T>(file: &str, f: impl FnOnce() -> T) -> Result<T, (Location, Str
         BUDGET.with(|b| b.set(Some(MEMORY_LIMIT)));
     }
     let quiet = QUIET.with(|q| q.replace(true));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(eval)));
     QUIET.with(|q| q.set(quiet));
     if outer.is_none() {
         BUDGET.with(|b| b.set(None));

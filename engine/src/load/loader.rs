@@ -460,12 +460,12 @@ impl Loader {
                         let ml = MapLoader(&loads);
                         let mut eval = Evaluator::new(&module);
                         eval.set_loader(&ml);
-                        super::guard::hook(&mut eval);
-                        super::guard::guarded(file, || eval.eval_module(ast, &self.globals))
-                            .map_err(|(location, message)| LoadError::Located {
-                                location,
-                                message,
-                            })??;
+                        super::guard::guarded(file, &mut eval, |e| {
+                            e.eval_module(ast, &self.globals)
+                        })
+                        .map_err(|(location, message)| {
+                            LoadError::Located { location, message }
+                        })??;
                     }
                     module.freeze().map_err(|e| {
                         LoadError::Starlark(format!(
@@ -544,9 +544,10 @@ impl Loader {
             let mut eval = Evaluator::new(&module);
             eval.set_loader(&ml);
             eval.extra = Some(&ctx);
-            super::guard::hook(&mut eval);
-            super::guard::guarded(&build_file, || eval.eval_module(ast, &self.globals))
-                .map_err(|(location, message)| LoadError::Located { location, message })??;
+            super::guard::guarded(&build_file, &mut eval, |e| {
+                e.eval_module(ast, &self.globals)
+            })
+            .map_err(|(location, message)| LoadError::Located { location, message })??;
             Ok(())
         })?;
         let declared = ctx.declared.into_inner();

@@ -211,7 +211,7 @@ fn build_once(
         && let Some(noop) = uptodate::check(root, req, cache_dir)
     {
         if !noop.changed.is_empty() {
-            let mut cache = crate::ops::build::open_cache(cache_dir)?;
+            let mut cache = open_cache(cache_dir)?;
             let ws_key = crate::artifact::runs_key(root, noop.out_dir.as_deref());
             cache.transaction(|t| {
                 noop.changed
@@ -243,7 +243,7 @@ fn build_once(
     } = make_plan(ws, req)?;
     let targets = p.targets.clone();
     let out_dir = p.out_dir.clone();
-    let mut cache = crate::ops::build::open_cache(cache_dir)?;
+    let mut cache = open_cache(cache_dir)?;
     let report = execute(root, &mut cache, p, opts, interrupt)?;
     record_remote_traffic(&cache, opts);
     if let Some(snapshot) = &report.snapshot {
