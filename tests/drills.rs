@@ -317,10 +317,11 @@ impl Drop for Namespace {
     }
 }
 
-/// Fill the filesystem holding `dir` until a write fails.
-fn fill(ns: &Namespace, dir: &Path) {
+/// Fill the filesystem holding `dir` until a write fails, then give back
+/// `leave_kib` KiB.
+fn fill(ns: &Namespace, dir: &Path, leave_kib: u32) {
     let _ = ns.sh(&format!(
-        "dd if=/dev/zero of='{}/filler' bs=4k 2>/dev/null; sync",
+        "dd if=/dev/zero of='{0}/filler' bs=4k 2>/dev/null; truncate -s -{leave_kib}K '{0}/filler'",
         dir.display()
     ));
 }
@@ -331,21 +332,36 @@ fn unfill(ns: &Namespace, dir: &Path) {
 }
 
 /// A workspace of `n` genrules writing `bytes` bytes each.
-fn sized_workspace(ws: &Path, n: usize, bytes: usize, salt: &str) {
+/// A workspace of `n` genrules writing `bytes` bytes and `salt` each (no
+/// bytes at all when `bytes` is 0); returns the outputs it must produce.
+fn sized_workspace(ws: &Path, n: usize, bytes: usize, salt: &str) -> BTreeMap<String, Vec<u8>> {
     fs::create_dir_all(ws).unwrap();
     fs::write(ws.join("kiln.toml"), "").unwrap();
     let mut b = String::new();
+    let mut want = BTreeMap::new();
     for i in 0..n {
+        let c = (b'a' + (i % 26) as u8) as char;
+        let (cmd, out) = if bytes == 0 {
+            (": > $@".to_owned(), Vec::new())
+        } else {
+            (
+                format!("head -c {bytes} /dev/zero | tr '\\\\0' {c} > $@; echo {salt} >> $@"),
+                format!("{}{salt}\n", c.to_string().repeat(bytes)).into_bytes(),
+            )
+        };
         b.push_str(&format!(
-            "genrule(name = \"g{i}\", outs = [\"g{i}.out\"], cmd = \"head -c {bytes} /dev/zero | tr '\\\\0' {} > $@; echo {salt} >> $@\")\n",
-            (b'a' + (i % 26) as u8) as char
+            "genrule(name = \"g{i}\", outs = [\"g{i}.out\"], cmd = \"{cmd}\")\n"
         ));
+        want.insert(format!("g{i}.out"), out);
     }
     fs::write(ws.join("BUILD.star"), b).unwrap();
+    want
 }
 
 /// A build in `ns` that must fail with exit 36 and a message saying the
 /// disk is full; then, with space freed, one that succeeds.
+/// `at` is what the error must name (the file that could not be written).
+#[allow(clippy::too_many_arguments)]
 fn disk_full_case(
     tally: &mut Tally,
     name: &str,
@@ -353,15 +369,19 @@ fn disk_full_case(
     ws: &Path,
     cache: &Path,
     full: &Path,
+    leave_kib: u32,
+    at: &str,
+    want: &BTreeMap<String, Vec<u8>>,
 ) {
     tally.runs += 1;
-    fill(ns, full);
+    fill(ns, full, leave_kib);
     let o = kiln_cmd(ws, cache, &["build", "//..."], Some(ns.pid()), &[])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     let clear = o.status.code() == Some(36)
         && err.contains("No space left on device")
+        && err.contains(at)
         && !err.contains("panicked");
     if !clear {
         eprintln!(
@@ -378,10 +398,7 @@ fn disk_full_case(
         .output()
         .unwrap();
     let lost = !v.status.success();
-    let files = fs::read_dir(ns.inside(&ws.join("kiln-out")))
-        .map(|r| r.count())
-        .unwrap_or(0);
-    let wrong = ok && files < 8;
+    let wrong = ok && tree_files(&ns.inside(&ws.join("kiln-out"))) != *want;
     if clear && ok && !lost && !wrong {
         tally.survived += 1;
     } else {
@@ -401,33 +418,71 @@ fn disk_full() {
     let (cache_fs, ws_fs) = (t.0.join("cachefs"), t.0.join("wsfs"));
     let ns = Namespace::new(&[(&cache_fs, "24m"), (&ws_fs, "24m")]);
     let mut tally = Tally::default();
-    // Blob writes: the cache is full when the outputs are stored.
+    // Blob writes: the cache has room for its database (which, on a full
+    // disk, fails first: it creates its shared-memory file when opened)
+    // but not for the outputs.
     let ws = ws_fs.join("a");
     let cache = cache_fs.join("cache-a");
-    sized_workspace(&ns.inside(&ws), 8, 256 << 10, "blobs");
+    let want = sized_workspace(&ns.inside(&ws), 8, 256 << 10, "blobs");
     // Create the cache first (its database and shards), then fill it.
     let o = kiln_cmd(&ws, &cache, &["cache", "stats"], Some(ns.pid()), &[])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    disk_full_case(&mut tally, "blob writes", &ns, &ws, &cache, &cache_fs);
+    let at = cache.join("blobs");
+    let at = at.to_str().unwrap();
+    disk_full_case(
+        &mut tally,
+        "blob writes",
+        &ns,
+        &ws,
+        &cache,
+        &cache_fs,
+        128,
+        at,
+        &want,
+    );
     // Database writes: empty outputs need no data blocks, the commit does.
     let ws = ws_fs.join("b");
     let cache = cache_fs.join("cache-b");
-    sized_workspace(&ns.inside(&ws), 8, 0, "db");
+    let want = sized_workspace(&ns.inside(&ws), 8, 0, "db");
     let _ = kiln_cmd(&ws, &cache, &["cache", "stats"], Some(ns.pid()), &[]).output();
-    disk_full_case(&mut tally, "database writes", &ns, &ws, &cache, &cache_fs);
+    let at = cache.join("kiln.db");
+    let at = at.to_str().unwrap();
+    disk_full_case(
+        &mut tally,
+        "database writes",
+        &ns,
+        &ws,
+        &cache,
+        &cache_fs,
+        0,
+        at,
+        &want,
+    );
     // Materialization: the cache has room, `kiln-out/` (another
     // filesystem, so outputs are copied) has none.
     let ws = ws_fs.join("c");
     let cache = cache_fs.join("cache-c");
-    sized_workspace(&ns.inside(&ws), 8, 256 << 10, "materialize");
+    let want = sized_workspace(&ns.inside(&ws), 8, 256 << 10, "materialize");
     fs::create_dir_all(ns.inside(&ws.join("kiln-out"))).unwrap();
     let o = kiln_cmd(&ws, &cache, &["cache", "stats"], Some(ns.pid()), &[])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    disk_full_case(&mut tally, "materialization", &ns, &ws, &cache, &ws_fs);
+    let at = ws.join("kiln-out");
+    let at = at.to_str().unwrap();
+    disk_full_case(
+        &mut tally,
+        "materialization",
+        &ns,
+        &ws,
+        &cache,
+        &ws_fs,
+        0,
+        at,
+        &want,
+    );
     report("disk full (blobs, database, kiln-out)", &tally);
 }
 
