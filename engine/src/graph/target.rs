@@ -685,38 +685,23 @@ impl Builder<'_> {
 fn source_problem(root: &std::path::Path, rel: &str) -> Option<String> {
     use std::os::unix::fs::FileTypeExt;
     let p = root.join(rel);
-    // A directory on the way that is a symlink out of the workspace.
-    let parts: Vec<_> = std::path::Path::new(rel).components().collect();
-    let mut dir = root.to_path_buf();
-    for c in parts.iter().take(parts.len().saturating_sub(1)) {
-        dir.push(c);
-        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
-            && let (Ok(target), Ok(root)) =
-                (std::fs::canonicalize(&dir), std::fs::canonicalize(root))
-            && !target.starts_with(&root)
+    if std::fs::symlink_metadata(&p).is_err() {
+        return Some("the file does not exist".to_owned());
+    }
+    // Through a symlink (the file's own or a directory's on the way), the
+    // path may lead out of the workspace.
+    match std::fs::canonicalize(&p) {
+        Err(_) => return Some("the file is a dangling symlink; fix or remove it".to_owned()),
+        Ok(target)
+            if !target.starts_with(root)
+                && !std::fs::canonicalize(root).is_ok_and(|r| target.starts_with(r)) =>
         {
             return Some(format!(
-                "its directory `{}` is a symlink to `{}`, outside the workspace; copy the files into the workspace (sources must be inside it)",
-                dir.strip_prefix(&root).unwrap_or(&dir).display(),
+                "the path is a symlink to `{}` (or lies under one), outside the workspace; copy the file into the workspace (sources must be inside it)",
                 target.display()
             ));
         }
-    }
-    let lm = match std::fs::symlink_metadata(&p) {
-        Ok(m) => m,
-        Err(_) => return Some("the file does not exist".to_owned()),
-    };
-    if lm.file_type().is_symlink() {
-        let (Ok(target), Ok(root)) = (std::fs::canonicalize(&p), std::fs::canonicalize(root))
-        else {
-            return Some("the file is a dangling symlink; fix or remove it".to_owned());
-        };
-        if !target.starts_with(&root) {
-            return Some(format!(
-                "the file is a symlink to `{}`, outside the workspace; copy that file into the workspace (sources must be inside it)",
-                target.display()
-            ));
-        }
+        Ok(_) => {}
     }
     let m = match std::fs::metadata(&p) {
         Ok(m) => m,
