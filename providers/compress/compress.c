@@ -2,12 +2,22 @@
 // owns one library stream; `code` is exactly one library call over the
 // caller's input and output room, so the caps can present libbz2's and
 // liblzma's own C API to CPython's unchanged `_bz2` and `_lzma` modules.
+//
+// `-DCOMPRESS_ONLY=1` (bzip2) or `=2` (lzma) builds a one-library provider
+// (the other codec's setups are refused, its library not linked):
+// tests/bench/stdlib_caps.py measures the multiplexer against two of them.
 #include <bzlib.h>
 #include <lzma.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mux.h"
+
+#ifndef COMPRESS_ONLY
+#define COMPRESS_ONLY 0
+#endif
+#define HAS_BZIP2 (COMPRESS_ONLY != 2)
+#define HAS_LZMA (COMPRESS_ONLY != 1)
 
 typedef exports_pylon_compress_codec_lzma_options_t wit_lzma_options;
 typedef exports_pylon_compress_codec_filter_t wit_filter;
@@ -176,7 +186,10 @@ bool exports_pylon_compress_codec_open(exports_pylon_compress_codec_codec_t code
     code = codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2 ? BZ_MEM_ERROR : LZMA_MEM_ERROR;
   } else {
     c->codec = codec;
-    code = codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2 ? open_bzip2(c, setup) : open_lzma(c, setup);
+    if (codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2)
+      code = HAS_BZIP2 ? open_bzip2(c, setup) : BZ_PARAM_ERROR;
+    else
+      code = HAS_LZMA ? open_lzma(c, setup) : LZMA_OPTIONS_ERROR;
   }
   exports_pylon_compress_codec_setup_free(setup);
   if (code != 0) {  // BZ_OK and LZMA_OK are both 0
@@ -198,7 +211,7 @@ void exports_pylon_compress_codec_method_coder_code(exports_pylon_compress_codec
     mux_list_u8_free(input);
     return;
   }
-  if (c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2) {
+  if (c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2 && HAS_BZIP2) {
     c->bz.next_in = (char *)input->ptr;
     c->bz.avail_in = (unsigned)input->len;
     c->bz.next_out = (char *)out;
@@ -208,7 +221,7 @@ void exports_pylon_compress_codec_method_coder_code(exports_pylon_compress_codec
     ret->output.len = room - c->bz.avail_out;
     c->bz.next_in = NULL;
     c->bz.next_out = NULL;
-  } else {
+  } else if (HAS_LZMA) {
     c->xz.next_in = input->ptr;
     c->xz.avail_in = input->len;
     c->xz.next_out = out;
@@ -223,16 +236,16 @@ void exports_pylon_compress_codec_method_coder_code(exports_pylon_compress_codec
 }
 
 uint32_t exports_pylon_compress_codec_method_coder_get_check(exports_pylon_compress_codec_borrow_coder_t c) {
-  return c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_LZMA ? (uint32_t)lzma_get_check(&c->xz) : 0;
+  return HAS_LZMA && c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_LZMA ? (uint32_t)lzma_get_check(&c->xz) : 0;
 }
 
 void exports_pylon_compress_codec_coder_destructor(exports_pylon_compress_codec_coder_t *c) {
-  if (c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2) {
+  if (c->codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2 && HAS_BZIP2) {
     if (c->compress)
       BZ2_bzCompressEnd(&c->bz);
     else
       BZ2_bzDecompressEnd(&c->bz);
-  } else {
+  } else if (HAS_LZMA) {
     lzma_end(&c->xz);
   }
   free(c);
@@ -241,13 +254,13 @@ void exports_pylon_compress_codec_coder_destructor(exports_pylon_compress_codec_
 // ---- free functions ----
 
 bool exports_pylon_compress_codec_check_supported(exports_pylon_compress_codec_codec_t codec, uint32_t check) {
-  if (codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2) return check == 0;
-  return lzma_check_is_supported((lzma_check)check) != 0;
+  if (codec == EXPORTS_PYLON_COMPRESS_CODEC_CODEC_BZIP2) return HAS_BZIP2 && check == 0;
+  return HAS_LZMA && lzma_check_is_supported((lzma_check)check) != 0;
 }
 
 bool exports_pylon_compress_codec_lzma_preset(uint32_t preset, wit_lzma_options *ret) {
   lzma_options_lzma o;
-  if (lzma_lzma_preset(&o, preset)) return false;  // true means unsupported
+  if (!HAS_LZMA || lzma_lzma_preset(&o, preset)) return false;  // true means unsupported
   lzma_options_to_wit(&o, ret);
   return true;
 }
@@ -257,6 +270,10 @@ bool exports_pylon_compress_codec_encode_properties(wit_filter *filter, mux_list
   filter_storage s;
   filter_from_wit(filter, &f, &s);
   exports_pylon_compress_codec_filter_free(filter);
+  if (!HAS_LZMA) {
+    *err = LZMA_OPTIONS_ERROR;
+    return false;
+  }
   uint32_t size = 0;
   lzma_ret r = lzma_properties_size(&size, &f);
   if (r != LZMA_OK) {
@@ -281,6 +298,11 @@ bool exports_pylon_compress_codec_encode_properties(wit_filter *filter, mux_list
 
 bool exports_pylon_compress_codec_decode_properties(uint64_t id, mux_list_u8_t *properties, wit_filter *ret, int32_t *err) {
   lzma_filter f = {.id = id, .options = NULL};
+  if (!HAS_LZMA) {
+    mux_list_u8_free(properties);
+    *err = LZMA_OPTIONS_ERROR;
+    return false;
+  }
   lzma_ret r = lzma_properties_decode(&f, NULL, properties->ptr, properties->len);
   mux_list_u8_free(properties);
   if (r != LZMA_OK) {
