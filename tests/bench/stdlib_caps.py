@@ -14,10 +14,14 @@ Copies the example workspace into a fresh directory, adds variants of
   mux        the multiplexer provider against a bzip2-only and an lzma-only
              provider built from the same source (`-DCOMPRESS_ONLY`): bytes,
              and the interfaces pylon would import
+  sqlite3    pylon.wasm without the `_sqlite3` cap and the SQLite C API
+             provider, and with them; the provider with and without
+             Asyncify (its callbacks)
   runs       a 10 MB bz2 and lzma round trip (compress, then decompress),
-             timed inside pylon (`kiln run`) and inside the host's CPython
-             (best of --runs), and the wall time of the whole `kiln run`
-             against the host interpreter's
+             and 100,000 `INSERT`s (one `execute` each) into a database
+             file in one transaction, timed inside pylon (`kiln run`) and
+             inside the host's CPython (best of --runs), and the wall time
+             of the whole `kiln run` against the host interpreter's
 
 The kiln cache is the default one (or --cache DIR): these are not cold
 build figures; `kiln build` of a variant relinks and recomposes pylon.
@@ -55,14 +59,40 @@ for name, mod in (("bz2", bz2), ("lzma", lzma)):
         assert back == data
         best = dt if best is None else min(best, dt)
     print(name, best, len(c))
+import os, sqlite3
+rows = [(i, "row %d ✓" % i, i * 0.5) for i in range(100_000)]
+best = None
+for _ in range(runs):
+    if os.path.exists("bench.db"):
+        os.remove("bench.db")
+    con = sqlite3.connect("bench.db")
+    con.execute("CREATE TABLE t (i INTEGER, s TEXT, x REAL)")
+    t = time.perf_counter()
+    with con:
+        for r in rows:
+            con.execute("INSERT INTO t VALUES (?, ?, ?)", r)
+    dt = time.perf_counter() - t
+    assert con.execute("SELECT count(*), sum(i) FROM t").fetchone() == (100_000, 4_999_950_000)
+    con.close()
+    best = dt if best is None else min(best, dt)
+print("sqlite3", best, 100_000)
 """
 
 VARIANTS = """
 compose(
     name = "pylon_without_compress",
     base = "//third_party/cpython",
-    caps = ["//caps/crc32c", "//caps/id_mux", "//caps/sqlite"],
-    providers = ["//providers/id_mux", "//providers/sqlite"],
+    caps = ["//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
+    providers = ["//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
+    dynlink = ["//providers/crc32c"],
+    strip = STRIP,
+)
+
+compose(
+    name = "pylon_without_sqlite3",
+    base = "//third_party/cpython",
+    caps = ["//caps/compress:bz2", "//caps/compress:lzma", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite"],
+    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite"],
     dynlink = ["//providers/crc32c"],
     strip = STRIP,
 )
@@ -70,8 +100,8 @@ compose(
 compose(
     name = "pylon_lzma_only",
     base = "//third_party/cpython",
-    caps = ["//caps/compress:lzma", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite"],
-    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite"],
+    caps = ["//caps/compress:lzma", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
+    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
     dynlink = ["//providers/crc32c"],
     strip = STRIP,
 )
@@ -79,8 +109,8 @@ compose(
 compose(
     name = "pylon_bz2_only",
     base = "//third_party/cpython",
-    caps = ["//caps/compress:bz2", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite"],
-    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite"],
+    caps = ["//caps/compress:bz2", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
+    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
     dynlink = ["//providers/crc32c"],
     strip = STRIP,
 )
@@ -134,12 +164,17 @@ def main():
                 sys.exit(f"kiln {' '.join(a)} failed:\n{r.stdout}\n{r.stderr}")
             return r.stdout
 
-        kiln("build", "//:pylon", "//:pylon_without_compress", "//:pylon_bz2_only", "//:pylon_lzma_only", "//providers/compress:all")
+        kiln("build", "//:pylon", "//:pylon_without_compress", "//:pylon_bz2_only", "//:pylon_lzma_only",
+              "//:pylon_without_sqlite3", "//providers/compress:all", "//providers/sqlite:capi")
         size = lambda p: os.path.getsize(os.path.join(ws, "kiln-out", p))
         base, full = size("pylon_without_compress.wasm"), size("pylon.wasm")
         bz2_only, lzma_only = size("pylon_bz2_only.wasm"), size("pylon_lzma_only.wasm")
         cap_bz2, cap_lzma = full - lzma_only, full - bz2_only
         composed = full - base - cap_bz2 - cap_lzma
+        no_sqlite3 = size("pylon_without_sqlite3.wasm")
+        capi = size("providers/sqlite/capi.wasm")
+        capi_core = size("providers/sqlite/capi.core.wasm")
+        capi_async = size("providers/sqlite/capi.asyncify.wasm")
         mux, one_bz2, one_lzma = (size("providers/compress/%s.wasm" % n) for n in ("compress", "bzip2_only", "lzma_only"))
 
         with open(os.path.join(ws, "workload.py"), "w") as f:
@@ -163,6 +198,10 @@ def main():
         print(f"{'  of which the _bz2 cap':<52} {'':>10} {cap_bz2:>+9,}")
         print(f"{'  of which the _lzma cap':<52} {'':>10} {cap_lzma:>+9,}")
         print(f"{'  of which the provider (composed)':<52} {'':>10} {composed:>+9,}")
+        print(f"{'without the _sqlite3 cap and the SQLite C API provider':<52} {no_sqlite3:>10,}")
+        print(f"{'  what they add to //:pylon':<52} {'':>10} {full - no_sqlite3:>+9,}")
+        print(f"{'SQLite C API provider component (as built)':<52} {capi:>10,}")
+        print(f"{'  its core module before / after Asyncify':<52} {capi_core:>10,} {capi_async - capi_core:>+9,}")
         print()
         print(f"{'provider component (as built, with custom sections)':<52} {'bytes':>10} {'imports':>9}")
         print(f"{'multiplexer (bzip2 + lzma, one interface)':<52} {mux:>10,} {1:>9}")
@@ -172,10 +211,11 @@ def main():
         print(f"{'multiplexer saves':<52} {one_bz2 + one_lzma - mux:>10,} {1:>9}")
         print()
         print(f"{'10 MB round trip (best of ' + str(args.runs) + ')':<40} {'pylon':>9} {'host':>9} {'ratio':>6} {'bytes':>10}")
-        for name in ("bz2", "lzma"):
+        for name in ("bz2", "lzma", "sqlite3"):
             g, h = float(guest[name][0]), float(host[name][0])
             assert guest[name][1] == host[name][1], (name, guest[name], host[name])
-            print(f"{name:<40} {g:>8.3f}s {h:>8.3f}s {g / h:>6.2f} {int(guest[name][1]):>10,}")
+            label = {"sqlite3": "sqlite3: 100,000 INSERTs, one transaction"}.get(name, name)
+            print(f"{label:<40} {g:>8.3f}s {h:>8.3f}s {g / h:>6.2f} {int(guest[name][1]):>10,}")
         print(f"{'whole run (kiln run / host python)':<40} {guest_wall:>8.3f}s {host_wall:>8.3f}s {guest_wall / host_wall:>6.2f}")
     finally:
         subprocess.run(["chmod", "-R", "u+w", tmp])

@@ -1,5 +1,5 @@
-"""Differential checks of pylon's `bz2` and `lzma` against the host's
-CPython (tests/wasm.rs runs them).
+"""Differential checks of pylon's `bz2`, `lzma` and `sqlite3` against the
+host's CPython (tests/stdlib_caps.rs runs them).
 
     python differential.py write SIDE   # write SIDE.* files in the working directory
     python differential.py check SIDE   # read the files OTHER side wrote
@@ -10,7 +10,11 @@ other side's files and compares them with the data, and compares the
 compressed bytes with what this side's library makes of the same input
 (the host's libbz2 1.0.8 and liblzma 5.4.1 are the versions pylon's provider
 is built from, so the bytes must be identical). Every case prints one line;
-a mismatch exits 1.
+a mismatch exits 1. `sqlite3`: `write` makes a database file (types,
+non-ASCII text, blobs, NULLs, extreme integers, an index, a view, a
+trigger, a transaction rolled back); `check` opens the other side's,
+runs SQLite's integrity check, reads every row back and compares
+`iterdump()` with its own database's.
 """
 
 import bz2
@@ -19,6 +23,7 @@ import io
 import lzma
 import os
 import random
+import sqlite3
 import sys
 import tarfile
 
@@ -78,7 +83,64 @@ def write_tar(path, mode):
             t.addfile(info, io.BytesIO(body))
 
 
+def rows():
+    r = random.Random(42)
+    out = []
+    for i in range(1000):
+        out.append((
+            i,
+            [0, 1, -1, 2**63 - 1, -(2**63), r.randint(-(2**40), 2**40)][i % 6],
+            r.random() * 1e6 - 5e5,
+            None if i % 7 == 0 else "ligne %d — Grüße 東京 ✓ %s" % (i, "é" * (i % 5)),
+            bytes(r.getrandbits(8) for _ in range(i % 50)),
+        ))
+    return out
+
+
+def write_db(path):
+    if os.path.exists(path):
+        os.remove(path)
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, x REAL, s TEXT, b BLOB);
+        CREATE INDEX t_s ON t (s);
+        CREATE VIEW v AS SELECT id, length(s) AS len FROM t WHERE s IS NOT NULL;
+        CREATE TABLE log (id INTEGER, what TEXT);
+        CREATE TRIGGER t_ins AFTER INSERT ON t WHEN new.id % 100 = 0
+          BEGIN INSERT INTO log VALUES (new.id, 'inserted'); END;
+    """)
+    with con:
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows())
+    try:
+        with con:
+            con.execute("INSERT INTO t VALUES (5000, 0, 0, 'rolled back', NULL)")
+            raise KeyError("roll back")
+    except KeyError:
+        pass
+    con.close()
+
+
+def check_db(path, report):
+    con = sqlite3.connect(path)
+    report("sqlite integrity", con.execute("PRAGMA integrity_check").fetchone() == ("ok",))
+    got = con.execute("SELECT id, n, x, s, b FROM t ORDER BY id").fetchall()
+    report("sqlite rows", got == rows(), "(%d rows)" % len(got))
+    report("sqlite view", con.execute("SELECT count(*), sum(len) FROM v").fetchone()
+           == (len([r for r in rows() if r[3] is not None]), sum(len(r[3]) for r in rows() if r[3] is not None)))
+    report("sqlite trigger", con.execute("SELECT count(*) FROM log").fetchone() == (10,))
+    report("sqlite rollback", con.execute("SELECT count(*) FROM t WHERE id = 5000").fetchone() == (0,))
+    theirs = list(con.iterdump())
+    con.close()
+    write_db("own.db")
+    mine_con = sqlite3.connect("own.db")
+    mine = list(mine_con.iterdump())
+    mine_con.close()
+    os.remove("own.db")
+    report("sqlite iterdump", theirs == mine, "(%d statements)" % len(theirs))
+
+
 def write(side):
+    write_db(side + ".db")
     d = data()
     for name, (comp, _) in cases(d).items():
         with open("%s.%s" % (side, name), "wb") as f:
@@ -120,6 +182,7 @@ def check(side):
         with tarfile.open("%s.%s" % (other, ext), mode) as t:
             got = {m.name: t.extractfile(m).read() for m in t.getmembers()}
         report("tarfile %s %s" % (ext, mode), got == MEMBERS)
+    check_db(other + ".db", report)
     if bad:
         print("%d mismatches" % bad)
         sys.exit(1)
