@@ -202,9 +202,17 @@ pub fn guarded<'v, 'a, 'e, T>(
             });
         (
             location,
-            format!(
-                "evaluation failed inside Starlark ({what}); a value is probably too large: make it smaller"
-            ),
+            // starlark's own size checks panic ("len overflow"); anything
+            // else is kiln's bug, not the BUILD file's.
+            if what.contains("overflow") || what.contains("capacity") || what.contains("alloc") {
+                format!(
+                    "evaluation failed inside Starlark ({what}); a value is probably too large: make it smaller"
+                )
+            } else {
+                format!(
+                    "evaluation failed inside kiln ({what}): this is a bug in kiln, not in the file; please report it with this file"
+                )
+            },
         )
     })
 }
