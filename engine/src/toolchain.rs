@@ -260,29 +260,58 @@ fn resolve_cxx() -> Result<Toolchain, String> {
     Ok(Toolchain { entries, files })
 }
 
+/// Where `.ci/setup` unpacks Debian's binaryen 108-1 (pinned by the
+/// .deb's sha256). Not on PATH on purpose: Debian's clang 14 runs any
+/// `wasm-opt` it finds on PATH when it links wasm with `-O`.
+pub const BINARYEN_DIR: &str = "/opt/kiln/binaryen-108";
+
+/// Binaryen's `wasm-opt` (for `provider(asyncify = True)`). The files that
+/// key it: the binary and the `libbinaryen.so` it loads through its RUNPATH
+/// (`$ORIGIN/../lib/x86_64-linux-gnu`), where the passes live.
+fn resolve_binaryen() -> Result<Toolchain, String> {
+    let missing = |what: &str| {
+        format!(
+            "The binaryen toolchain is incomplete: `{what}` is missing; {SETUP_HINT} (it unpacks Debian's binaryen 108-1 into {BINARYEN_DIR}, off PATH)"
+        )
+    };
+    let wasm_opt = format!("{BINARYEN_DIR}/usr/bin/wasm-opt");
+    let lib = format!("{BINARYEN_DIR}/usr/lib/x86_64-linux-gnu/libbinaryen.so");
+    let wasm_opt_real = real(&wasm_opt).ok_or_else(|| missing(&wasm_opt))?;
+    let lib_real = real(&lib).ok_or_else(|| missing(&lib))?;
+    Ok(Toolchain {
+        entries: vec![("wasm_opt".to_owned(), wasm_opt)],
+        files: vec![
+            wasm_opt_real.to_string_lossy().into_owned(),
+            lib_real.to_string_lossy().into_owned(),
+        ],
+    })
+}
+
 /// Why a toolchain is not available.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ToolchainError {
     /// No such toolchain.
-    #[error("Unknown toolchain `{0}`; known toolchains: c, cxx, rust, python")]
+    #[error("Unknown toolchain `{0}`; known toolchains: c, cxx, rust, python, binaryen")]
     Unknown(String),
     /// It is not installed on this machine (the message says what to do).
     #[error("{0}")]
     Missing(String),
 }
 
-/// The toolchain called `name` (`c`, `cxx`, `rust` or `python`), resolved once per
+/// The toolchain called `name` (`c`, `cxx`, `rust`, `python` or `binaryen`), resolved once per
 /// process.
 pub fn get(name: &str) -> Result<&'static Toolchain, ToolchainError> {
     static C: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static RUST: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static PYTHON: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     static CXX: OnceLock<Result<Toolchain, String>> = OnceLock::new();
+    static BINARYEN: OnceLock<Result<Toolchain, String>> = OnceLock::new();
     let cell = match name {
         "c" => C.get_or_init(resolve_c),
         "rust" => RUST.get_or_init(resolve_rust),
         "python" => PYTHON.get_or_init(resolve_python),
         "cxx" => CXX.get_or_init(resolve_cxx),
+        "binaryen" => BINARYEN.get_or_init(resolve_binaryen),
         _ => return Err(ToolchainError::Unknown(name.to_owned())),
     };
     cell.as_ref()

@@ -496,11 +496,13 @@ where
 
 /// Methods of `ctx`: `expand_location(text)`, and `toolchain(name)`, a
 /// struct of the named toolchain's entries (`cc`, `cflags`,
-/// `sysroot_setup`, ... for `"c"`; `cargo`, `rustc` for `"rust"`) and its
+/// `sysroot_setup`, ... for `"c"`; `cargo`, `rustc` for `"rust"`;
+/// `wasm_opt` for `"binaryen"`) and its
 /// `files`, to pass as `ctx.actions.run(tools = ...)`.
 #[starlark_module]
 fn ctx_methods(builder: &mut MethodsBuilder) {
-    /// The toolchain called `name` (`"c"`, `"rust"`, `"python"`).
+    /// The toolchain called `name` (`"c"`, `"cxx"`, `"rust"`, `"python"`,
+    /// `"binaryen"`).
     fn toolchain<'v>(
         #[starlark(this)] _this: Value<'v>,
         #[starlark(require = pos)] name: &str,
