@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pylon.h"
 
@@ -796,13 +797,55 @@ static void db_unref(sqlite3 *db) {
   free(db);
 }
 
+// The provider resolves a relative path against its own working directory,
+// not this program's (WASI's working directory is each module's libc's), so
+// a relative database path or `file:` URI path is made absolute here. NULL
+// when `filename` needs nothing (or on failure: it goes as it is).
+static char *absolute_name(const char *filename, int flags) {
+  if (filename[0] == 0 || filename[0] == '/' || strcmp(filename, ":memory:") == 0) return NULL;
+  int uri = (flags & SQLITE_OPEN_URI) && strncmp(filename, "file:", 5) == 0;
+  const char *path = uri ? filename + 5 : filename;
+  if (uri) {
+    size_t len = strcspn(path, "?#");
+    // `file://authority/path` and `file:/path` are absolute; `file:` and
+    // `file:?...` a temporary database, `file::memory:` an in-memory one.
+    if (path[0] == '/' || len == 0 || (len == 8 && strncmp(path, ":memory:", 8) == 0)) return NULL;
+  }
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == NULL) return NULL;
+  // A URI's path is percent-encoded: so is the directory put before it.
+  char *out = malloc(strlen(filename) + 3 * strlen(cwd) + 2);
+  if (out == NULL) return NULL;
+  char *o = out;
+  if (uri) {
+    memcpy(o, "file:", 5);
+    o += 5;
+    for (const unsigned char *c = (const unsigned char *)cwd; *c; c++) {
+      if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("-._~/", *c)) {
+        *o++ = (char)*c;
+      } else {
+        o += sprintf(o, "%%%02X", *c);
+      }
+    }
+  } else {
+    strcpy(o, cwd);
+    o += strlen(cwd);
+  }
+  if (o[-1] != '/') *o++ = '/';
+  strcpy(o, path);
+  return out;
+}
+
 int sqlite3_open_v2(const char *filename, sqlite3 **out, int flags, const char *vfs) {
   (void)vfs;  // the provider's default VFS
   if (out == NULL) return SQLITE_MISUSE;
   *out = NULL;
-  pylon_list_u8_t name = borrow(filename ? filename : "");
+  if (filename == NULL) filename = "";
+  char *absolute = absolute_name(filename, flags);
+  pylon_list_u8_t name = borrow(absolute ? absolute : filename);
   pylon_tuple2_s32_u32_t r;
   pylon_sqlite_capi_open(&name, flags, &r);
+  free(absolute);
   if (r.f1 == 0) return r.f0;
   sqlite3 *db = calloc(1, sizeof *db);
   if (db == NULL) {
