@@ -318,7 +318,7 @@ fn example_pylon_end_to_end() {
     );
     assert_eq!(
         out(&a, "pylon_world/pylon.wit"),
-        "// The imports of pylon `//:pylon`, one per cap interface (generated).\npackage kiln:pylon;\n\nworld pylon {\n  import compose:dynlink/linker@0.1.0;\n  import pylon:compress/codec@0.1.0;\n  import pylon:sqlite/database@0.1.0;\n  import tegmentum:id-multiplexer/id-dispatcher@0.1.0;\n  import wasi:cli/exit@0.2.12;\n}\n"
+        "// The imports of pylon `//:pylon`, one per cap interface (generated).\npackage kiln:pylon;\n\nworld pylon {\n  import compose:dynlink/linker@0.1.0;\n  import pylon:compress/codec@0.1.0;\n  import pylon:sqlite/capi@0.1.0;\n  import pylon:sqlite/database@0.1.0;\n  import tegmentum:id-multiplexer/id-dispatcher@0.1.0;\n  import wasi:cli/exit@0.2.12;\n}\n"
     );
     let plan: serde_json::Value = serde_json::from_str(&out(&a, "pylon.dynlink.json")).unwrap();
     let crc = &plan["providers"]["crc32c"];
