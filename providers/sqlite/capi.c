@@ -536,7 +536,9 @@ static void run_outcome(run_t *r, outcome_t *ret) {
 
 static void do_call(call_t *c);
 
-static void run_entry(run_t *r) {
+// Instrumented by Asyncify (it may suspend), so never inlined into
+// `drive`, which is not.
+__attribute__((noinline)) static void run_entry(run_t *r) {
   // Destroy callbacks deferred from calls that could not suspend.
   while (n_deferred > 0) {
     uint32_t ud = deferred[--n_deferred];
