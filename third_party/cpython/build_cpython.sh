@@ -100,7 +100,7 @@ export PKG_CONFIG_LIBDIR=$tmp/pkgconfig PKG_CONFIG_PATH=
 run_logged configure ./configure \
   --host=wasm32-unknown-wasi --build="$(./config.guess)" \
   --with-build-python="$build_python" \
-  --disable-test-modules --without-ensurepip \
+  --without-ensurepip \
   CC="clang --target=wasm32-wasi --sysroot=$sysroot" \
   CPP="clang --target=wasm32-wasi --sysroot=$sysroot -E" \
   AR=llvm-ar RANLIB=llvm-ranlib READELF=true \
