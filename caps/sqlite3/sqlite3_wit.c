@@ -39,163 +39,6 @@ struct sqlite3_value {
   cell c;
 };
 
-// SQLite's decimal digits of a double (sqlite3FpDecode and dekkerMul2 of
-// the pinned SQLite 3.50.2, public domain), so a real renders as text with
-// SQLite's very digits: it rounds a 19-digit double-double product, which
-// differs from printf's correctly rounded digits in the last place for
-// some values.
-static void dekker_mul2(volatile double *x, double y, double yy) {
-  volatile double tx, ty, p, q, c, cc;
-  double hx, hy;
-  uint64_t m;
-  memcpy(&m, (void *)&x[0], 8);
-  m &= 0xfffffffffc000000ULL;
-  memcpy(&hx, &m, 8);
-  tx = x[0] - hx;
-  memcpy(&m, &y, 8);
-  m &= 0xfffffffffc000000ULL;
-  memcpy(&hy, &m, 8);
-  ty = y - hy;
-  p = hx * hy;
-  q = hx * ty + tx * hy;
-  c = p + q;
-  cc = p - c + q + tx * ty;
-  cc = x[0] * yy + x[1] * y + cc;
-  x[0] = c + cc;
-  x[1] = c - x[0];
-  x[1] += cc;
-}
-
-typedef struct {
-  int n;    // significant digits in `z`
-  int idp;  // where the decimal point goes
-  const char *z;
-  char buf[24];
-} fp_decode;
-
-// sqlite3FpDecode(p, r, iRound, mxRound) for a finite r > 0.
-static void fp_decode_positive(fp_decode *p, double r, int round, int mx_round) {
-  int exp = 0;
-  volatile double rr[2];
-  rr[0] = r;
-  rr[1] = 0.0;
-  if (rr[0] > 9.223372036854774784e+18) {
-    while (rr[0] > 9.223372036854774784e+118) {
-      exp += 100;
-      dekker_mul2(rr, 1.0e-100, -1.99918998026028836196e-117);
-    }
-    while (rr[0] > 9.223372036854774784e+28) {
-      exp += 10;
-      dekker_mul2(rr, 1.0e-10, -3.6432197315497741579e-27);
-    }
-    while (rr[0] > 9.223372036854774784e+18) {
-      exp += 1;
-      dekker_mul2(rr, 1.0e-01, -5.5511151231257827021e-18);
-    }
-  } else {
-    while (rr[0] < 9.223372036854774784e-83) {
-      exp -= 100;
-      dekker_mul2(rr, 1.0e+100, -1.5902891109759918046e+83);
-    }
-    while (rr[0] < 9.223372036854774784e+07) {
-      exp -= 10;
-      dekker_mul2(rr, 1.0e+10, 0.0);
-    }
-    while (rr[0] < 9.22337203685477478e+17) {
-      exp -= 1;
-      dekker_mul2(rr, 1.0e+01, 0.0);
-    }
-  }
-  uint64_t v = rr[1] < 0.0 ? (uint64_t)rr[0] - (uint64_t)(-rr[1]) : (uint64_t)rr[0] + (uint64_t)rr[1];
-  int i = (int)sizeof(p->buf) - 1;
-  while (v) {
-    p->buf[i--] = (char)(v % 10 + '0');
-    v /= 10;
-  }
-  p->n = (int)sizeof(p->buf) - 1 - i;
-  p->idp = p->n + exp;
-  if (round > 0 && (round < p->n || p->n > mx_round)) {
-    char *z = &p->buf[i + 1];
-    if (round > mx_round) round = mx_round;
-    p->n = round;
-    if (z[round] >= '5') {
-      int j = round - 1;
-      for (;;) {
-        z[j]++;
-        if (z[j] <= '9') break;
-        z[j] = '0';
-        if (j == 0) {
-          p->buf[i--] = '1';
-          p->n++;
-          p->idp++;
-          break;
-        }
-        j--;
-      }
-    }
-  }
-  p->z = &p->buf[i + 1];
-  while (p->z[p->n - 1] == '0') p->n--;
-}
-
-// A real as SQLite renders it as text (vdbeMemRenderNum: "%!.15g"): 15
-// significant digits, trailing zeros dropped but one digit kept after the
-// point, exponent form outside 1e-4..1e15.
-static int render_real(double r, char *out) {
-  if (isnan(r)) return sprintf(out, "NaN");
-  if (isinf(r)) return sprintf(out, r < 0 ? "-Inf" : "Inf");
-  fp_decode s;
-  int neg = r < 0.0;
-  if (r == 0.0) {
-    s.n = 1;
-    s.idp = 1;
-    s.z = "0";
-  } else {
-    fp_decode_positive(&s, neg ? -r : r, 15, 26);
-  }
-  int exp10 = s.idp - 1;
-  int precision = 14, e2, exp_form;
-  if (exp10 < -4 || exp10 > precision) {
-    exp_form = 1;
-    e2 = 0;
-  } else {
-    exp_form = 0;
-    precision -= exp10;
-    e2 = s.idp - 1;
-  }
-  char *b = out;
-  if (neg) *b++ = '-';
-  int j = 0;
-  if (e2 < 0) {
-    *b++ = '0';
-  } else {
-    for (; e2 >= 0; e2--) *b++ = j < s.n ? s.z[j++] : '0';
-  }
-  *b++ = '.';
-  for (e2++; e2 < 0 && precision > 0; precision--, e2++) *b++ = '0';
-  while (precision-- > 0) *b++ = j < s.n ? s.z[j++] : '0';
-  while (b[-1] == '0') b--;
-  if (b[-1] == '.') *b++ = '0';
-  if (exp_form) {
-    int e = s.idp - 1;
-    *b++ = 'e';
-    if (e < 0) {
-      *b++ = '-';
-      e = -e;
-    } else {
-      *b++ = '+';
-    }
-    if (e >= 100) {
-      *b++ = (char)('0' + e / 100);
-      e %= 100;
-    }
-    *b++ = (char)('0' + e / 10);
-    *b++ = (char)('0' + e % 10);
-  }
-  *b = 0;
-  return (int)(b - out);
-}
-
 static int cell_type(const cell *c) {
   if (c->v == NULL) return SQLITE_NULL;
   switch (c->v->tag) {
@@ -221,12 +64,25 @@ static const char *cell_text(cell *c) {
     c->conv_len = (int)l->len;
     return c->conv;
   }
-  char buf[64];
-  int n = t == SQLITE_INTEGER ? snprintf(buf, sizeof buf, "%lld", (long long)c->v->val.integer) : render_real(c->v->val.real, buf);
-  c->conv = malloc((size_t)n + 1);
-  if (c->conv == NULL) return NULL;
-  memcpy(c->conv, buf, (size_t)n + 1);
-  c->conv_len = n;
+  if (t == SQLITE_INTEGER) {
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%lld", (long long)c->v->val.integer);
+    c->conv = malloc((size_t)n + 1);
+    if (c->conv == NULL) return NULL;
+    memcpy(c->conv, buf, (size_t)n + 1);
+    c->conv_len = n;
+    return c->conv;
+  }
+  // A REAL's text is SQLite's own rendering, from the provider.
+  pylon_list_u8_t text;
+  pylon_sqlite_capi_real_text(c->v->val.real, &text);
+  c->conv = malloc(text.len + 1);
+  if (c->conv != NULL) {
+    if (text.len) memcpy(c->conv, text.ptr, text.len);
+    c->conv[text.len] = 0;
+    c->conv_len = (int)text.len;
+  }
+  pylon_list_u8_free(&text);
   return c->conv;
 }
 

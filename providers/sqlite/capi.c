@@ -925,6 +925,16 @@ int32_t exports_pylon_sqlite_capi_compileoption_used(capi_provider_string_t *nam
   return rc;
 }
 
+// What SQLite's vdbeMemRenderNum writes for a REAL.
+void exports_pylon_sqlite_capi_real_text(double x, capi_provider_list_u8_t *ret) {
+  char buf[64];
+  sqlite3_snprintf((int)sizeof buf, buf, "%!.15g", x);
+  size_t n = strlen(buf);
+  ret->ptr = xmalloc(n ? n : 1);
+  memcpy(ret->ptr, buf, n);
+  ret->len = n;
+}
+
 // ---------------------------------------------------------------- connections
 
 void exports_pylon_sqlite_capi_open(bytes_t *filename, int32_t flags, capi_provider_tuple2_s32_u32_t *ret) {
