@@ -1,9 +1,11 @@
 //! The standard modules pylon gets from caps, end to end through the
 //! binary: `bz2` and `lzma` (CPython's own `_bz2`/`_lzma` over the
-//! compression multiplexer provider) checked against the host's CPython in
-//! both directions (pylon compresses, the host decompresses, and back; the
-//! compressed bytes must be identical, the libraries being the same
-//! versions), and CPython's own tests of those modules through `kiln test`.
+//! compression multiplexer provider) and `sqlite3` (CPython's own
+//! `_sqlite3` over the SQLite C API provider) checked against the host's
+//! CPython in both directions (pylon compresses, the host decompresses, and
+//! back, the compressed bytes identical, the libraries being the same
+//! versions; a database file written on one side read and dumped on the
+//! other), and CPython's own tests of those modules through `kiln test`.
 //! The pylon comes from kiln's shared cache when an earlier test or
 //! `.ci/pylon` built it. Needs `.ci/setup`.
 
@@ -57,12 +59,21 @@ fn host_python(ws: &Path, args: &[&str]) -> String {
 }
 
 #[test]
-fn bz2_and_lzma_match_the_host() {
+fn bz2_lzma_and_sqlite3_match_the_host() {
     let tmp = Tmp(std::env::temp_dir().join(format!("kiln-stdlib-caps-{}", std::process::id())));
     let ws = tmp.0.join("ws");
     example_workspace(&ws);
     let shared = support::shared_cache();
-    let (code, _, err) = kiln(&ws, &shared, &["build", "//:pylon", "//providers/compress"]);
+    let (code, _, err) = kiln(
+        &ws,
+        &shared,
+        &[
+            "build",
+            "//:pylon",
+            "//providers/compress",
+            "//providers/sqlite:capi",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let interfaces =
         fs::read_to_string(ws.join("kiln-out/providers/compress/compress.interfaces.txt")).unwrap();
@@ -76,6 +87,9 @@ fn bz2_and_lzma_match_the_host() {
             .any(|l| l.starts_with("import ") && !l.starts_with("import wasi:")),
         "{interfaces}"
     );
+    let capi =
+        fs::read_to_string(ws.join("kiln-out/providers/sqlite/capi.interfaces.txt")).unwrap();
+    assert!(capi.contains("export pylon:sqlite/capi@0.1.0"), "{capi}");
 
     fs::copy(
         repo().join("tests/stdlib_caps/differential.py"),
@@ -97,7 +111,11 @@ fn bz2_and_lzma_match_the_host() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("all ok\n"), "{out}");
-    assert!(out.matches("\nok ").count() >= 30, "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("ok ")).count() >= 38,
+        "{out}"
+    );
+    assert!(out.contains("\nok sqlite iterdump"), "{out}");
     let host = host_python(&ws, &["differential.py", "check", "host"]);
     assert!(host.ends_with("all ok\n"), "{host}");
     assert_eq!(
@@ -109,7 +127,7 @@ fn bz2_and_lzma_match_the_host() {
     let (code, _, err) = kiln(&ws, &shared, &["test", "//pylon/cpython:caps"]);
     assert_eq!(code, 0, "{err}");
     let summary = fs::read_to_string(ws.join("kiln-out/pylon/cpython/caps.summary.md")).unwrap();
-    for m in ["test_bz2", "test_lzma"] {
+    for (m, least) in [("test_bz2", 90), ("test_lzma", 110), ("test_sqlite3", 420)] {
         let row = summary
             .lines()
             .find(|l| l.starts_with(&format!("| `{m}` |")))
@@ -123,6 +141,6 @@ fn bz2_and_lzma_match_the_host() {
             .collect();
         // run = passed + skipped; nearly all of them pass.
         assert_eq!(n[0], n[1] + n[2], "{summary}");
-        assert!(n[1] >= 90, "{summary}");
+        assert!(n[1] >= least, "{summary}");
     }
 }

@@ -148,7 +148,7 @@ fn repository_wit_is_validated() {
     );
     assert_eq!(
         read("providers/sqlite/wit.wit.txt"),
-        "package pylon:sqlite@0.1.0\n  interface database\n  world cap\n  world provider\n"
+        "package pylon:sqlite@0.1.0\n  interface capi\n  interface database\n  world cap\n  world capi-cap\n  world capi-provider\n  world provider\n"
     );
 
     // A provider reads its world during analysis; the persisted plan of
