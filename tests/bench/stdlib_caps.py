@@ -200,6 +200,8 @@ def main():
         print(f"{'  of which the provider (composed)':<52} {'':>10} {composed:>+9,}")
         print(f"{'without the _sqlite3 cap and the SQLite C API provider':<52} {no_sqlite3:>10,}")
         print(f"{'  what they add to //:pylon':<52} {'':>10} {full - no_sqlite3:>+9,}")
+        core_cap = size("pylon.core.wasm") - size("pylon_without_sqlite3.core.wasm")
+        print(f"{'  of which the _sqlite3 cap (pylon core module)':<52} {'':>10} {core_cap:>+9,}")
         print(f"{'SQLite C API provider component (as built)':<52} {capi:>10,}")
         print(f"{'  its core module before / after Asyncify':<52} {capi_core:>10,} {capi_async - capi_core:>+9,}")
         print()
