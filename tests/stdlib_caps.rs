@@ -13,50 +13,11 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, example_workspace, repo};
-
-fn kiln(ws: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg(args[0])
-        .args(["--progress", "none", "--cache-dir"])
-        .arg(cache)
-        .args(&args[1..])
-        .current_dir(ws)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn host_python(ws: &Path, args: &[&str]) -> String {
-    let python = repo().join("target/test-venv/bin/python");
-    assert!(
-        python.exists(),
-        "no test virtualenv at {}: run .ci/setup",
-        python.display()
-    );
-    let o = Command::new(python)
-        .args(args)
-        .current_dir(ws)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "host python {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use support::{Tmp, example_workspace, host_python, kiln, repo};
 
 #[test]
 fn bz2_lzma_and_sqlite3_match_the_host() {

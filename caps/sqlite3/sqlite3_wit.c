@@ -873,20 +873,26 @@ static uint32_t replace_slot(sqlite3 *db, const entry *e, int set, int *nomem) {
   return id;
 }
 
+// After the provider answered `rc` for the registration `id` meant for the
+// connection's `slot`: on success `id` replaces what the slot held, else
+// `id` is dropped.
+static int keep_slot(int rc, uint32_t id, uint32_t *slot) {
+  if (rc != SQLITE_OK) {
+    registry_drop(id);
+    return rc;
+  }
+  registry_drop(*slot);
+  *slot = id;
+  return rc;
+}
+
 int sqlite3_set_authorizer(sqlite3 *db, int (*authorize)(void *, int, const char *, const char *, const char *, const char *), void *arg) {
   if (db == NULL) return SQLITE_MISUSE;
   entry e = {.app = arg, .authorize = authorize};
   int nomem;
   uint32_t id = replace_slot(db, &e, authorize != NULL, &nomem);
   if (nomem) return SQLITE_NOMEM;
-  int rc = pylon_sqlite_capi_set_authorizer(db->h, id ? &id : NULL);
-  if (rc != SQLITE_OK) {
-    registry_drop(id);
-    return rc;
-  }
-  registry_drop(db->authorizer);
-  db->authorizer = id;
-  return rc;
+  return keep_slot(pylon_sqlite_capi_set_authorizer(db->h, id ? &id : NULL), id, &db->authorizer);
 }
 
 void sqlite3_progress_handler(sqlite3 *db, int n, int (*progress)(void *), void *arg) {
@@ -896,8 +902,7 @@ void sqlite3_progress_handler(sqlite3 *db, int n, int (*progress)(void *), void 
   uint32_t id = replace_slot(db, &e, progress != NULL && n > 0, &nomem);
   if (nomem) return;
   pylon_sqlite_capi_progress_handler(db->h, n, id ? &id : NULL);
-  registry_drop(db->progress);
-  db->progress = id;
+  keep_slot(SQLITE_OK, id, &db->progress);
 }
 
 int sqlite3_trace_v2(sqlite3 *db, unsigned mask, int (*trace)(unsigned, void *, void *, void *), void *ctx) {
@@ -908,14 +913,7 @@ int sqlite3_trace_v2(sqlite3 *db, unsigned mask, int (*trace)(unsigned, void *, 
   // never reported.
   uint32_t id = replace_slot(db, &e, trace != NULL && (mask & SQLITE_TRACE_STMT), &nomem);
   if (nomem) return SQLITE_NOMEM;
-  int rc = pylon_sqlite_capi_trace(db->h, id ? &id : NULL);
-  if (rc != SQLITE_OK) {
-    registry_drop(id);
-    return rc;
-  }
-  registry_drop(db->trace);
-  db->trace = id;
-  return rc;
+  return keep_slot(pylon_sqlite_capi_trace(db->h, id ? &id : NULL), id, &db->trace);
 }
 
 unsigned char *sqlite3_serialize(sqlite3 *db, const char *schema, sqlite3_int64 *size, unsigned int flags) {

@@ -882,6 +882,29 @@ static int call_on_stmt(call_t *c, uint32_t h) {
   return 1;
 }
 
+// A new call of kind `op`, on no database or statement yet.
+static call_t new_call(enum op op) {
+  call_t c;
+  memset(&c, 0, sizeof c);
+  c.op = op;
+  c.stmt = -1;
+  c.db = -1;
+  return c;
+}
+
+// A call on database `h` with the text `text` (taken) as its `s1`; false,
+// with SQLITE_MISUSE done in `ret`, when `h` is no open database.
+static bool call_on_db_text(call_t *c, uint32_t h, bytes_t *text, outcome_t *ret) {
+  char *s = take_cstr(text);
+  if (!call_on_db(c, h)) {
+    free(s);
+    done_code(ret, SQLITE_MISUSE);
+    return false;
+  }
+  c->s1 = s;
+  return true;
+}
+
 // ---------------------------------------------------------------- library
 
 void exports_pylon_sqlite_capi_libversion(capi_provider_string_t *ret) {
@@ -958,10 +981,7 @@ void exports_pylon_sqlite_capi_open(bytes_t *filename, int32_t flags, capi_provi
 }
 
 void exports_pylon_sqlite_capi_close(uint32_t db, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_CLOSE;
-  c.stmt = -1;
+  call_t c = new_call(OP_CLOSE);
   int i = slot_index(&dbs, db);
   // Not while a suspended call works on it, nor twice.
   if (i < 0 || dbs.v[i].closing || dbs.v[i].busy) {
@@ -1025,36 +1045,16 @@ int32_t exports_pylon_sqlite_capi_limit(uint32_t db, int32_t id, int32_t new_val
 }
 
 void exports_pylon_sqlite_capi_exec(uint32_t db, bytes_t *sql, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_EXEC;
-  c.stmt = -1;
-  c.db = -1;
-  char *s = take_cstr(sql);
-  if (!call_on_db(&c, db)) {
-    free(s);
-    done_code(ret, SQLITE_MISUSE);
-    return;
-  }
-  c.s1 = s;
+  call_t c = new_call(OP_EXEC);
+  if (!call_on_db_text(&c, db, sql, ret)) return;
   start(&c, ret);
 }
 
 void exports_pylon_sqlite_capi_create_function(uint32_t db, bytes_t *name, int32_t n_arg, int32_t flags,
                                                uint32_t user_data, bool scalar, bool aggregate, bool destroy,
                                                outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_CREATE_FUNCTION;
-  c.stmt = -1;
-  c.db = -1;
-  char *s = take_cstr(name);
-  if (!call_on_db(&c, db)) {
-    free(s);
-    done_code(ret, SQLITE_MISUSE);
-    return;
-  }
-  c.s1 = s;
+  call_t c = new_call(OP_CREATE_FUNCTION);
+  if (!call_on_db_text(&c, db, name, ret)) return;
   c.i1 = n_arg;
   c.i2 = flags;
   c.user_data = user_data;
@@ -1067,18 +1067,8 @@ void exports_pylon_sqlite_capi_create_function(uint32_t db, bytes_t *name, int32
 void exports_pylon_sqlite_capi_create_window_function(uint32_t db, bytes_t *name, int32_t n_arg, int32_t flags,
                                                       uint32_t user_data, bool define, bool destroy,
                                                       outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_CREATE_WINDOW_FUNCTION;
-  c.stmt = -1;
-  c.db = -1;
-  char *s = take_cstr(name);
-  if (!call_on_db(&c, db)) {
-    free(s);
-    done_code(ret, SQLITE_MISUSE);
-    return;
-  }
-  c.s1 = s;
+  call_t c = new_call(OP_CREATE_WINDOW_FUNCTION);
+  if (!call_on_db_text(&c, db, name, ret)) return;
   c.i1 = n_arg;
   c.i2 = flags;
   c.user_data = user_data;
@@ -1089,18 +1079,8 @@ void exports_pylon_sqlite_capi_create_window_function(uint32_t db, bytes_t *name
 
 void exports_pylon_sqlite_capi_create_collation(uint32_t db, bytes_t *name, uint32_t user_data, bool define,
                                                 bool destroy, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_CREATE_COLLATION;
-  c.stmt = -1;
-  c.db = -1;
-  char *s = take_cstr(name);
-  if (!call_on_db(&c, db)) {
-    free(s);
-    done_code(ret, SQLITE_MISUSE);
-    return;
-  }
-  c.s1 = s;
+  call_t c = new_call(OP_CREATE_COLLATION);
+  if (!call_on_db_text(&c, db, name, ret)) return;
   c.user_data = user_data;
   c.b1 = define;
   c.b2 = destroy;
@@ -1175,11 +1155,7 @@ int32_t exports_pylon_sqlite_capi_deserialize(uint32_t db, bytes_t *schema, byte
 // ---------------------------------------------------------------- statements
 
 void exports_pylon_sqlite_capi_prepare(uint32_t db, bytes_t *sql, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_PREPARE;
-  c.stmt = -1;
-  c.db = -1;
+  call_t c = new_call(OP_PREPARE);
   size_t n = sql->len;
   char *s = take_cstr(sql);
   if (!call_on_db(&c, db)) {
@@ -1217,11 +1193,7 @@ void exports_pylon_sqlite_capi_info(uint32_t stmt, exports_pylon_sqlite_capi_sta
 }
 
 static void stmt_call(enum op op, uint32_t stmt, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = op;
-  c.db = -1;
-  c.stmt = -1;
+  call_t c = new_call(op);
   if (!call_on_stmt(&c, stmt)) {
     done_code(ret, SQLITE_MISUSE);
     return;
@@ -1279,11 +1251,7 @@ bool exports_pylon_sqlite_capi_expanded_sql(uint32_t stmt, bytes_t *ret) {
 
 void exports_pylon_sqlite_capi_blob_open(uint32_t db, bytes_t *schema, bytes_t *table, bytes_t *column, int64_t row,
                                          bool writable, outcome_t *ret) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.op = OP_BLOB_OPEN;
-  c.stmt = -1;
-  c.db = -1;
+  call_t c = new_call(OP_BLOB_OPEN);
   char *s1 = take_cstr(schema), *s2 = take_cstr(table), *s3 = take_cstr(column);
   if (!call_on_db(&c, db)) {
     free(s1);

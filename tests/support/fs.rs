@@ -180,3 +180,44 @@ pub fn kiln_build(
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// `kiln SUBCOMMAND --progress none --cache-dir CACHE ARGS...` in `ws`
+/// (`args[0]` is the subcommand): (exit code, stdout, stderr).
+pub fn kiln(ws: &Path, cache: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg(args[0])
+        .args(["--progress", "none", "--cache-dir"])
+        .arg(cache)
+        .args(&args[1..])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The test virtualenv's python (`.ci/setup`) with `args` in `ws`; its
+/// stdout, and a panic with its output when it fails.
+pub fn host_python(ws: &Path, args: &[&str]) -> String {
+    let python = repo().join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no test virtualenv at {}: run .ci/setup",
+        python.display()
+    );
+    let o = Command::new(python)
+        .args(args)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "host python {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
