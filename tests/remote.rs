@@ -662,9 +662,14 @@ fn executor_builds_the_pylon_like_a_local_build() {
     assert_eq!(code, 0, "{err}");
 
     // The executor: the toolchains kiln's keys name (clang and wasi-libc
-    // under /usr, Rust under rustup's home) at the same paths.
+    // under /usr, Rust under rustup's home, zig and binaryen under
+    // /opt/kiln) at the same paths.
     let home = rustup_home();
-    let server = buildbox(&format!("{}:{}", home.display(), home.display()));
+    let server = buildbox(&format!(
+        "{}:{} /opt/kiln:/opt/kiln",
+        home.display(),
+        home.display()
+    ));
     let port = server.1;
     let url = format!("grpc://127.0.0.1:{port}");
     let cache = tmp.0.join("cache");
@@ -717,6 +722,7 @@ fn executor_builds_the_pylon_like_a_local_build() {
         "DynlinkCheck",
         "PackStdlib",
         "CargoFetch",
+        "CrateFetch",
     ];
     assert!(
         local.iter().all(|m| in_process.contains(&m.as_str())),
@@ -728,6 +734,8 @@ fn executor_builds_the_pylon_like_a_local_build() {
         "CcCompile",
         "CcLink",
         "CargoBuild",
+        "CxxLibc",
+        "Asyncify",
     ] {
         assert!(remote.contains(m), "{m} did not run remotely: {remote:?}");
     }

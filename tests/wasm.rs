@@ -16,7 +16,7 @@ use std::process::Command;
 #[path = "support/fs.rs"]
 mod support;
 
-use support::{Tmp, copy_dir, example_workspace, executed, repo};
+use support::{Tmp, copy_dir, example_workspace, executed, kiln, repo};
 
 fn build(ws: &Path, cache: &Path, args: &[&str]) -> (bool, String) {
     let (code, err) = build_code(ws, cache, args);
@@ -358,20 +358,6 @@ fn example_pylon_end_to_end() {
 
     // The composed pylon runs Python: each linkage mode through its cap,
     // as pylon_test targets (`kiln test`) and through `kiln run`.
-    let kiln = |ws: &Path, cache: &Path, args: &[&str]| -> (i32, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(args)
-            .args(["--progress", "none", "--cache-dir"])
-            .arg(cache)
-            .current_dir(ws)
-            .output()
-            .unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
     let (code, _, err) = kiln(&a, &shared_cache, &["test", "//pylon/..."]);
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -798,6 +798,17 @@ static void registered(uint32_t id, int rc) {
   if (rc != SQLITE_OK) registry_drop(id);
 }
 
+// Registers function `e` for `db` in `id`; out of memory, runs its
+// destructor (as SQLite does when a function's creation fails) and says
+// SQLITE_NOMEM.
+static int register_function(sqlite3 *db, entry *e, uint32_t *id) {
+  int nomem;
+  *id = register_for(db, e, &nomem);
+  if (!nomem) return SQLITE_OK;
+  if (e->destroy) e->destroy(e->app);
+  return SQLITE_NOMEM;
+}
+
 int sqlite3_create_function_v2(sqlite3 *db, const char *name, int n_arg, int flags, void *app, void (*func)(sqlite3_context *, int, sqlite3_value **),
                                void (*step)(sqlite3_context *, int, sqlite3_value **), void (*final)(sqlite3_context *), void (*destroy)(void *)) {
   if (db == NULL || name == NULL || (func && (step || final)) || (!func && (step != NULL) != (final != NULL))) {
@@ -807,12 +818,8 @@ int sqlite3_create_function_v2(sqlite3 *db, const char *name, int n_arg, int fla
     return SQLITE_MISUSE;
   }
   entry e = {.app = app, .func = func, .step = step, .final = final, .destroy = destroy};
-  int nomem;
-  uint32_t id = register_for(db, &e, &nomem);
-  if (nomem) {
-    if (destroy) destroy(app);
-    return SQLITE_NOMEM;
-  }
+  uint32_t id;
+  if (register_function(db, &e, &id) != SQLITE_OK) return SQLITE_NOMEM;
   pylon_list_u8_t l = borrow(name);
   wit_outcome o;
   pylon_sqlite_capi_create_function(db->h, &l, n_arg, flags, id, func != NULL, step != NULL, destroy != NULL, &o);
@@ -830,12 +837,8 @@ int sqlite3_create_window_function(sqlite3 *db, const char *name, int n_arg, int
     return SQLITE_MISUSE;
   }
   entry e = {.app = app, .step = step, .final = final, .value = value, .inverse = inverse, .destroy = destroy};
-  int nomem;
-  uint32_t id = register_for(db, &e, &nomem);
-  if (nomem) {
-    if (destroy) destroy(app);
-    return SQLITE_NOMEM;
-  }
+  uint32_t id;
+  if (register_function(db, &e, &id) != SQLITE_OK) return SQLITE_NOMEM;
   pylon_list_u8_t l = borrow(name);
   wit_outcome o;
   pylon_sqlite_capi_create_window_function(db->h, &l, n_arg, flags, id, define, destroy != NULL, &o);
