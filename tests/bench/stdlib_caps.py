@@ -90,43 +90,33 @@ for _ in range(runs):
 print("callbacks", best, 100_000)
 """
 
-VARIANTS = """
-compose(
-    name = "pylon_without_compress",
-    base = "//third_party/cpython",
-    caps = ["//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
-    providers = ["//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
-    dynlink = ["//providers/crc32c"],
-    strip = STRIP,
-)
+# Variants of //:pylon: each leaves out some of its caps and the providers
+# only they import.
+EXAMPLE_CAPS = ["//caps/crc32c", "//caps/id_mux", "//caps/sqlite"]
+EXAMPLE_PROVIDERS = ["//providers/id_mux", "//providers/sqlite"]
+COMPRESS = ["//providers/compress"]
+SQLITE3 = ["//providers/sqlite:capi"]
 
-compose(
-    name = "pylon_without_sqlite3",
-    base = "//third_party/cpython",
-    caps = ["//caps/compress:bz2", "//caps/compress:lzma", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite"],
-    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite"],
-    dynlink = ["//providers/crc32c"],
-    strip = STRIP,
-)
 
+def variant(name, caps, providers):
+    return f"""
 compose(
-    name = "pylon_lzma_only",
+    name = "{name}",
     base = "//third_party/cpython",
-    caps = ["//caps/compress:lzma", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
-    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
+    caps = {sorted(EXAMPLE_CAPS + caps)!r},
+    providers = {sorted(EXAMPLE_PROVIDERS + providers)!r},
     dynlink = ["//providers/crc32c"],
     strip = STRIP,
 )
+""".replace("'", '"')
 
-compose(
-    name = "pylon_bz2_only",
-    base = "//third_party/cpython",
-    caps = ["//caps/compress:bz2", "//caps/crc32c", "//caps/id_mux", "//caps/sqlite", "//caps/sqlite3"],
-    providers = ["//providers/compress", "//providers/id_mux", "//providers/sqlite", "//providers/sqlite:capi"],
-    dynlink = ["//providers/crc32c"],
-    strip = STRIP,
-)
-"""
+
+VARIANTS = "".join([
+    variant("pylon_without_compress", ["//caps/sqlite3"], SQLITE3),
+    variant("pylon_without_sqlite3", ["//caps/compress:bz2", "//caps/compress:lzma"], COMPRESS),
+    variant("pylon_lzma_only", ["//caps/compress:lzma", "//caps/sqlite3"], COMPRESS + SQLITE3),
+    variant("pylon_bz2_only", ["//caps/compress:bz2", "//caps/sqlite3"], COMPRESS + SQLITE3),
+])
 
 SINGLE = """
 provider(
